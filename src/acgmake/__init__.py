@@ -1,0 +1,13 @@
+"""acgmake: lyrics in, a short animated music clip out, offline.
+
+Plugins import what they need from here::
+
+    from acgmake import Artifact, Param, Stage, hookimpl
+"""
+
+__version__ = "0.1.0"
+
+from acgmake.hookspecs import hookimpl  # noqa: E402
+from acgmake.pipeline import Artifact, Param, Stage, StageContext  # noqa: E402
+
+__all__ = ["Artifact", "Param", "Stage", "StageContext", "hookimpl", "__version__"]

@@ -1,0 +1,543 @@
+"""The ``acgmake`` command line: thin click commands over :mod:`acgmake.pipeline`.
+
+Every stage a plugin registers becomes a command of its own here, built from the stage's
+declaration, so built-in and third-party stages are run by the same code path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from acgmake import __version__
+from acgmake.errors import Interrupted, UserError
+from acgmake.pipeline import (
+    Param,
+    Registry,
+    Reporter,
+    Stage,
+    check_writable,
+    copy_atomic,
+    plan,
+    replaced_by,
+    run,
+)
+from acgmake.plugins import Plugins, get_plugins
+
+RUN_SUFFIX = ".acgmake"
+FINAL_KIND = "clip"
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+class ClickReporter(Reporter):
+    """Prints a line per stage to stderr; on a terminal, a live percentage while it runs."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self.prefix = ""
+        self.started = 0.0
+        self.last_draw = 0.0
+
+    def stage_started(self, number: int, total: int, stage: Stage) -> None:
+        self.prefix = f"[{number}/{total}] {stage.name}"
+        self.started = time.monotonic()
+        if self.live:
+            click.echo(f"{self.prefix} ...", err=True, nl=False)
+
+    def stage_progress(self, stage: Stage, done: float, total: float | None, note: str) -> None:
+        now = time.monotonic()
+        if not self.live or now - self.last_draw < 0.2:
+            return
+        self.last_draw = now
+        text = f"{self.prefix} {note}".rstrip()
+        if total:
+            share = min(max(done / total, 0.0), 1.0)
+            elapsed = now - self.started
+            left = elapsed * (1 - share) / share if share > 0 else 0
+            text = f"{self.prefix} {share:4.0%} {note} ({left:.0f}s left)".replace("  ", " ")
+        click.echo("\r\033[K" + text, err=True, nl=False)
+
+    def stage_finished(self, stage: Stage, seconds: float, cached: bool) -> None:
+        outcome = "cached" if cached else f"done in {seconds:.1f}s"
+        start = "\r\033[K" if self.live else ""
+        click.echo(f"{start}{self.prefix} {outcome}", err=True)
+
+    def log(self, stage: Stage, message: str) -> None:
+        start = "\r\033[K" if self.live else ""
+        click.echo(f"{start}{self.prefix}: {message}", err=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Options made from stage parameters
+
+
+def _option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _param_option(param: Param, flag: str, dest: str) -> click.Option:
+    if isinstance(param.default, bool) and param.type is None:
+        positive = flag
+        return click.Option(
+            [f"{positive}/--no-{positive[2:]}", dest],
+            default=None,
+            help=f"{param.help} [default: {'on' if param.default else 'off'}]",
+        )
+    kind = param.type if param.type is not None else type(param.default)
+    shown = param.default if param.default not in ("", None) else None
+    return click.Option(
+        [flag, dest],
+        type=kind,
+        default=None,
+        help=param.help + (f" [default: {shown}]" if shown is not None else ""),
+    )
+
+
+def stage_options(stages: list[Stage]) -> tuple[list[click.Option], dict[str, tuple[str, str]]]:
+    """Click options for the parameters of ``stages`` and a map from option to (stage, param).
+
+    A parameter name used by two stages becomes ``--<stage>-<name>`` on both.
+    """
+    counts: dict[str, int] = {}
+    for stage in stages:
+        for param in stage.params:
+            counts[param.name] = counts.get(param.name, 0) + 1
+    options, targets = [], {}
+    for stage in stages:
+        for param in stage.params:
+            name = param.name if counts[param.name] == 1 else f"{stage.name}_{param.name}"
+            dest = f"param__{stage.name}__{param.name}".replace("-", "_")
+            options.append(_param_option(param, _option_name(name), dest))
+            targets[dest] = (stage.name, param.name)
+    return options, targets
+
+
+def _collect_params(values: dict[str, Any], targets: dict[str, tuple[str, str]]) -> dict:
+    params: dict[str, dict[str, Any]] = {}
+    for dest, (stage_name, param_name) in targets.items():
+        value = values.get(dest)
+        if value is not None:
+            params.setdefault(stage_name, {})[param_name] = value
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared behaviour of the commands that run stages
+
+
+def default_workdir(source: Path | None, fallback: str) -> Path:
+    """The run folder: ``source``'s folder if that is a run folder, else ``<stem>.acgmake``."""
+    if source is None:
+        return Path(fallback + RUN_SUFFIX)
+    if source.parent.name.endswith(RUN_SUFFIX):
+        return source.parent
+    return source.parent / (source.stem + RUN_SUFFIX)
+
+
+def _validate_input(path: Path, kind: str) -> Path:
+    if not path.exists():
+        raise UserError(f"{path} does not exist; check the path of your {kind} file")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give the path of your {kind} file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"cannot read {path}; check its permissions")
+    return path
+
+
+def execute(
+    plugins: Plugins,
+    workdir: Path,
+    targets: list[str],
+    *,
+    inputs: dict[str, Path],
+    params: dict[str, dict[str, Any]],
+    seed: int,
+    force: bool,
+    only: list[str] | None = None,
+    output: Path | None = None,
+    output_kind: str = FINAL_KIND,
+) -> Path:
+    """Run stages with progress on stderr; copy ``output_kind`` to ``output`` if given."""
+    if output is not None:
+        check_writable(output)
+    result = run(
+        plugins.registry,
+        workdir,
+        targets,
+        inputs=inputs,
+        params=params,
+        seed=seed,
+        force=force,
+        only=only,
+        reporter=ClickReporter(),
+        plugins=plugins.versions(),
+    )
+    made = result.files[output_kind]
+    if output is None:
+        return made
+    try:
+        copy_atomic(made, output)
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error.strerror or error}") from None
+    return output
+
+
+def final_kinds(registry: Registry) -> list[str]:
+    """What ``acgmake song`` makes: the clip plus anything a stage makes that nothing reads."""
+    read = {kind for stage in registry.stages for kind in stage.reads}
+    made = [kind for stage in registry.stages for kind in stage.makes]
+    leaves = [kind for kind in dict.fromkeys(made) if kind not in read]
+    return [FINAL_KIND] + [kind for kind in leaves if kind != FINAL_KIND]
+
+
+# ---------------------------------------------------------------------------------------------
+# The group
+
+
+class AcgmakeGroup(click.Group):
+    """Adds the stage commands and the plugins' commands when the CLI is first used."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._extended_with: Plugins | None = None
+        self._own: dict[str, click.Command] | None = None
+        self._song_params: list[click.Parameter] = []
+
+    def _extend(self) -> None:
+        plugins = get_plugins()
+        if self._extended_with is plugins:
+            return
+        if self._own is None:
+            self._own = dict(self.commands)
+            self._song_params = list(self._own["song"].params)
+        # Start again from acgmake's own commands, so a new plugin set never sees stale ones.
+        self.commands = dict(self._own)
+        song = self.commands["song"]
+        song.params = list(self._song_params)
+        self._extended_with = plugins
+        for stage in plugins.registry.stages:
+            if stage.name not in self.commands:
+                self.add_command(make_stage_command(stage), stage.name)
+        add_song_options(song, plugins.registry)
+        plugins.register_commands(self)
+        for info in plugins.broken():
+            click.echo(
+                f"Warning: plugin {info.name} is broken and was left out ({info.error}); "
+                "see `acgmake plugins`",
+                err=True,
+            )
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._extend()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._extend()
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=AcgmakeGroup)
+@click.version_option(__version__, prog_name="acgmake")
+def cli() -> None:
+    """Lyrics in, a short animated music clip out: a composed melody sung by Sinsy and a
+    StyleGAN2 character, offline.
+
+    \b
+    Make a clip:           acgmake song lyrics.txt
+    Run one stage:         acgmake compose lyrics.txt
+    See the chain:         acgmake stages
+    Check the install:     acgmake doctor
+    """
+
+
+@cli.command()
+@click.argument("lyrics", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Where to write the clip. [default: LYRICS with .mp4]",
+)
+@click.option(
+    "--score",
+    type=click.Path(path_type=Path),
+    help="Sing your own MusicXML score instead of composing one from the lyrics.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    help="Run folder for every intermediate file. [default: LYRICS-stem.acgmake/]",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for everything random: same seed and lyrics, same clip.",
+)
+@click.option(
+    "--force", is_flag=True, help="Re-run every stage, even those whose inputs are unchanged."
+)
+def song(
+    lyrics: Path | None,
+    output: Path | None,
+    score: Path | None,
+    workdir: Path | None,
+    seed: int,
+    force: bool,
+    **values: Any,
+) -> None:
+    """Make a music clip (MP4) from a lyrics file: compose, sing, draw, color, animate.
+
+    Write the lyrics in hiragana or katakana, a line per phrase, a blank line between
+    sections. Every intermediate file stays in the run folder; a second run redoes only the
+    stages whose inputs or options changed.
+
+    \b
+    Example:
+      acgmake song examples/kaeru.txt -o kaeru.mp4 --seed 3
+    """
+    plugins = get_plugins()
+    if (lyrics is None) == (score is None):
+        raise click.UsageError("give a lyrics file, or --score my.musicxml (not both)")
+    inputs: dict[str, Path] = {}
+    if score is not None:
+        inputs["score"] = _validate_input(score, "score")
+    if lyrics is not None:
+        inputs["lyrics"] = _validate_input(lyrics, "lyrics")
+    source = lyrics if lyrics is not None else score
+    assert source is not None
+    output = output or source.with_suffix(".mp4")
+    workdir = workdir or default_workdir(source, source.stem)
+    _, targets = stage_options(plugins.registry.stages)
+    made = execute(
+        plugins,
+        workdir,
+        final_kinds(plugins.registry),
+        inputs=inputs,
+        params=_collect_params(values, targets),
+        seed=seed,
+        force=force,
+        output=output,
+    )
+    click.echo(f"Wrote {made}  (every intermediate file is in {workdir}/)")
+
+
+def add_song_options(command: click.Command, registry: Registry) -> None:
+    options, _ = stage_options(registry.stages)
+    taken = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    command.params.extend(option for option in options if option.opts[0] not in taken)
+
+
+def make_stage_command(stage: Stage) -> click.Command:
+    """A command that runs just ``stage`` in a run folder (see the module docstring)."""
+    primary = stage.needs[0] if stage.needs else None
+    others = [kind for kind in stage.reads if kind != primary]
+    options, targets = stage_options([stage])
+
+    def callback(
+        input_path: Path | None = None,
+        output: Path | None = None,
+        workdir: Path | None = None,
+        seed: int = 0,
+        force: bool = False,
+        **values: Any,
+    ) -> None:
+        plugins = get_plugins()
+        current = plugins.registry.stage(stage.name)
+        inputs: dict[str, Path] = {}
+        if input_path is not None:
+            inputs[primary] = _validate_input(input_path, primary)
+        for kind in others:
+            given = values.pop(f"kind__{kind}", None)
+            if given is not None:
+                inputs[kind] = _validate_input(given, kind)
+        if input_path is None and workdir is None and primary is not None:
+            raise click.UsageError(f"give the {primary} file, or --workdir with a run folder")
+        folder = workdir or default_workdir(input_path, stage.name)
+        made = execute(
+            plugins,
+            folder,
+            list(current.makes),
+            inputs=inputs,
+            params=_collect_params(values, targets),
+            seed=seed,
+            force=force,
+            only=[current.name],
+            output=output,
+            output_kind=current.makes[0],
+        )
+        click.echo(f"Wrote {made}")
+
+    params: list[click.Parameter] = []
+    if primary is not None:
+        params.append(
+            click.Argument(
+                ["input_path"],
+                required=False,
+                type=click.Path(path_type=Path),
+                metavar=primary.upper(),
+            )
+        )
+    params += [
+        click.Option(
+            ["-o", "--output"],
+            type=click.Path(path_type=Path),
+            help=f"Also write the {stage.makes[0]} here.",
+        ),
+        click.Option(
+            ["--workdir"],
+            type=click.Path(path_type=Path),
+            help="Run folder to read inputs from and write outputs to. "
+            f"[default: {'INPUT-stem' if primary else stage.name}.acgmake/]",
+        ),
+        click.Option(
+            ["--seed"], type=int, default=0, show_default=True, help="Seed for everything random."
+        ),
+        click.Option(["--force"], is_flag=True, help="Run even if the output is up to date."),
+    ]
+    for kind in others:
+        optional = " (optional)" if kind in stage.uses else ""
+        params.append(
+            click.Option(
+                [f"--{kind}", f"kind__{kind}"],
+                type=click.Path(path_type=Path),
+                help=f"The {kind} file{optional}. [default: from the run folder]",
+            )
+        )
+    params += options
+    needs = ", ".join(stage.needs) or "nothing"
+    makes = ", ".join(stage.makes)
+    helptext = (stage.help or f"Run the {stage.name} stage.") + (
+        f"\n\nNeeds: {needs}. Makes: {makes}. Plugin: {stage.plugin}."
+    )
+    return click.Command(
+        stage.name,
+        callback=callback,
+        params=params,
+        help=helptext,
+        short_help=(stage.help or "").split(".")[0],
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--score", is_flag=True, help="Show the chain for `song --score` (no compose).")
+def stages(as_json: bool, score: bool) -> None:
+    """Show the stages `acgmake song` runs, in order, with what each needs and makes."""
+    plugins = get_plugins()
+    registry = plugins.registry
+    given = ["score"] if score else ["lyrics"]
+    try:
+        ordered = plan(registry, final_kinds(registry), given)
+    except UserError as error:
+        raise UserError(f"the stages cannot be ordered: {error.message}") from None
+    replaced = replaced_by(registry)
+    rows = [
+        {
+            "order": i,
+            "name": s.name,
+            "needs": list(s.needs),
+            "uses": list(s.uses),
+            "makes": list(s.makes),
+            "plugin": s.plugin,
+            "version": s.version,
+        }
+        for i, s in enumerate(ordered, start=1)
+    ]
+    idle = [
+        {
+            "name": s.name,
+            "plugin": s.plugin,
+            "why": f"replaced by {replaced[s.name]}" if s.name in replaced else "not needed",
+        }
+        for s in registry.stages
+        if s not in ordered
+    ]
+    if as_json:
+        click.echo(json.dumps({"stages": rows, "not_run": idle}, indent=2))
+        return
+    click.echo(f"acgmake song, from {given[0]}:")
+    for row in rows:
+        reads = ", ".join(row["needs"] + [f"{k}?" for k in row["uses"]]) or "-"
+        click.echo(
+            f"  {row['order']}. {row['name']:<10} {reads:<36} -> "
+            f"{', '.join(row['makes']):<26} [{row['plugin']}]"
+        )
+    for row in idle:
+        click.echo(f"  -  {row['name']:<10} ({row['why']}) [{row['plugin']}]")
+
+
+@cli.command("plugins")
+@click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
+def plugins_command(show_all: bool) -> None:
+    """List the installed plugins as JSON: version, hooks, stages, and whether they are broken."""
+    plugins = get_plugins()
+    records = [info.as_dict() for info in plugins.infos.values() if show_all or not info.builtin]
+    click.echo(json.dumps(records, indent=2))
+
+
+@cli.command()
+def doctor() -> None:
+    """Check Sinsy, the voice, ffmpeg, torch, the shipped model and the plugins."""
+    from acgmake.doctor import run_checks
+
+    problems = 0
+    for check in run_checks(get_plugins()):
+        mark = "ok  " if check.ok else "FAIL"
+        click.echo(f"{mark} {check.name}: {check.detail}")
+        if not check.ok:
+            problems += 1
+            click.echo(f"     -> {check.fix}")
+    if problems:
+        raise UserError(f"{problems} problem(s) found; see the lines marked FAIL above")
+    click.echo("Everything acgmake needs is in place.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: user errors as one line, Ctrl-C as a clean stop."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        cli.main(args=argv, prog_name="acgmake", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail(Interrupted(_interrupted_message()))
+    except KeyboardInterrupt:
+        _fail(Interrupted(_interrupted_message()))
+    except click.ClickException as error:
+        _fail(error)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+
+
+def _interrupted_message() -> str:
+    return (
+        "interrupted; nothing half-written was left, and the stages that finished are kept "
+        "(run the same command again to continue)"
+    )
+
+
+def _fail(error: click.ClickException) -> None:
+    if os.environ.get("ACGMAKE_DEBUG") and error.__cause__ is not None:
+        import traceback
+
+        traceback.print_exception(error.__cause__)
+    error.show()
+    sys.exit(error.exit_code)

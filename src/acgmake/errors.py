@@ -1,0 +1,27 @@
+"""Errors a user can act on.
+
+Anything raised as a :class:`UserError` is shown as one line (``Error: ...``) with a non-zero
+exit and no traceback. Any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+class UserError(click.ClickException):
+    """Bad input or environment: the message says what is wrong and what to do."""
+
+    exit_code = 1
+
+
+class PluginError(UserError):
+    """A third-party plugin failed to load or raised; the message names the plugin."""
+
+    exit_code = 3
+
+
+class Interrupted(UserError):
+    """The user pressed Ctrl-C; finished stages are kept, nothing half-written remains."""
+
+    exit_code = 130

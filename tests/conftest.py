@@ -1,0 +1,38 @@
+"""Shared fixtures: a plugin set made of test plugins, loaded the way acgmake loads its own."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+
+import pytest
+
+from acgmake import plugins as plugin_module
+from acgmake.plugins import Plugins
+
+
+def make_plugin(name: str, **hooks: Callable) -> types.ModuleType:
+    """A plugin module whose hook functions are ``hooks`` (marked with ``@hookimpl``)."""
+    from acgmake import hookimpl
+
+    module = types.ModuleType(name)
+    for hook_name, function in hooks.items():
+        function.__name__ = hook_name
+        setattr(module, hook_name, hookimpl(function))
+    return module
+
+
+@pytest.fixture
+def use_plugins(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Plugins]:
+    """Make the CLI see exactly the given plugin modules (name -> module), nothing installed."""
+
+    def install(*modules: types.ModuleType, builtin: bool = True) -> Plugins:
+        plugins = Plugins()
+        for module in modules:
+            name = module.__name__
+            plugins.add(module, name, "1.0", builtin=builtin and name.startswith("acgmake."))
+        plugins._collect()
+        monkeypatch.setattr(plugin_module, "_loaded", plugins)
+        return plugins
+
+    return install

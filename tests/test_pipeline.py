@@ -1,0 +1,265 @@
+"""Planning, caching and atomic outputs of the pipeline, on small text stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from acgmake import Artifact, Param, Stage
+from acgmake.errors import PluginError, UserError
+from acgmake.pipeline import Registry, plan, replaced_by, run
+
+calls: list[str] = []
+
+
+def shout(ctx):
+    calls.append("shout")
+    text = ctx.input("words").read_text()
+    ctx.output("loud").write_text(text.upper() * ctx.params["times"])
+
+
+def exclaim(ctx):
+    calls.append("exclaim")
+    ctx.output("loud").write_text(ctx.input("loud").read_text() + "!")
+
+
+def frame(ctx):
+    calls.append("frame")
+    note = ctx.input("note")
+    extra = note.read_text() if note else ""
+    ctx.output("framed").write_text(f"[{ctx.input('loud').read_text()}{extra}]#{ctx.seed}")
+
+
+def registry_with(*stages: Stage) -> Registry:
+    registry = Registry()
+    for kind in ("words", "loud", "framed", "note"):
+        registry.add_artifact(Artifact(kind, f"{kind}.txt", plugin="acgmake.test"))
+    for stage in stages:
+        registry.add_stage(stage)
+    return registry
+
+
+SHOUT = Stage(
+    "shout",
+    needs=("words",),
+    makes=("loud",),
+    run=shout,
+    params=(Param("times", 1, "repeat"),),
+    plugin="acgmake.test",
+)
+EXCLAIM = Stage("exclaim", needs=("loud",), makes=("loud",), run=exclaim, plugin="acgmake.test")
+FRAME = Stage(
+    "frame", needs=("loud",), uses=("note",), makes=("framed",), run=frame, plugin="acgmake.test"
+)
+
+
+@pytest.fixture(autouse=True)
+def clear_calls():
+    calls.clear()
+
+
+@pytest.fixture
+def words(tmp_path: Path) -> Path:
+    path = tmp_path / "in.txt"
+    path.write_text("hi")
+    return path
+
+
+def names(stages):
+    return [stage.name for stage in stages]
+
+
+def test_a_refiner_runs_between_the_producer_and_the_consumer_whatever_the_registration_order():
+    registry = registry_with(FRAME, EXCLAIM, SHOUT)
+    assert names(plan(registry, ["framed"], ["words"])) == ["shout", "exclaim", "frame"]
+
+
+def test_a_given_kind_leaves_out_its_producer_but_keeps_its_refiners():
+    registry = registry_with(SHOUT, EXCLAIM, FRAME)
+    assert names(plan(registry, ["framed"], ["loud"])) == ["exclaim", "frame"]
+
+
+def test_a_kind_nothing_makes_is_a_clear_error():
+    registry = registry_with(FRAME)
+    with pytest.raises(UserError, match="nothing makes 'loud'.*needed by frame"):
+        plan(registry, ["framed"], [])
+
+
+def test_stages_that_need_each_other_are_reported_as_a_cycle():
+    a = Stage("a", needs=("words",), makes=("loud",), run=shout, plugin="x")
+    b = Stage("b", needs=("loud",), makes=("words",), run=shout, plugin="y")
+    with pytest.raises(UserError, match="cycle"):
+        plan(registry_with(a, b), ["loud"], [])
+
+
+def test_a_later_producer_of_the_same_kinds_replaces_the_earlier_one():
+    other = Stage("other", needs=("note",), makes=("loud",), run=shout, plugin="third")
+    registry = registry_with(SHOUT, other)
+    assert names(plan(registry, ["loud"], ["note", "words"])) == ["other"]
+    assert replaced_by(registry) == {"shout": "other"}
+
+
+def test_two_producers_of_one_kind_that_do_not_replace_each_other_are_an_error():
+    twin = Stage("twin", needs=("note",), makes=("loud", "framed"), run=shout, plugin="third")
+    registry = registry_with(twin, SHOUT)
+    # shout comes later but makes only part of what twin makes, so it cannot replace twin.
+    with pytest.raises(UserError, match="both 'twin'.*and 'shout'.*make 'loud'"):
+        plan(registry, ["framed"], ["note", "words"])
+
+
+def test_run_writes_every_artifact_and_a_manifest(tmp_path: Path, words: Path):
+    result = run(
+        registry_with(SHOUT, EXCLAIM, FRAME),
+        tmp_path / "run",
+        ["framed"],
+        inputs={"words": words},
+        seed=7,
+        plugins=[{"name": "p", "version": "2"}],
+    )
+    assert (tmp_path / "run" / "framed.txt").read_text() == "[HI!]#7"
+    # The producer's output, before the refiner rewrote it, is kept apart, not overwritten.
+    assert (tmp_path / "run" / "stages" / "shout" / "loud.txt").read_text() == "HI"
+    assert (tmp_path / "run" / "loud.txt").read_text() == "HI!"
+    assert result.files["framed"] == tmp_path / "run" / "framed.txt"
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["seed"] == 7
+    assert manifest["order"] == ["shout", "exclaim", "frame"]
+    assert manifest["inputs"]["words"]["source"] == str(words.resolve())
+    assert manifest["plugins"] == [{"name": "p", "version": "2"}]
+    assert manifest["stages"]["shout"]["params"] == {"times": 1}
+    assert len(manifest["inputs"]["words"]["sha256"]) == 64
+
+
+def test_a_second_run_is_cached_and_a_changed_parameter_reruns_only_what_depends_on_it(
+    tmp_path: Path, words: Path
+):
+    registry = registry_with(SHOUT, EXCLAIM, FRAME)
+    run(registry, tmp_path / "run", ["framed"], inputs={"words": words})
+    calls.clear()
+    again = run(registry, tmp_path / "run", ["framed"], inputs={"words": words})
+    assert calls == [] and again.cached == ["shout", "exclaim", "frame"]
+
+    run(
+        registry,
+        tmp_path / "run",
+        ["framed"],
+        inputs={"words": words},
+        params={"exclaim": {}, "shout": {"times": 2}},
+    )
+    assert calls == ["shout", "exclaim", "frame"]
+    calls.clear()
+    # A changed input file re-runs; an unchanged one after a touch does not.
+    words.write_text("hi")
+    run(
+        registry,
+        tmp_path / "run",
+        ["framed"],
+        inputs={"words": words},
+        params={"shout": {"times": 2}},
+    )
+    assert calls == []
+
+
+def test_an_optional_input_that_appears_invalidates_the_cache(tmp_path: Path, words: Path):
+    registry = registry_with(SHOUT, FRAME)
+    run(registry, tmp_path / "run", ["framed"], inputs={"words": words})
+    note = tmp_path / "note.txt"
+    note.write_text("+n")
+    calls.clear()
+    run(registry, tmp_path / "run", ["framed"], inputs={"words": words, "note": note})
+    assert calls == ["frame"]
+    assert (tmp_path / "run" / "framed.txt").read_text() == "[HI+n]#0"
+
+
+def test_force_and_a_damaged_output_rerun_the_stage(tmp_path: Path, words: Path):
+    registry = registry_with(SHOUT)
+    run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
+    calls.clear()
+    run(registry, tmp_path / "run", ["loud"], inputs={"words": words}, force=True)
+    assert calls == ["shout"]
+    (tmp_path / "run" / "loud.txt").write_text("edited by hand")
+    calls.clear()
+    run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
+    assert calls == ["shout"]
+    assert (tmp_path / "run" / "loud.txt").read_text() == "HI"
+
+
+def test_a_failing_stage_leaves_no_file_under_the_final_name(tmp_path: Path, words: Path):
+    def half_then_fail(ctx):
+        ctx.output("loud").write_text("half")
+        raise KeyboardInterrupt
+
+    registry = registry_with(
+        Stage("shout", needs=("words",), makes=("loud",), run=half_then_fail, plugin="acgmake.test")
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
+    left = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert left == [".lock", "words.txt"]
+
+
+def test_a_third_party_stage_that_raises_is_named_in_a_one_line_error(tmp_path: Path, words: Path):
+    def broken(ctx):
+        raise ZeroDivisionError("oops")
+
+    registry = registry_with(
+        Stage("sparkle", needs=("words",), makes=("loud",), run=broken, plugin="acgmake-sparkle")
+    )
+    with pytest.raises(
+        PluginError,
+        match="stage 'sparkle' from plugin acgmake-sparkle failed: ZeroDivisionError: oops",
+    ):
+        run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
+    assert not (tmp_path / "run" / "loud.txt").exists()
+
+
+def test_a_stage_that_does_not_write_its_output_is_reported(tmp_path: Path, words: Path):
+    registry = registry_with(
+        Stage(
+            "lazy", needs=("words",), makes=("loud",), run=lambda ctx: None, plugin="acgmake-lazy"
+        )
+    )
+    with pytest.raises(PluginError, match="did not write loud"):
+        run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
+
+
+def test_unknown_stage_parameters_are_refused(tmp_path: Path, words: Path):
+    with pytest.raises(UserError, match="no parameter 'loudness'"):
+        run(
+            registry_with(SHOUT),
+            tmp_path / "run",
+            ["loud"],
+            inputs={"words": words},
+            params={"shout": {"loudness": 3}},
+        )
+
+
+def test_assets_are_recorded_with_credits_and_checked_on_the_next_run(tmp_path: Path, words: Path):
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+
+    def with_asset(ctx):
+        calls.append("asset")
+        ctx.use_asset(model, name="model", license="MIT", credit="Model: test (MIT)")
+        ctx.output("loud").write_text("x")
+
+    registry = registry_with(
+        Stage("shout", needs=("words",), makes=("loud",), run=with_asset, plugin="acgmake.test")
+    )
+    run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["credits"] == ["Model: test (MIT)"]
+    assert manifest["stages"]["shout"]["assets"][0]["license"] == "MIT"
+    model.write_bytes(b"other weights")
+    calls.clear()
+    run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
+    assert calls == ["asset"]
+
+
+def test_an_unwritable_run_folder_is_a_clear_error(tmp_path: Path, words: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="cannot create the run folder"):
+        run(registry_with(SHOUT), blocker / "run", ["loud"], inputs={"words": words})
