@@ -11,7 +11,7 @@ from acgmake import plugins as plugin_module
 from acgmake.plugins import Plugins
 
 
-def make_plugin(name: str, **hooks: Callable) -> types.ModuleType:
+def _make_plugin(name: str, **hooks: Callable) -> types.ModuleType:
     """A plugin module whose hook functions are ``hooks`` (marked with ``@hookimpl``)."""
     from acgmake import hookimpl
 
@@ -20,6 +20,12 @@ def make_plugin(name: str, **hooks: Callable) -> types.ModuleType:
         function.__name__ = hook_name
         setattr(module, hook_name, hookimpl(function))
     return module
+
+
+@pytest.fixture
+def make_plugin() -> Callable[..., types.ModuleType]:
+    """Build a plugin module from hook functions: ``make_plugin("name", register_stages=f)``."""
+    return _make_plugin
 
 
 @pytest.fixture

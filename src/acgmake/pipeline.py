@@ -331,6 +331,8 @@ def check_writable(path: Path) -> None:
         raise UserError(
             f"cannot write {path}: it is a folder; give a file name such as {path}/clip.mp4"
         )
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"cannot write {path}: {folder} is a file, not a folder")
     if not folder.is_dir():
         raise UserError(f"cannot write {path}: the folder {folder} does not exist; create it first")
     probe = folder / f".acgmake-write-test-{os.getpid()}"

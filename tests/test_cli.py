@@ -1,0 +1,180 @@
+"""The command line on a small chain of test stages: options, errors, output, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+import pytest
+
+from acgmake import Artifact, Param, Stage
+from acgmake.cli import main
+
+
+def write_score(ctx):
+    lyrics = ctx.input("lyrics").read_text(encoding="utf-8").strip()
+    if not lyrics:
+        from acgmake.errors import UserError
+
+        raise UserError("the lyrics are empty; write at least one line")
+    ctx.output("score").write_text(f"{ctx.params['key']}:{lyrics}")
+
+
+def write_clip(ctx):
+    if ctx.params["interrupt"]:
+        ctx.output("clip").write_text("half a clip")
+        raise KeyboardInterrupt
+    ctx.output("clip").write_text(ctx.input("score").read_text() + f"@{ctx.params['fps']}")
+
+
+def artifacts(register):
+    register(Artifact("lyrics", "lyrics.txt"))
+    register(Artifact("score", "score.txt"))
+    register(Artifact("clip", "clip.mp4"))
+
+
+def stages(register):
+    register(
+        Stage(
+            "compose",
+            needs=("lyrics",),
+            makes=("score",),
+            run=write_score,
+            params=(Param("key", "C", "key of the song"),),
+            help="Compose it.",
+        )
+    )
+    register(
+        Stage(
+            "animate",
+            needs=("score",),
+            makes=("clip",),
+            run=write_clip,
+            params=(
+                Param("fps", 24, "frames per second", type=click.IntRange(1, 60)),
+                Param("interrupt", False, "pretend Ctrl-C is pressed"),
+            ),
+            help="Animate it.",
+        )
+    )
+
+
+@pytest.fixture(autouse=True)
+def chain(use_plugins, make_plugin, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    use_plugins(make_plugin("acgmake.toy", register_artifacts=artifacts, register_stages=stages))
+
+
+def call(*args: str, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+        raise SystemExit(0)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+@pytest.fixture
+def lyrics(tmp_path: Path) -> Path:
+    path = tmp_path / "song.txt"
+    path.write_text("かえるの\n", encoding="utf-8")
+    return path
+
+
+def test_song_runs_every_stage_and_writes_the_clip_beside_the_lyrics(lyrics, capsys):
+    code, out, err = call("song", str(lyrics), "--key", "G", "--fps", "30", capsys=capsys)
+    assert code == 0, err
+    assert (lyrics.parent / "song.mp4").read_text() == "G:かえるの@30"
+    assert "[1/2] compose done" in err and "[2/2] animate done" in err
+    assert "Wrote" in out
+    manifest = json.loads((lyrics.parent / "song.acgmake" / "manifest.json").read_text())
+    assert manifest["stages"]["animate"]["params"] == {"fps": 30, "interrupt": False}
+
+    code, out, err = call("song", str(lyrics), "--key", "G", "--fps", "30", capsys=capsys)
+    assert code == 0 and "compose cached" in err and "animate cached" in err
+
+
+def test_each_stage_is_a_command_reading_and_writing_the_run_folder(lyrics, capsys):
+    code, out, err = call("compose", str(lyrics), capsys=capsys)
+    assert code == 0, err
+    score = lyrics.parent / "song.acgmake" / "score.txt"
+    assert score.read_text() == "C:かえるの"
+    code, out, err = call("animate", str(score), "-o", "out.mp4", capsys=capsys)
+    assert code == 0, err
+    assert Path("out.mp4").read_text() == "C:かえるの@24"
+    # The score lived in the run folder already, so the clip went there too.
+    assert (lyrics.parent / "song.acgmake" / "clip.mp4").exists()
+
+
+def test_a_user_error_is_one_line_and_a_nonzero_exit(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    code, out, err = call("song", str(empty), capsys=capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == "Error: the lyrics are empty; write at least one line"
+    assert "Traceback" not in err
+    assert not (tmp_path / "empty.mp4").exists()
+
+
+def test_a_missing_lyrics_file_names_the_path(tmp_path, capsys):
+    code, out, err = call("song", "nope.txt", capsys=capsys)
+    assert code == 1 and "Error: nope.txt does not exist" in err
+
+
+def test_an_output_path_in_a_missing_folder_fails_before_any_stage_runs(lyrics, capsys):
+    code, out, err = call("song", str(lyrics), "-o", "no/such/folder/clip.mp4", capsys=capsys)
+    assert code == 1
+    assert (
+        "Error: cannot write no/such/folder/clip.mp4: the folder no/such/folder does not "
+        "exist" in err
+    )
+    assert "[1/2]" not in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_an_output_path_in_a_read_only_folder_fails_before_any_stage_runs(lyrics, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        code, out, err = call("song", str(lyrics), "-o", str(locked / "clip.mp4"), capsys=capsys)
+    finally:
+        os.chmod(locked, 0o700)
+    assert code == 1 and "cannot write" in err and "Permission denied" in err
+    assert "[1/2]" not in err
+
+
+def test_an_option_out_of_range_is_refused_by_name(lyrics, capsys):
+    code, out, err = call("song", str(lyrics), "--fps", "500", capsys=capsys)
+    assert code == 2 and "--fps" in err
+
+
+def test_ctrl_c_leaves_no_clip_and_says_how_to_resume(lyrics, capsys):
+    code, out, err = call("song", str(lyrics), "--interrupt", capsys=capsys)
+    assert code == 130
+    assert "interrupted" in err and "run the same command again" in err
+    assert not (lyrics.parent / "song.mp4").exists()
+    run_folder = lyrics.parent / "song.acgmake"
+    assert not (run_folder / "clip.mp4").exists()
+    assert not [p for p in run_folder.iterdir() if "partial" in p.name]
+    # compose finished before the interruption and is reused.
+    code, out, err = call("song", str(lyrics), capsys=capsys)
+    assert code == 0 and "compose cached" in err
+
+
+def test_stages_shows_the_order_with_needs_and_makes(capsys):
+    code, out, err = call("stages", "--json", capsys=capsys)
+    assert code == 0
+    rows = json.loads(out)["stages"]
+    assert [(r["name"], r["needs"], r["makes"]) for r in rows] == [
+        ("compose", ["lyrics"], ["score"]),
+        ("animate", ["score"], ["clip"]),
+    ]
+
+
+def test_stage_help_lists_its_options_with_defaults(capsys):
+    code, out, err = call("animate", "--help", capsys=capsys)
+    assert code == 0
+    assert "--fps" in out and "frames per second" in out and "[default: 24]" in out
+    assert "Needs: score. Makes: clip." in out
