@@ -22,10 +22,12 @@ def _run(ctx):
 @hookimpl
 def register_artifacts(register):
     register(Artifact("note", "note.txt", "a note"))
+    register(Artifact("hint", "hint.txt", "an optional hint"))
 
 @hookimpl
 def register_stages(register):
-    register(Stage("jot", needs=(), makes=("note",), run=_run, help="Write a note."))
+    register(Stage("jot", needs=(), uses=("hint",), makes=("note",), run=_run,
+                   help="Write a note."))
 
 @hookimpl
 def register_commands(cli):
@@ -85,6 +87,8 @@ def test_a_plugin_that_fails_to_import_is_marked_broken_and_the_others_load(site
     plugins = load()
     assert plugins.infos["acgmake-good"].stages == ["jot"]
     assert plugins.infos["acgmake-good"].version == "0.1"
+    jot = plugins.registry.stage("jot")
+    assert (jot.plugin, jot.uses, jot.makes) == ("acgmake-good", ("hint",), ("note",))
     crashy = plugins.infos["acgmake-crashy"]
     assert crashy.broken and "ImportError: no numpy 9" in crashy.error
     assert [s.name for s in plugins.registry.stages] == ["jot"]

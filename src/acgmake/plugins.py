@@ -8,6 +8,7 @@ and left out; it never takes the command line down.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import os
@@ -148,7 +149,7 @@ class Plugins:
 
     def _artifact_adder(self, plugin_name: str) -> Callable[[Artifact], None]:
         def register(artifact: Artifact) -> None:
-            artifact = Artifact(artifact.kind, artifact.filename, artifact.description, plugin_name)
+            artifact = dataclasses.replace(artifact, plugin=plugin_name)
             self.registry.add_artifact(artifact)
             self.infos[plugin_name].artifacts.append(artifact.kind)
 
@@ -156,16 +157,7 @@ class Plugins:
 
     def _stage_adder(self, plugin_name: str) -> Callable[[Stage], None]:
         def register(stage: Stage) -> None:
-            stage = Stage(
-                name=stage.name,
-                needs=stage.needs,
-                makes=stage.makes,
-                run=stage.run,
-                version=stage.version,
-                params=stage.params,
-                help=stage.help,
-                plugin=plugin_name,
-            )
+            stage = dataclasses.replace(stage, plugin=plugin_name)
             self.registry.add_stage(stage)
             self.infos[plugin_name].stages.append(stage.name)
 
