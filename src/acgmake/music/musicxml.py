@@ -1,0 +1,390 @@
+"""Writing a :class:`~acgmake.music.melody.Melody` as MusicXML, and reading a score back.
+
+Written scores open in MuseScore and sing in Sinsy: MusicXML 4.0 (music21), one part, a
+treble clef, key and time signature, a tempo mark, one ``<lyric>`` with ``<syllabic>`` on every
+note, rests split on beats. Scores read back may come from anywhere (MuseScore's ``.mxl`` too),
+so they are checked before any XML library expands them: size, entity declarations (the
+"billion laughs" file), partwise MusicXML, notes, lyrics.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from acgmake.errors import UserError
+from acgmake.music.melody import Melody
+
+if TYPE_CHECKING:
+    import music21
+
+#: A song's MusicXML is well under 1 MB; a file over this is refused before parsing.
+MAX_SCORE_BYTES = 5 * 1024 * 1024
+#: Notes and rests in the sung part (about 20 minutes of eighth notes at 120 bpm).
+MAX_SCORE_NOTES = 5000
+#: The tempo Sinsy sings a score without a tempo mark at (measured: a quarter lasts 0.6 s).
+SINSY_DEFAULT_TEMPO_BPM = 100.0
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def melody_to_score(melody: Melody) -> music21.stream.Score:
+    """The melody as a music21 score: one voice part in measures, ready to write."""
+    from music21 import (
+        bar,
+        clef,
+        harmony,
+        instrument,
+        key,
+        metadata,
+        meter,
+        note,
+        stream,
+        tempo,
+        tie,
+    )
+
+    score = stream.Score()
+    score.metadata = metadata.Metadata()
+    score.metadata.title = melody.title or "acgmake song"
+    score.metadata.composer = "acgmake"
+    part = stream.Part()
+    part.id = "P1"  # fixed ids (music21 draws random ones): the same melody, the same bytes
+    part.partName = "Voice"
+    voice = instrument.Vocalist()
+    voice.partId = "P1"  # what music21 writes as the part's id
+    voice.instrumentId = "P1-I1"
+    part.insert(0, voice)
+
+    spell = _speller(melody.key, melody.mode)
+    bar_ql = float(melody.beats_per_bar)
+    measures: list[stream.Measure] = []
+    position = 0.0  # quarter lengths from the start
+
+    def measure_at(offset: float) -> stream.Measure:
+        while len(measures) <= int(offset // bar_ql):
+            measures.append(stream.Measure(number=len(measures) + 1))
+        return measures[int(offset // bar_ql)]
+
+    for item in melody.notes:
+        remaining = item.quarter_length
+        first = True
+        while remaining > 1e-9:
+            in_bar = position % bar_ql
+            length = min(remaining, bar_ql - in_bar)
+            if item.is_rest:
+                for start, piece in _rest_pieces(in_bar, length):
+                    measure_at(position).insert(start, note.Rest(quarterLength=piece))
+            else:
+                sung = note.Note(spell(item.midi), quarterLength=length)
+                if first and item.lyric:
+                    sung.lyrics = [note.Lyric(text=item.lyric, syllabic=item.syllabic or "single")]
+                # A note longer than the rest of its bar continues, tied, in the next.
+                if length < remaining - 1e-9:
+                    sung.tie = tie.Tie("start" if first else "continue")
+                elif not first:
+                    sung.tie = tie.Tie("stop")
+                measure_at(position).insert(in_bar, sung)
+            position += length
+            remaining -= length
+            first = False
+
+    for chord in melody.chords:
+        # Chord symbols (<harmony>): shown by MuseScore, ignored by Sinsy, read by later stages.
+        symbol = harmony.ChordSymbol(root=spell(60 + chord.root).name, kind=chord.quality)
+        symbol.writeAsChord = False
+        measure_at(chord.offset).insert(chord.offset % bar_ql, symbol)
+
+    opening = measures[0]
+    opening.insert(0, clef.TrebleClef())
+    opening.insert(0, key.Key(melody.key.replace("b", "-"), melody.mode))
+    opening.insert(0, meter.TimeSignature(f"{melody.beats_per_bar}/4"))
+    opening.insert(0, tempo.MetronomeMark(number=melody.tempo_bpm))
+    measures[-1].rightBarline = bar.Barline("final")
+    for measure in measures:
+        part.append(measure)
+    score.insert(0, part)
+    return score
+
+
+def musicxml_bytes(melody: Melody) -> bytes:
+    """The melody as the bytes of a MusicXML 4.0 file (UTF-8)."""
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    xml = GeneralObjectExporter(melody_to_score(melody)).parse()
+    # music21 stamps today's date; without it a re-composed score is byte-identical, so the
+    # sing stage's cache (keyed on the score's hash) still holds.
+    return re.sub(rb"\s*<encoding-date>[^<]*</encoding-date>", b"", xml, count=1)
+
+
+def write_musicxml(melody: Melody, path: str | Path) -> None:
+    """Write the melody to ``path`` as MusicXML (what ``score.musicxml`` holds)."""
+    Path(path).write_bytes(musicxml_bytes(melody))
+
+
+def _speller(tonic: str, mode: str):
+    """A function MIDI number -> music21 Pitch spelled in the key (A♭ in E♭ major, not G♯;
+    the raised 7th of a minor key as a sharpened 7th degree, D♯ in E minor)."""
+    from music21 import key, pitch
+
+    scale = key.Key(tonic.replace("b", "-"), mode).getPitches()[:7]
+    names = {p.pitchClass: p.name for p in scale}
+    if mode == "minor":
+        raised = scale[6].transpose("A1")
+        names.setdefault(raised.pitchClass, raised.name)
+
+    def spell(midi: int) -> pitch.Pitch:
+        name = names.get(midi % 12)
+        if name is None:
+            return pitch.Pitch(midi=midi)
+        spelled = pitch.Pitch(name)
+        spelled.octave = 4
+        spelled.octave += (midi - spelled.midi) // 12  # B#3 and Cb5 keep their written octave
+        return spelled
+
+    return spell
+
+
+def _rest_pieces(start: float, length: float) -> list[tuple[float, float]]:
+    """(offset in bar, length) of rests that fill ``length`` from ``start``, each on its beat:
+    a whole bar, halves on beats 1 and 3, quarters on beats, eighths between."""
+    pieces = []
+    end = start + length
+    while start < end - 1e-9:
+        for size in (4.0, 2.0, 1.0, 0.5, 0.25):
+            if start % size < 1e-9 and start + size <= end + 1e-9:
+                break
+        else:
+            size = end - start
+        pieces.append((start, size))
+        start += size
+    return pieces
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class ScoreNote:
+    """A note or rest of the sung part; tied notes are one ``ScoreNote``."""
+
+    offset: float  # quarter lengths from the start of the score
+    quarter_length: float
+    midi: int | None  # None for a rest
+    lyric: str  # "" for a rest or a note without a lyric
+
+    @property
+    def is_rest(self) -> bool:
+        return self.midi is None
+
+
+@dataclass
+class Score:
+    """What the sing stage needs from a score: the sung part's notes, tempo and metre."""
+
+    notes: list[ScoreNote]
+    tempo_bpm: float  # the first tempo mark
+    beats_per_bar: int  # quarter-note beats in the first bar's time signature
+    title: str = ""
+
+    def sung_notes(self) -> list[ScoreNote]:
+        return [n for n in self.notes if not n.is_rest]
+
+
+def read_score(path: str | Path) -> Score:
+    """The sung part of the MusicXML score at ``path`` (``.musicxml``, ``.xml`` or ``.mxl``).
+
+    The part sung is the one with the most lyrics. Raises :class:`UserError` for a file that is
+    too large, not XML, declares entities, is not partwise MusicXML, or has no notes or lyrics.
+    """
+    from music21 import converter
+
+    xml = sinsy_xml(path)
+    name = Path(path).name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # music21 warns, then raises, on a broken measure
+            parsed = converter.parseData(xml.decode("utf-8"), format="musicxml")
+    except Exception as error:  # music21 raises many kinds on malformed scores
+        raise UserError(
+            f"{name} is not a MusicXML score music21 can read ({type(error).__name__}: "
+            f"{error}); export it again from your notation program"
+        ) from None
+    parts = list(parsed.parts) if hasattr(parsed, "parts") else [parsed]
+    if not parts:
+        raise UserError(f"{name} has no part to sing")
+    return _score_from_part(parts[0], parsed, name)
+
+
+def _score_from_part(part, parsed, name: str) -> Score:
+    from music21 import chord, harmony, meter, tempo
+
+    notes: list[ScoreNote] = []
+    for element in part.flatten().notesAndRests:
+        length = float(element.quarterLength)
+        if length <= 0 or isinstance(element, harmony.Harmony):
+            continue  # grace notes take no time; chord symbols are not sung
+        offset = float(element.getOffsetInHierarchy(part))
+        if element.isRest:
+            if notes and notes[-1].is_rest:
+                notes[-1] = ScoreNote(notes[-1].offset, notes[-1].quarter_length + length, None, "")
+            else:
+                notes.append(ScoreNote(offset, length, None, ""))
+            continue
+        if isinstance(element, chord.Chord):
+            midi = max(p.midi for p in element.pitches)  # Sinsy sings one note: the top one
+        else:
+            midi = element.pitch.midi
+        tie = element.tie.type if element.tie is not None else None
+        if tie in ("stop", "continue") and notes and notes[-1].midi == midi:
+            previous = notes[-1]
+            notes[-1] = ScoreNote(
+                previous.offset, previous.quarter_length + length, midi, previous.lyric
+            )
+            continue
+        notes.append(ScoreNote(offset, length, midi, (element.lyric or "").strip()))
+        if len(notes) > MAX_SCORE_NOTES:
+            raise UserError(
+                f"{name} has more than {MAX_SCORE_NOTES} notes in its sung part; "
+                "split the song into shorter scores"
+            )
+    sung = [n for n in notes if not n.is_rest]
+    if not sung:
+        raise UserError(f"{name} has no notes to sing; write a melody with lyrics on its notes")
+    if not any(n.lyric for n in sung):
+        raise UserError(
+            f"{name} has no lyrics on its notes; Sinsy sings only notes with lyrics — add a "
+            "kana lyric to each note (MuseScore: select the first note, Ctrl+L)"
+        )
+    marks = list(parsed.flatten().getElementsByClass(tempo.MetronomeMark))
+    tempo_bpm = float(marks[0].getQuarterBPM()) if marks else SINSY_DEFAULT_TEMPO_BPM
+    signatures = list(part.flatten().getElementsByClass(meter.TimeSignature))
+    beats = round(signatures[0].barDuration.quarterLength) if signatures else 4
+    title = ""
+    if parsed.metadata is not None:
+        title = parsed.metadata.bestTitle or ""
+    return Score(notes, tempo_bpm, max(1, beats), title)
+
+
+def sinsy_xml(path: str | Path) -> bytes:
+    """The score at ``path`` as Sinsy should read it: UTF-8 MusicXML of the one sung part.
+
+    The file is checked (size, well-formed, no entity declarations, partwise MusicXML)
+    without expanding anything, then written back with only the part that has the most
+    lyrics, since Sinsy sings every part one after the other.
+    """
+    from xml.etree.ElementTree import tostring
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import ParseError, fromstring
+
+    path = Path(path)
+    name = path.name
+    data = _read_limited(path)
+    if data.startswith(_ZIP_MAGIC):
+        data = _unzip_score(data, name)
+    try:
+        root = fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException:
+        raise UserError(
+            f"{name} declares XML entities, which acgmake does not expand (a crafted file can "
+            "use them to fill the memory); export the score again from your notation program"
+        ) from None
+    except ParseError as error:
+        raise UserError(
+            f"{name} is not well-formed XML ({error}); give a MusicXML score "
+            "(.musicxml, .xml or .mxl)"
+        ) from None
+    tag = root.tag.rsplit("}", 1)[-1]
+    if tag == "score-timewise":
+        raise UserError(
+            f"{name} is timewise MusicXML, which Sinsy cannot read; export it as (partwise) "
+            "MusicXML from your notation program"
+        )
+    if tag != "score-partwise":
+        raise UserError(f"{name} is XML but not a MusicXML score (its root is <{tag}>)")
+    parts = root.findall("part")
+    if not parts:
+        raise UserError(f"{name} has no part to sing")
+    sung = max(parts, key=lambda part: len(part.findall("./measure/note/lyric")))
+    for part in parts:
+        if part is not sung:
+            root.remove(part)
+    part_list = root.find("part-list")
+    if part_list is not None:
+        for entry in part_list.findall("score-part"):
+            if entry.get("id") != sung.get("id"):
+                part_list.remove(entry)
+    # Sinsy picks its lyric dictionary by the declared encoding: always declare UTF-8.
+    body = tostring(root, encoding="unicode").encode("utf-8")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+def _read_limited(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_SCORE_BYTES:
+            raise UserError(
+                f"{path.name} is {size / 1024 / 1024:.1f} MB; scores are limited to "
+                f"{MAX_SCORE_BYTES // 1024 // 1024} MB (a song's MusicXML is well under 1 MB)"
+            )
+        return path.read_bytes()
+    except OSError as error:
+        raise UserError(f"cannot read the score {path}: {error.strerror or error}") from None
+
+
+def _unzip_score(data: bytes, name: str) -> bytes:
+    """The MusicXML inside a compressed ``.mxl`` file, read no further than the size limit."""
+    from defusedxml.ElementTree import fromstring
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            inner = ""
+            if "META-INF/container.xml" in names:
+                with archive.open("META-INF/container.xml") as handle:
+                    container = fromstring(handle.read(64 * 1024), forbid_entities=True)
+                rootfile = container.find(".//{*}rootfile")
+                inner = rootfile.get("full-path", "") if rootfile is not None else ""
+            if inner not in names:
+                inner = next(
+                    (n for n in names if n.endswith((".xml", ".musicxml")) and "/" not in n), ""
+                )
+            if not inner:
+                raise UserError(f"{name} is a zip file with no MusicXML score in it")
+            with archive.open(inner) as handle:
+                xml = handle.read(MAX_SCORE_BYTES + 1)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UserError(
+            f"{name} looks like a compressed .mxl score but cannot be opened ({error})"
+        ) from None
+    except Exception as error:  # defusedxml on a bad container.xml
+        if isinstance(error, UserError):
+            raise
+        raise UserError(f"{name} has an unreadable META-INF/container.xml ({error})") from None
+    if len(xml) > MAX_SCORE_BYTES:
+        raise UserError(
+            f"the score inside {name} is over {MAX_SCORE_BYTES // 1024 // 1024} MB uncompressed"
+        )
+    return xml
+
+
+def lines_of(notes: list[ScoreNote]) -> list[list[ScoreNote]]:
+    """The sung notes grouped into lines: a rest ends a line."""
+    lines: list[list[ScoreNote]] = [[]]
+    for item in notes:
+        if item.is_rest:
+            if lines[-1]:
+                lines.append([])
+        else:
+            lines[-1].append(item)
+    return [line for line in lines if line]

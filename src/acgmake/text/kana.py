@@ -1,0 +1,259 @@
+"""Lyrics text in kana -> phrases of morae, spelled the way Sinsy's Japanese dictionary reads them.
+
+A *mora* is one beat of Japanese singing: a kana (か), a kana with a small kana (きゃ, ふぁ, てぃ),
+the moraic nasal ん, the double-consonant mark っ or the long-vowel mark ー. acgmake sings one
+note per mora. Every mora is written as a key of Sinsy's ``japanese.utf_8.table`` (or ー, which
+Sinsy's configuration reads as "hold the previous vowel"), so Sinsy never drops a syllable.
+
+Rules for the text:
+
+- a line is a phrase; blank lines separate sections (verse, chorus...);
+- hiragana and katakana are sung (half-width katakana too); ``〜`` and ``~`` are read as ``ー``;
+- ``[chorus]`` and ``【サビ】`` are labels, not sung; punctuation, spaces and emoji are skipped;
+- kanji, Latin letters, digits and other scripts are refused with the line number, because
+  acgmake cannot know how they are read (a later version reads kanji with a dictionary).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from acgmake.errors import UserError
+
+#: Every kana spelling in Sinsy's ``_dic/japanese.utf_8.table`` (hiragana; the table has the
+#: same spellings in katakana). tests/test_text.py checks this against the installed table.
+SINSY_KANA = frozenset(
+    """
+    ぁ あ ぃ い ぅ う ぇ え ぉ お か が き ぎ く ぐ け げ こ ご さ ざ し じ す ず せ ぜ そ ぞ た
+    だ ち ぢ っ つ づ て で と ど な に ぬ ね の は ば ぱ ひ び ぴ ふ ぶ ぷ へ べ ぺ ほ ぼ ぽ ま
+    み む め も ゃ や ゅ ゆ ょ よ ら り る れ ろ ゎ わ ゐ ゑ を ん ゔ いぇ うぃ うぇ うぉ きぇ
+    きゃ きゅ きょ ぎぇ ぎゃ ぎゅ ぎょ くぁ くぃ くぅ くぇ くぉ くゎ ぐぁ ぐぃ ぐぅ ぐぇ ぐぉ
+    ぐゎ しぃ しぇ しゃ しゅ しょ じぇ じゃ じゅ じょ すぃ ずぃ ちぇ ちゃ ちゅ ちょ つぁ つぃ
+    つぇ つぉ てぃ てゃ てゅ てょ でぃ でぇ でゃ でゅ でょ とぅ どぅ にぇ にゃ にゅ にょ ひぇ
+    ひゃ ひゅ ひょ びぇ びゃ びゅ びょ ぴぇ ぴゃ ぴゅ ぴょ ふぁ ふぃ ふぇ ふぉ みぇ みゃ みゅ
+    みょ りぇ りゃ りゅ りょ ゔぁ ゔぃ ゔぇ ゔぉ ゔゃ ゔゅ ゔょ
+    """.split()
+)
+#: Sinsy's "hold the previous vowel" mark (``MACRON`` in ``japanese.utf_8.conf``).
+LONG_VOWEL = "ー"
+#: The double-consonant mark; Sinsy sings a note of it as the previous vowel cut short.
+SOKUON = "っ"
+MORAIC_NASAL = "ん"
+
+#: Small kana that join the kana before them into one mora (きゃ, ふぁ, くゎ).
+_SMALL = frozenset("ぁぃぅぇぉゃゅょゎ")
+#: Spellings missing from Sinsy's table, written as the table's spelling of the same sound.
+_RESPELL = {
+    "ぢゃ": "じゃ",
+    "ぢゅ": "じゅ",
+    "ぢょ": "じょ",
+    "ぢぇ": "じぇ",
+    "うぁ": "わ",
+    "ふゅ": "ひゅ",
+    "ゕ": "か",
+    "ゖ": "け",
+}
+#: Katakana with no hiragana twin, as the hiragana spelling of the same sound.
+_KATAKANA_ONLY = {"ヷ": "ゔぁ", "ヸ": "ゔぃ", "ヹ": "ゔぇ", "ヺ": "ゔぉ", "ヵ": "か", "ヶ": "か"}
+_LONG_VOWEL_MARKS = frozenset("ー〜~")
+_ITERATION = {"ゝ": False, "ヽ": False, "ゞ": True, "ヾ": True}  # mark -> voiced
+#: Labels such as [chorus] or 【サビ】 name a part of the song; they are not sung.
+_LABEL = re.compile(r"\[[^\]]*\]|【[^】]*】")
+_KANJI_MARKS = frozenset("々〆〇〻")
+_DAKUTEN = "\u3099"
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """One lyric line: its morae in Sinsy's spelling, where it is, and what was written."""
+
+    morae: tuple[str, ...]
+    line: int  # 1-based line number in the lyrics text
+    section: int  # 0-based; blank lines start a new section
+    text: str  # the line as written, without surrounding spaces
+
+
+def parse_lyrics(text: str) -> list[Phrase]:
+    """The phrases of a lyrics text, in order; lines with nothing to sing are left out.
+
+    Raises :class:`UserError` naming the first line that has kanji, Latin letters, digits or
+    another script, and when nothing at all can be sung.
+    """
+    phrases: list[Phrase] = []
+    section = 0
+    blank_before = False
+    problems: list[tuple[int, str, list[str]]] = []
+    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            blank_before = True
+            continue
+        try:
+            morae = line_morae(line)
+        except _Unsingable as error:
+            problems.append((number, error.what, error.characters))
+            continue
+        if not morae:
+            continue
+        if blank_before and phrases:
+            section += 1
+        blank_before = False
+        phrases.append(Phrase(tuple(morae), number, section, line))
+    if problems:
+        raise UserError(_problem_message(problems))
+    if not phrases:
+        raise UserError(
+            "the lyrics have nothing to sing; write them in hiragana or katakana, "
+            "a line per phrase (e.g. かえるのうたが)"
+        )
+    return phrases
+
+
+def split_morae(text: str) -> list[str]:
+    """The morae of one line of kana, in Sinsy's spelling (``"きゃっと"`` -> きゃ, っ, と).
+
+    Raises :class:`UserError` if the line has kanji, Latin letters, digits or another script.
+    """
+    try:
+        return line_morae(text)
+    except _Unsingable as error:
+        raise UserError(_problem_message([(1, error.what, error.characters)])) from None
+
+
+def is_singable(text: str) -> bool:
+    """Whether ``text`` (a line, or one note's lyric) has kana to sing and nothing unreadable."""
+    try:
+        return bool(line_morae(text))
+    except _Unsingable:
+        return False
+
+
+class _Unsingable(Exception):
+    def __init__(self, what: str, characters: list[str]) -> None:
+        super().__init__(what)
+        self.what = what
+        self.characters = characters
+
+
+def line_morae(line: str) -> list[str]:
+    """The morae of ``line`` (see :func:`split_morae`); raises ``_Unsingable`` for bad text."""
+    text = unicodedata.normalize("NFKC", line)  # half-width kana, full-width letters, ゛
+    text = _LABEL.sub(" ", text)
+    _refuse_unreadable(text)
+
+    morae: list[str] = []  # hiragana spelling
+    katakana: list[bool] = []  # whether each mora was written in katakana
+
+    def add(mora: str, is_katakana: bool) -> None:
+        morae.append(mora)
+        katakana.append(is_katakana)
+
+    for char in text:
+        if char in _LONG_VOWEL_MARKS:
+            # A long-vowel mark holds the vowel before it: nothing to hold at a line start
+            # or after っ (Sinsy warns and drops it there).
+            if morae and morae[-1] != SOKUON:
+                add(LONG_VOWEL, False)
+            continue
+        if char in _ITERATION:
+            if morae and morae[-1] not in (LONG_VOWEL, SOKUON):
+                add(_iterate(morae[-1], _ITERATION[char]), katakana[-1])
+            continue
+        if not _is_kana(char):
+            continue  # punctuation, spaces, emoji, symbols
+        is_katakana = _is_katakana(char)
+        kana = _KATAKANA_ONLY.get(char) or _to_hiragana(char)
+        kana = _RESPELL.get(kana, kana)
+        if kana in _SMALL and morae and len(morae[-1]) == 1:
+            joined = _RESPELL.get(morae[-1] + kana, morae[-1] + kana)
+            if joined in SINSY_KANA:
+                morae[-1] = joined
+                continue
+        if kana == SOKUON and (not morae or morae[-1] == SOKUON):
+            continue  # a closure needs a vowel before it; two in a row sing as one
+        if kana not in SINSY_KANA:  # only the few respellings above can reach here
+            raise AssertionError(f"no Sinsy spelling for {kana!r}")
+        add(kana, is_katakana)
+    return [_to_katakana(m) if k else m for m, k in zip(morae, katakana, strict=True)]
+
+
+def _refuse_unreadable(text: str) -> None:
+    runs: dict[str, list[str]] = {}  # kind -> runs of characters of that kind, in order
+    previous = ""
+    for char in text:
+        kind = _unreadable_kind(char)
+        if kind and kind == previous:
+            runs[kind][-1] += char
+        elif kind:
+            runs.setdefault(kind, []).append(char)
+        previous = kind
+    for kind in ("kanji", "latin", "digits", "other"):
+        if kind in runs:
+            raise _Unsingable(kind, runs[kind])
+
+
+def _unreadable_kind(char: str) -> str:
+    """Which kind of unsingable character ``char`` is, or "" when it is sung or skipped."""
+    if _is_kana(char) or char in _LONG_VOWEL_MARKS or char in _ITERATION:
+        return ""
+    category = unicodedata.category(char)
+    name = unicodedata.name(char, "")
+    if char in _KANJI_MARKS or (name.startswith("CJK ") and "IDEOGRAPH" in name):
+        return "kanji"
+    if category.startswith("L"):
+        return "latin" if "LATIN" in name else "other"
+    if category == "Nd" or (category == "No" and char.isdigit()):
+        return "digits"
+    return ""
+
+
+_ADVICE = {
+    "kanji": ("kanji", "write the kanji in kana for now, e.g. 夢 → ゆめ"),
+    "latin": ("Latin letters", "write how they are sung in kana, e.g. love → らぶ"),
+    "digits": ("digits", "write how they are sung in kana, e.g. 1 → いち"),
+    "other": ("characters acgmake cannot sing", "write the lyrics in hiragana or katakana"),
+}
+
+
+def _problem_message(problems: list[tuple[int, str, list[str]]]) -> str:
+    number, what, characters = problems[0]
+    label, advice = _ADVICE[what]
+    shown = ", ".join(dict.fromkeys(characters))
+    shown = shown if len(shown) <= 30 else shown[:30] + "…"
+    message = f"line {number} has {label} ({shown}); {advice}"
+    if len(problems) > 1:
+        others = ", ".join(str(n) for n, _, _ in problems[1:6])
+        more = "…" if len(problems) > 6 else ""
+        message += f" (lines {others}{more} too)" if len(problems) > 2 else f" (line {others} too)"
+    return message
+
+
+def _is_kana(char: str) -> bool:
+    code = ord(char)
+    return 0x3041 <= code <= 0x3096 or 0x30A1 <= code <= 0x30FA
+
+
+def _is_katakana(char: str) -> bool:
+    return 0x30A1 <= ord(char) <= 0x30FE
+
+
+def _to_hiragana(kana: str) -> str:
+    return "".join(chr(ord(c) - 0x60) if 0x30A1 <= ord(c) <= 0x30F6 else c for c in kana)
+
+
+def _to_katakana(kana: str) -> str:
+    return "".join(chr(ord(c) + 0x60) if 0x3041 <= ord(c) <= 0x3096 else c for c in kana)
+
+
+def _iterate(mora: str, voiced: bool) -> str:
+    """The mora an iteration mark (ゝ, ゞ) stands for: the one before, unvoiced or voiced."""
+    first = unicodedata.normalize(
+        "NFC", unicodedata.normalize("NFD", mora[0]).replace(_DAKUTEN, "")
+    )
+    if voiced:
+        composed = unicodedata.normalize("NFC", first + _DAKUTEN)
+        first = composed if len(composed) == 1 else first
+    repeated = first + mora[1:]
+    return repeated if repeated in SINSY_KANA else mora

@@ -1,0 +1,331 @@
+"""Sinsy, the HMM singing synthesizer, through pysinsy's compiled module, in a child process.
+
+pysinsy's ``__init__.py`` does ``import pkg_resources`` (gone from setuptools 82 on) only to
+find its data folders, so acgmake never runs it: :func:`load_sinsy_module` loads the compiled
+``sinsy*.so`` straight from the folder ``importlib.util.find_spec("pysinsy")`` reports, and
+:func:`sinsy_files` finds the bundled voice and the Japanese dictionary beside it.
+
+Sinsy is C++: a malformed score or voice can crash or hang it. Every call therefore runs in a
+separate Python process (:mod:`acgmake.voice.sinsy_worker`) under a time limit, and a crash,
+a hang or a refusal comes back as a one-line :class:`~acgmake.errors.UserError`.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from acgmake.errors import UserError
+from acgmake.voice.labels import HTK_UNITS_PER_SECOND, Phoneme
+
+BUNDLED_VOICE = "nitech_jp_song070_f001"
+#: The licence of the bundled voice, from ``pysinsy/htsvoice/COPYING``.
+VOICE_LICENSE = "CC BY 3.0"
+#: The attribution the voice's COPYING asks for: the work's name, its licensor (HTS Working
+#: Group, Nagoya Institute of Technology), and the licence terms with a link.
+VOICE_CREDIT = (
+    'Singing voice: "NIT SONG070 F001" (nitech_jp_song070_f001), Nitech Japanese Speech '
+    "Database released by HTS Working Group (http://hts.sp.nitech.ac.jp/), "
+    "Copyright (c) 2004-2015 Nagoya Institute of Technology, Department of Computer Science, "
+    "licensed under CC BY 3.0 (https://creativecommons.org/licenses/by/3.0/)"
+)
+SINSY_LICENSE = "BSD-3-Clause"
+SINSY_CREDIT = (
+    "Singing synthesis: Sinsy (http://sinsy.sourceforge.net/), Copyright (c) 2009-2015 "
+    "Nagoya Institute of Technology, Department of Computer Science (BSD-3-Clause)"
+)
+#: A generous limit: Sinsy sings about 20-25 times faster than real time on one core.
+DEFAULT_TIMEOUT_S = 120.0
+#: Larger than any HTS voice we know of (the bundled one is 1.6 MB).
+MAX_VOICE_BYTES = 512 * 1024 * 1024
+
+# Exit codes of the worker process, each a different thing for the user to fix.
+EXIT_DICTIONARY, EXIT_VOICE, EXIT_SCORE, EXIT_SYNTHESIS = 5, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class SinsyFiles:
+    """Where pysinsy's compiled module and data are, found without importing pysinsy."""
+
+    module: Path  # the compiled sinsy*.so / .pyd
+    dictionary: Path  # the _dic folder (japanese.utf_8.table ...)
+    voice: Path  # the bundled nitech_jp_song070_f001.htsvoice
+
+
+@dataclass
+class Singing:
+    """Sinsy's output for one score."""
+
+    samples: np.ndarray  # float32, mono, in [-1, 1]
+    sample_rate: int
+    phonemes: list[Phoneme]  # monophone labels in score time (= audio time), see sing()
+    messages: list[str] = field(default_factory=list)  # Sinsy's [WARN]/[ERR] lines
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def sinsy_files() -> SinsyFiles:
+    """The paths of pysinsy's compiled module, dictionary and bundled voice.
+
+    Raises :class:`UserError` when pysinsy is not installed or is incomplete.
+    """
+    spec = importlib.util.find_spec("pysinsy")  # finds the package without running __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("pysinsy is not installed; install it with: pip install pysinsy==0.0.5")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    modules = sorted(glob.glob(str(folder / "sinsy*.so")) + glob.glob(str(folder / "sinsy*.pyd")))
+    if not modules:
+        raise UserError(
+            f"pysinsy in {folder} has no compiled sinsy module; reinstall it with: "
+            "pip install --force-reinstall --no-binary pysinsy pysinsy==0.0.5"
+        )
+    return SinsyFiles(
+        module=Path(modules[0]),
+        dictionary=folder / "_dic",
+        voice=folder / "htsvoice" / f"{BUNDLED_VOICE}.htsvoice",
+    )
+
+
+def load_sinsy_module() -> ModuleType:
+    """pysinsy's compiled ``sinsy`` module (class ``Sinsy``), loaded without ``pysinsy/__init__``.
+
+    The module name must end in ``.sinsy``: the extension's init function is ``PyInit_sinsy``.
+    """
+    files = sinsy_files()
+    spec = importlib.util.spec_from_file_location("pysinsy.sinsy", files.module)
+    if spec is None or spec.loader is None:
+        raise UserError(f"cannot load Sinsy from {files.module}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_voice(path: str | Path | None = None) -> Path:
+    """The voice file to sing with: ``path``, or the bundled voice when it is None or "".
+
+    Raises :class:`UserError` when the file is missing or is not an HTS voice.
+    """
+    if path is None or str(path) == "":
+        voice = sinsy_files().voice
+        if not voice.is_file():
+            raise UserError(
+                f"the bundled voice {voice} is missing; reinstall pysinsy (pip install "
+                "--force-reinstall pysinsy==0.0.5) or give a voice with --voice PATH"
+            )
+        return voice
+    voice = Path(path).expanduser()
+    if not voice.is_file():
+        raise UserError(f"voice file {voice} does not exist; give the path of an .htsvoice file")
+    size = voice.stat().st_size
+    if size > MAX_VOICE_BYTES:
+        raise UserError(f"voice file {voice} is {size >> 20} MB; that is not an HTS voice")
+    with open(voice, "rb") as handle:
+        head = handle.read(4096)
+    if not head.startswith(b"[GLOBAL]") or b"HTS_VOICE_VERSION" not in head:
+        raise UserError(
+            f"{voice} is not an HTS voice (.htsvoice files start with [GLOBAL] and "
+            "HTS_VOICE_VERSION); give a Sinsy/HTS singing voice"
+        )
+    return voice
+
+
+def sing(
+    score_path: str | Path,
+    *,
+    voice_path: str | Path | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Singing:
+    """Sinsy's singing of the MusicXML score at ``score_path`` and its phoneme labels.
+
+    The labels are Sinsy's monophone labels with times (``createLabelData(True, 1, 1)``): each
+    note's phonemes share the note's start and end in the score, which is also their time in
+    the audio when the score starts with a rest; :func:`acgmake.voice.align.align_phonemes`
+    places the consonant/vowel boundary where it is heard. Raises :class:`UserError` when the
+    score or voice is refused, Sinsy fails or crashes, or it takes longer than ``timeout_s``.
+    """
+    return _run_worker(score_path, voice_path, timeout_s, labels_only=False)
+
+
+def synthesize(
+    score_path: str | Path,
+    *,
+    voice_path: str | Path | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> tuple[np.ndarray, int]:
+    """(samples, sample_rate): the score sung by Sinsy, float32 mono in [-1, 1] (see sing())."""
+    singing = sing(score_path, voice_path=voice_path, timeout_s=timeout_s)
+    return singing.samples, singing.sample_rate
+
+
+def phoneme_labels(
+    score_path: str | Path,
+    voice_path: str | Path | None = None,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> list[Phoneme]:
+    """Sinsy's monophone labels for the score, with times, without synthesizing (see sing())."""
+    return _run_worker(score_path, voice_path, timeout_s, labels_only=True).phonemes
+
+
+def parse_labels(lines: list[str]) -> list[Phoneme]:
+    """Phonemes from Sinsy's label strings (``"5000000 7500000 k"``, times in 100 ns)."""
+    phonemes = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3:
+            start, end = int(parts[0]), int(parts[1])
+            phonemes.append(
+                Phoneme(start / HTK_UNITS_PER_SECOND, end / HTK_UNITS_PER_SECOND, parts[2])
+            )
+    return phonemes
+
+
+def _run_worker(
+    score_path: str | Path, voice_path: str | Path | None, timeout_s: float, labels_only: bool
+) -> Singing:
+    from acgmake.music.musicxml import sinsy_xml
+
+    voice = check_voice(voice_path)
+    name = Path(score_path).name
+    xml = sinsy_xml(score_path)  # checked, one part, UTF-8: safe for Sinsy's own parser
+    files = sinsy_files()
+    with _ascii_temporary_folder() as folder:
+        # pysinsy passes paths to C++ as ASCII: a score, voice or dictionary under a folder
+        # named in Japanese would fail, so everything Sinsy opens is given an ASCII path.
+        score_file = folder / "score.musicxml"
+        score_file.write_bytes(xml)
+        voice_file = _ascii_path(voice, folder / "voice.htsvoice")
+        dictionary = _ascii_path(files.dictionary, folder / "dic")
+        out = folder / "out"
+        out.mkdir()
+        command = [
+            sys.executable,
+            "-m",
+            "acgmake.voice.sinsy_worker",
+            str(score_file),
+            str(voice_file),
+            str(dictionary),
+            str(out),
+        ]
+        if labels_only:
+            command.append("--labels-only")
+        # The child imports acgmake from where this one did, installed or not.
+        package_root = str(Path(__file__).resolve().parents[2])
+        python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"}
+        try:
+            finished = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout_s,
+                cwd=folder,
+                env=env,
+            )
+        except subprocess.TimeoutExpired:
+            raise UserError(
+                f"Sinsy did not finish singing {name} within {timeout_s:g} s and was stopped; "
+                "the score may be very long or malformed — try a shorter score"
+            ) from None
+        messages = _messages(finished.stderr)
+        _check_exit(finished, name, voice, messages)
+        phonemes = parse_labels((out / "labels.lab").read_text("ascii").splitlines())
+        if labels_only:
+            return Singing(np.zeros(0, np.float32), 0, phonemes, messages)
+        info = json.loads((out / "info.json").read_text("utf-8"))
+        samples = np.load(out / "samples.npy")
+    if samples.size == 0:
+        raise UserError(f"Sinsy sang nothing for {name}; check that its notes have kana lyrics")
+    return Singing(samples, int(info["sample_rate"]), phonemes, messages)
+
+
+def _check_exit(
+    finished: subprocess.CompletedProcess, name: str, voice: Path, messages: list[str]
+) -> None:
+    code = finished.returncode
+    if code == 0:
+        return
+    said = "; ".join(m for m in messages if not m.startswith("[WARN]"))[:300] or "no message"
+    if code < 0:
+        try:
+            what = signal.Signals(-code).name
+        except ValueError:
+            what = f"signal {-code}"
+        raise UserError(
+            f"Sinsy crashed ({what}) while singing {name} (Sinsy said: {said}); "
+            "check the score in a notation program, or try another voice"
+        )
+    if code == EXIT_VOICE:
+        raise UserError(f"Sinsy could not load the voice {voice} ({said}); give a valid .htsvoice")
+    if code == EXIT_SCORE:
+        raise UserError(
+            f"Sinsy refused the score {name} ({said}); export it again as MusicXML "
+            "with kana lyrics on the notes"
+        )
+    if code == EXIT_SYNTHESIS:
+        raise UserError(
+            f"Sinsy could not sing {name} ({said}); check that the notes have kana lyrics "
+            "and the voice matches Sinsy's Japanese labels"
+        )
+    if code == EXIT_DICTIONARY:
+        raise UserError(
+            f"Sinsy could not read its Japanese dictionary ({said}); reinstall pysinsy==0.0.5"
+        )
+    detail = finished.stderr.decode("utf-8", "replace").strip()[-2000:]
+    raise RuntimeError(f"the Sinsy worker failed with exit code {code}:\n{detail}")
+
+
+def _messages(stderr: bytes) -> list[str]:
+    """Sinsy's ([WARN], [ERR]) and hts_engine's (Error:, Warning:) messages, in order."""
+    lines = (line.strip() for line in stderr.decode("utf-8", "replace").splitlines())
+    return [line for line in lines if line.startswith(("[WARN]", "[ERR]", "Error", "Warning"))]
+
+
+class _ascii_temporary_folder:
+    """A temporary folder whose path is ASCII, removed afterwards."""
+
+    def __enter__(self) -> Path:
+        path = tempfile.mkdtemp(prefix="acgmake-sinsy-")
+        if not path.isascii():
+            shutil.rmtree(path, ignore_errors=True)
+            for base in ("/tmp", "/var/tmp", os.environ.get("SystemRoot", "") + "\\Temp"):
+                if base.isascii() and os.path.isdir(base):
+                    path = tempfile.mkdtemp(prefix="acgmake-sinsy-", dir=base)
+                    break
+            else:
+                raise UserError(
+                    "Sinsy needs a temporary folder whose path is ASCII; set TMPDIR to one"
+                )
+        self.path = Path(path)
+        return self.path
+
+    def __exit__(self, *exc_info: object) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _ascii_path(path: Path, fallback: Path) -> Path:
+    """``path`` if Sinsy can open it by name, else a copy (or link) at ``fallback``."""
+    if str(path.resolve()).isascii():
+        return path.resolve()
+    if path.is_dir():
+        shutil.copytree(path, fallback)
+    else:
+        try:
+            os.symlink(path.resolve(), fallback)
+        except OSError:
+            shutil.copyfile(path, fallback)
+    return fallback

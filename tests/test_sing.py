@@ -1,0 +1,288 @@
+"""The sing stage: real Sinsy singing, labels that line up with it, and failures as one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from acgmake.errors import UserError
+from acgmake.music.melody import compose_melody
+from acgmake.music.musicxml import write_musicxml
+from acgmake.pipeline import run
+from acgmake.plugins import Plugins
+from acgmake.text.kana import parse_lyrics
+from acgmake.voice import sinsy
+from acgmake.voice.align import formant_energy_db
+from acgmake.voice.labels import SILENCES, Timing, read_lab
+
+TWO_LINES = "かえるの うたが\nきこえて くるよ\n"
+
+
+def sing_plugins() -> Plugins:
+    plugins = Plugins()
+    plugins.load(builtins=("acgmake.stages.compose", "acgmake.stages.sing"), entry_points=False)
+    return plugins
+
+
+def write_score(path: Path, lyrics: str = TWO_LINES, **options) -> Path:
+    write_musicxml(compose_melody(parse_lyrics(lyrics), seed=1, **options), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sung(tmp_path_factory):
+    """A two-line score composed and sung once for the tests that look at the results."""
+    folder = tmp_path_factory.mktemp("sing")
+    score = write_score(folder / "two.musicxml")
+    result = run(sing_plugins().registry, folder / "run", ["timing"], inputs={"score": score})
+    melody = compose_melody(parse_lyrics(TWO_LINES), seed=1)
+    return result, melody
+
+
+def test_the_vocals_are_48k_mono_16_bit_and_as_long_as_the_score(sung):
+    result, melody = sung
+    info = soundfile.info(str(result.files["vocals"]))
+    assert (info.samplerate, info.channels, info.subtype, info.format) == (
+        48000,
+        1,
+        "PCM_16",
+        "WAV",
+    )
+    assert info.duration == pytest.approx(melody.duration_s, abs=0.01)
+    samples, rate = soundfile.read(result.files["vocals"])
+    times, energy = formant_energy_db(samples, rate)
+    assert energy.max() > -30  # it sings, not whispers
+    assert energy[times < 1.5].max() < energy.max() - 40  # the opening bar of rest is quiet
+
+
+def test_timing_has_a_mora_per_note_in_two_lines_on_the_score_grid(sung):
+    result, melody = sung
+    timing = Timing.read(result.files["timing"])
+    assert [line.text for line in timing.lines] == ["かえるのうたが", "きこえてくるよ"]
+    morae = [mora for line in timing.lines for mora in line.morae]
+    notes = melody.sung_notes()
+    assert len(morae) == len(notes)
+    assert [m.midi for m in morae] == [n.midi for n in notes]
+    assert (timing.tempo_bpm, timing.beats_per_bar, timing.first_beat_s) == (120, 4, 0.0)
+    seconds = 0.0
+    starts = []
+    for note in melody.notes:
+        if not note.is_rest:
+            starts.append(seconds)
+        seconds += note.quarter_length * 0.5
+    assert [m.start_s for m in morae] == pytest.approx(starts, abs=1e-3)
+    assert timing.duration_s == pytest.approx(melody.duration_s, abs=0.01)
+
+
+def test_each_vowel_lies_inside_its_note_and_is_where_the_voice_sounds(sung):
+    result, _ = sung
+    phonemes = read_lab(result.files["phonemes"])
+    timing = Timing.read(result.files["timing"])
+    morae = [mora for line in timing.lines for mora in line.morae]
+    samples, rate = soundfile.read(result.files["vocals"])
+    times, energy = formant_energy_db(samples, rate)
+    peak = energy.max()
+    vowels = [p for p in phonemes if p.name in "aiueo"]
+    assert len(vowels) == len(morae)  # these lyrics have one vowel per mora
+    for vowel, mora in zip(vowels, morae, strict=True):
+        assert mora.start_s - 1e-4 <= vowel.start_s < vowel.end_s <= mora.end_s + 1e-4
+        middle = (times > vowel.start_s + 0.02) & (times < vowel.end_s - 0.02)
+        assert np.median(energy[middle]) > peak - 30, vowel  # the vowel is heard there
+    # A closure (k, t) comes before its vowel and is much quieter than it.
+    for before, vowel in zip(phonemes, phonemes[1:], strict=False):
+        if before.name in ("k", "t") and vowel.name in "aiueo":
+            assert 0.02 < before.end_s - before.start_s < 0.2
+            inside = (times > before.start_s + 0.01) & (times < before.end_s - 0.01)
+            assert np.median(energy[inside]) < peak - 25, before
+    assert phonemes[0].name in SILENCES and phonemes[-1].name in SILENCES
+
+
+def test_the_voice_credit_goes_into_the_manifest(sung):
+    result, _ = sung
+    manifest = json.loads((result.workdir / "manifest.json").read_text("utf-8"))
+    assert sinsy.VOICE_CREDIT in manifest["credits"]
+    assert "CC BY 3.0" in sinsy.VOICE_CREDIT and "HTS Working Group" in sinsy.VOICE_CREDIT
+
+
+def test_a_score_that_starts_with_a_note_is_timed_after_sinsys_padding(tmp_path):
+    from music21 import meter, note, stream, tempo
+
+    part = stream.Part()
+    part.append(tempo.MetronomeMark(number=120))
+    part.append(meter.TimeSignature("4/4"))
+    for kana in "はるが":
+        sung = note.Note("A4", quarterLength=1)
+        sung.lyric = kana
+        part.append(sung)
+    part.append(note.Rest(quarterLength=1))
+    path = tmp_path / "こえ.musicxml"  # a non-ASCII name: Sinsy only opens ASCII paths
+    stream.Score([part.makeMeasures()]).write("musicxml", fp=path)
+    result = run(sing_plugins().registry, tmp_path / "run", ["timing"], inputs={"score": path})
+    timing = Timing.read(result.files["timing"])
+    # Sinsy pads a bar (2 s at 120 bpm) before a score without a leading rest.
+    assert timing.first_beat_s == pytest.approx(2.0)
+    assert [m.start_s for m in timing.lines[0].morae] == pytest.approx([2.0, 2.5, 3.0])
+
+
+# -- failures ------------------------------------------------------------------------------
+
+BAD_NOTE = (
+    '<?xml version="1.0" encoding="UTF-8"?><score-partwise version="4.0"><part-list>'
+    '<score-part id="P1"><part-name>V</part-name></score-part></part-list><part id="P1">'
+    '<measure number="1"><attributes><divisions>{divisions}</divisions></attributes>'
+    "<note><pitch><step>{step}</step><octave>5</octave></pitch><duration>4</duration>"
+    "<lyric><text>か</text></lyric></note></measure></part></score-partwise>"
+)
+
+
+def fails_fast(call, match: str) -> UserError:
+    started = time.perf_counter()
+    with pytest.raises(UserError, match=match) as caught:
+        call()
+    assert time.perf_counter() - started < 10
+    assert "\n" not in caught.value.message
+    return caught.value
+
+
+def test_a_score_sinsy_refuses_is_a_user_error(tmp_path):
+    path = tmp_path / "score.musicxml"
+    path.write_text(BAD_NOTE.format(divisions=1, step="H"), encoding="utf-8")
+    fails_fast(lambda: sinsy.synthesize(path), r"Sinsy refused the score score.musicxml")
+
+
+def test_sinsy_crashing_is_a_user_error_not_a_dead_cli(tmp_path):
+    path = tmp_path / "score.musicxml"  # divisions 0: Sinsy divides by it and dies (SIGFPE)
+    path.write_text(BAD_NOTE.format(divisions=0, step="C"), encoding="utf-8")
+    fails_fast(lambda: sinsy.synthesize(path), r"Sinsy crashed \(SIGFPE\)")
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("<score-partwise><part id='P1'><measure>", "not well-formed XML"),
+        (
+            '<?xml version="1.0"?><!DOCTYPE s [<!ENTITY a "aaaaaaaaaaaaaaaa">'
+            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+            '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">'
+            '<!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>'
+            "<score-partwise><work><work-title>&d;&d;&d;&d;&d;&d;&d;&d;</work-title></work>"
+            "</score-partwise>",
+            "declares XML entities",
+        ),
+    ],
+)
+def test_a_malformed_or_entity_bomb_score_is_refused_by_the_stage_and_by_synthesize(
+    tmp_path, content, match
+):
+    path = tmp_path / "score.musicxml"
+    path.write_text(content, encoding="utf-8")
+    fails_fast(lambda: sinsy.synthesize(path), match)
+    fails_fast(
+        lambda: run(sing_plugins().registry, tmp_path / "run", ["vocals"], inputs={"score": path}),
+        match,
+    )
+    assert not (tmp_path / "run" / "vocals.wav").exists()
+
+
+def test_a_tiny_time_limit_stops_real_synthesis(tmp_path):
+    score = write_score(tmp_path / "score.musicxml")
+    fails_fast(
+        lambda: sinsy.synthesize(score, timeout_s=0.05),
+        r"Sinsy did not finish singing score.musicxml within 0.05 s",
+    )
+
+
+def test_a_missing_or_invalid_voice_is_a_user_error(tmp_path):
+    score = write_score(tmp_path / "score.musicxml")
+    fails_fast(lambda: sinsy.check_voice(tmp_path / "none.htsvoice"), "does not exist")
+    not_a_voice = tmp_path / "voice.htsvoice"
+    not_a_voice.write_bytes(b"RIFF....WAVEfmt ")
+    fails_fast(lambda: sinsy.check_voice(not_a_voice), "is not an HTS voice")
+    # A real voice cut short: the header looks right, hts_engine refuses the rest.
+    broken = tmp_path / "broken.htsvoice"
+    broken.write_bytes(sinsy.sinsy_files().voice.read_bytes()[:1_300_000])
+    fails_fast(lambda: sinsy.synthesize(score, voice_path=broken), "Sinsy could not load the voice")
+    fails_fast(
+        lambda: run(
+            sing_plugins().registry,
+            tmp_path / "run",
+            ["vocals"],
+            inputs={"score": score},
+            params={"sing": {"voice": str(tmp_path / "none.htsvoice")}},
+        ),
+        "does not exist",
+    )
+
+
+def test_sinsy_loads_without_pkg_resources():
+    # pysinsy/__init__.py imports pkg_resources (gone in setuptools >= 82); acgmake must not
+    # need it. Block it, show pysinsy's own import fails, then sing with acgmake's loader.
+    script = (
+        "import sys\n"
+        "sys.modules['pkg_resources'] = None\n"
+        "try:\n"
+        "    import pysinsy\n"
+        "    print('pysinsy imported')\n"
+        "except ImportError:\n"
+        "    print('pysinsy needs pkg_resources')\n"
+        "from acgmake.voice.sinsy import load_sinsy_module, sinsy_files\n"
+        "engine = load_sinsy_module().Sinsy()\n"
+        "files = sinsy_files()\n"
+        "assert engine.setLanguages('j', str(files.dictionary))\n"
+        "assert engine.loadVoices(str(files.voice))\n"
+        "assert 'pysinsy' not in sys.modules or sys.modules['pysinsy'] is None\n"
+        "print('ok', load_sinsy_module().__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["pysinsy", "needs", "pkg_resources", "ok", "pysinsy.sinsy"]
+
+
+def test_a_note_without_a_lyric_is_silent_and_is_no_mora(tmp_path):
+    from music21 import meter, note, stream, tempo
+
+    part = stream.Part()
+    part.append(tempo.MetronomeMark(number=120))
+    part.append(meter.TimeSignature("4/4"))
+    part.append(note.Rest(quarterLength=1))
+    for kana in ("か", "", "な"):
+        sung = note.Note("A4", quarterLength=1)
+        if kana:
+            sung.lyric = kana
+        part.append(sung)
+    part.append(note.Rest(quarterLength=4))
+    path = tmp_path / "score.musicxml"
+    stream.Score([part.makeMeasures()]).write("musicxml", fp=path)
+    result = run(sing_plugins().registry, tmp_path / "run", ["timing"], inputs={"score": path})
+    timing = Timing.read(result.files["timing"])
+    assert [(m.text, m.start_s, m.end_s) for m in timing.lines[0].morae] == [
+        ("か", 0.5, 1.0),
+        ("な", 1.5, 2.0),
+    ]
+    phonemes = read_lab(result.files["phonemes"])
+    assert [p.name for p in phonemes if 1.0 <= p.start_s < 1.5] == ["pau"]
+
+
+def test_a_score_whose_lyrics_are_not_kana_is_refused(tmp_path):
+    from music21 import meter, note, stream
+
+    part = stream.Part([meter.TimeSignature("4/4"), note.Rest(quarterLength=1)])
+    for syllable in ("la", "la", "la"):
+        sung = note.Note("A4", quarterLength=1)
+        sung.lyric = syllable
+        part.append(sung)
+    path = tmp_path / "score.musicxml"
+    stream.Score([part.makeMeasures()]).write("musicxml", fp=path)
+    fails_fast(
+        lambda: run(sing_plugins().registry, tmp_path / "run", ["vocals"], inputs={"score": path}),
+        r"the lyrics of score.musicxml are not kana \(e.g. 'la'\)",
+    )
