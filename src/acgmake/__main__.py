@@ -1,0 +1,3 @@
+from acgmake.cli import main
+
+main()

@@ -1,0 +1,148 @@
+"""``acgmake doctor``: check every real component the chain needs, and say how to fix it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from acgmake.errors import UserError
+from acgmake.plugins import Plugins
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _python() -> str:
+    return f"{sys.version.split()[0]} at {sys.executable}"
+
+
+def _sinsy() -> str:
+    from acgmake.voice.sinsy import load_sinsy_module, sinsy_files
+
+    load_sinsy_module()
+    return f"compiled module {sinsy_files().module} loads (pysinsy's __init__ is not run)"
+
+
+def _voice() -> str:
+    from acgmake.pipeline import sha256_file
+    from acgmake.voice.sinsy import check_voice
+
+    voice = check_voice()
+    return f"{voice.name}, {voice.stat().st_size / 1e6:.1f} MB, sha256 {sha256_file(voice)[:12]}"
+
+
+def _singing() -> str:
+    from acgmake.music.melody import compose_melody
+    from acgmake.music.musicxml import write_musicxml
+    from acgmake.text.kana import parse_lyrics
+    from acgmake.voice.sinsy import sing
+
+    with tempfile.TemporaryDirectory() as folder:
+        score = Path(folder) / "doctor.musicxml"
+        write_musicxml(compose_melody(parse_lyrics("らららら"), seed=0), score)
+        started = time.perf_counter()
+        singing = sing(score, timeout_s=60)
+        seconds = time.perf_counter() - started
+    if singing.duration_s <= 0 or not singing.samples.any():
+        raise UserError("Sinsy returned silence for a four-note test score")
+    return f"sang a {singing.duration_s:.1f} s test score in {seconds:.1f} s"
+
+
+def _ffmpeg() -> str:
+    from imageio_ffmpeg import get_ffmpeg_exe
+
+    exe = get_ffmpeg_exe()
+    encoders = subprocess.run(
+        [exe, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30
+    ).stdout
+    missing = [name for name in ("libx264", "aac") if f" {name} " not in encoders]
+    if missing:
+        raise UserError(f"ffmpeg at {exe} lacks the {', '.join(missing)} encoder(s)")
+    return f"{exe} with libx264 and aac"
+
+
+def _torch() -> str:
+    import torch
+
+    return f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s)" + (
+        ", CUDA available" if torch.cuda.is_available() else ""
+    )
+
+
+def _model() -> str:
+    import torch
+
+    from acgmake.models import load_generator
+    from acgmake.models.character import generate_character, shipped_checkpoint
+
+    path = shipped_checkpoint()
+    if not path.is_file():
+        raise UserError(f"the shipped model {path} is missing")
+    generator = load_generator(path)
+    started = time.perf_counter()
+    with torch.no_grad():
+        image = generate_character(generator, seed=0)
+    seconds = time.perf_counter() - started
+    return (
+        f"{path.name} ({path.stat().st_size / 1e6:.1f} MB) draws a "
+        f"{image.shape[1]}x{image.shape[0]} character in {seconds:.2f} s"
+    )
+
+
+def _font() -> str:
+    from acgmake.video.text import FONT_NAME, font_path
+
+    return f"{FONT_NAME} at {font_path()}"
+
+
+CHECKS: list[tuple[str, Callable[[], str], str]] = [
+    ("python", _python, "install Python 3.10 or newer"),
+    (
+        "sinsy",
+        _sinsy,
+        "pip install --force-reinstall pysinsy==0.0.5 (it builds from source: needs a C++ "
+        "compiler, e.g. apt install g++, or Xcode's command line tools)",
+    ),
+    ("voice", _voice, "reinstall pysinsy (it ships the voice), or give --voice PATH.htsvoice"),
+    ("singing", _singing, "reinstall pysinsy; if it still fails, report it with this output"),
+    ("ffmpeg", _ffmpeg, "pip install --force-reinstall imageio-ffmpeg"),
+    ("torch", _torch, "pip install torch==2.13.0 (the CPU build is enough)"),
+    (
+        "model",
+        _model,
+        "reinstall acgmake, or rebuild the model with: python -m acgmake.models.reproduce",
+    ),
+    ("font", _font, "pip install matplotlib-fontja"),
+]
+
+
+def run_checks(plugins: Plugins) -> Iterator[Check]:
+    """Each check in turn; a failing one says what failed and how to fix it."""
+    for name, check, fix in CHECKS:
+        try:
+            yield Check(name, True, check())
+        except UserError as error:
+            yield Check(name, False, error.message, fix)
+        except Exception as error:  # doctor reports every failure instead of stopping
+            yield Check(name, False, f"{type(error).__name__}: {error}", fix)
+    for info in plugins.infos.values():
+        if info.broken:
+            yield Check(
+                f"plugin {info.name}",
+                False,
+                info.error,
+                f"update or uninstall it (pip uninstall {info.name}), or leave it out "
+                "with ACGMAKE_PLUGINS=<the plugins to load>",
+            )
+    working = [i.name for i in plugins.infos.values() if not i.builtin and not i.broken]
+    yield Check("plugins", True, ", ".join(working) if working else "no third-party plugins")
