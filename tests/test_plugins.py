@@ -129,3 +129,30 @@ def test_a_plugin_stage_gets_a_command_that_runs_it(site: Path, tmp_path: Path):
     result = runner.invoke(cli, ["jot", "--workdir", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "note.txt").read_text() == "made by good"
+
+
+def test_stages_register_in_load_order_so_ties_keep_that_order(make_plugin):
+    from acgmake import Artifact, Stage
+
+    def kinds(register):
+        register(Artifact("a", "a.txt"))
+        register(Artifact("b", "b.txt"))
+
+    first = make_plugin(
+        "acgmake.first",
+        register_artifacts=kinds,
+        register_stages=lambda register: register(
+            Stage("first", needs=(), makes=("a",), run=print)
+        ),
+    )
+    second = make_plugin(
+        "acgmake.second",
+        register_stages=lambda register: register(
+            Stage("second", needs=(), makes=("b",), run=print)
+        ),
+    )
+    plugins = Plugins()
+    plugins.add(first, "acgmake.first", "1", builtin=True)
+    plugins.add(second, "acgmake.second", "1", builtin=True)
+    plugins._collect()
+    assert [s.name for s in plugins.registry.stages] == ["first", "second"]

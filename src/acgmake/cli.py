@@ -426,7 +426,6 @@ def make_stage_command(stage: Stage) -> click.Command:
         callback=callback,
         params=params,
         help=helptext,
-        short_help=(stage.help or "").split(".")[0],
     )
 
 
@@ -469,13 +468,13 @@ def stages(as_json: bool, score: bool) -> None:
         return
     click.echo(f"acgmake song, from {given[0]}:")
     for row in rows:
-        reads = ", ".join(row["needs"] + [f"{k}?" for k in row["uses"]]) or "-"
+        reads = ", ".join(row["needs"] + [f"{k} (if there)" for k in row["uses"]]) or "nothing"
         click.echo(
-            f"  {row['order']}. {row['name']:<10} {reads:<36} -> "
-            f"{', '.join(row['makes']):<26} [{row['plugin']}]"
+            f"  {row['order']}. {row['name']:<10} needs {reads}; makes "
+            f"{', '.join(row['makes'])}  [{row['plugin']}]"
         )
     for row in idle:
-        click.echo(f"  -  {row['name']:<10} ({row['why']}) [{row['plugin']}]")
+        click.echo(f"  -  {row['name']:<10} {row['why']}  [{row['plugin']}]")
 
 
 @cli.command("plugins")

@@ -126,7 +126,9 @@ class Plugins:
 
     def _call_each(self, hook_name: str, make_callback: Callable[[str], Callable]) -> None:
         caller = getattr(self.manager.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # pluggy keeps them last-registered first
+        # In registration order (pluggy *calls* hooks last-registered first): the order in
+        # which stages register is the tie-break when the pipeline orders them.
+        for impl in caller.get_hookimpls():
             if self.infos.get(impl.plugin_name, PluginInfo("", "", False)).broken:
                 continue
             try:
@@ -165,7 +167,7 @@ class Plugins:
 
     def register_commands(self, cli: Any) -> None:
         """Let every plugin add its commands to ``cli``; a failing plugin is marked broken."""
-        for impl in reversed(self.manager.hook.register_commands.get_hookimpls()):
+        for impl in self.manager.hook.register_commands.get_hookimpls():
             info = self.infos[impl.plugin_name]
             if info.broken:
                 continue
