@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import zipfile
@@ -12,11 +13,13 @@ import pytest
 from acgmake.errors import UserError
 from acgmake.music.melody import VOICE_RANGE, compose_melody, parse_key
 from acgmake.music.musicxml import MAX_SCORE_BYTES, lines_of, read_score, write_musicxml
+from acgmake.music.report import Agreement, accent_agreement, register_by_role
 from acgmake.pipeline import run
 from acgmake.plugins import Plugins
 from acgmake.text.kana import parse_lyrics
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
+STYLES = ("pop", "ballad", "upbeat")
 LYRICS = """あめあがりの いけで
 かえるが うたいだす
 みずたまりに うつる
@@ -52,7 +55,9 @@ def test_same_seed_same_melody_and_another_seed_another():
 @pytest.mark.parametrize(("key", "mode"), [("auto", "major"), ("auto", "minor"), ("Eb", "major")])
 def test_every_mora_gets_one_note_in_the_voice_range_in_whole_bars(seed, key, mode):
     phrases = parse_lyrics(LYRICS)
-    melody = compose_melody(phrases, key=key, mode=mode, seed=seed, tempo_bpm=100)
+    melody = compose_melody(
+        phrases, key=key, mode=mode, seed=seed, tempo_bpm=100, style=STYLES[seed % 3]
+    )
     # Never a mora dropped or added, and each lyric line stays one line of the melody.
     assert [[n.lyric for n in line] for line in sung_lines(melody)] == [
         list(p.morae) for p in phrases
@@ -62,28 +67,31 @@ def test_every_mora_gets_one_note_in_the_voice_range_in_whole_bars(seed, key, mo
     assert melody.notes[0].is_rest and melody.notes[0].quarter_length >= 1
     assert melody.notes[-1].is_rest
     assert melody.quarter_length % 4 == 0
-    position = 0.0
-    for note in melody.notes:  # no note is cut by a bar line
-        if not note.is_rest:
-            assert position % 4 + note.quarter_length <= 4
-        position += note.quarter_length
+    assert all((note.quarter_length * 4) % 1 == 0 for note in melody.notes)  # sixteenth grid
 
 
-def test_the_melody_is_mostly_eighths_and_steps_and_each_section_ends_on_the_tonic():
+def test_melodies_move_by_step_end_sections_on_the_tonic_and_styles_differ_in_rhythm():
     phrases = parse_lyrics((EXAMPLES / "kaeru.txt").read_text("utf-8"))
-    steps = eighths = notes = 0
-    for seed in range(10):
-        melody = compose_melody(phrases, seed=seed)  # G major
-        sung = melody.sung_notes()
-        notes += len(sung)
-        eighths += sum(n.quarter_length == 0.5 for n in sung)
-        steps += sum(abs(a.midi - b.midi) <= 2 for a, b in zip(sung, sung[1:], strict=False))
-        ends = [line[-1] for line in sung_lines(melody)]
-        # The last line of each section resolves to G; every phrase ends on a long note.
-        assert ends[3].midi % 12 == 7 and ends[-1].midi % 12 == 7
-        assert all(end.quarter_length >= 1 for end in ends)
-    assert eighths / notes > 0.6
-    assert steps / notes > 0.55
+    sixteenths, lengths = {}, {}
+    for style in STYLES:
+        steps = short = notes = 0
+        total = 0.0
+        for seed in range(8):
+            melody = compose_melody(phrases, seed=seed, style=style)  # G major
+            sung = melody.sung_notes()
+            notes += len(sung)
+            short += sum(n.quarter_length == 0.25 for n in sung)
+            total += sum(n.quarter_length for n in sung)
+            steps += sum(abs(a.midi - b.midi) <= 2 for a, b in zip(sung, sung[1:], strict=False))
+            ends = [line[-1] for line in sung_lines(melody)]
+            # The last line of each section resolves to G; every line ends on a long note.
+            assert ends[3].midi % 12 == 7 and ends[-1].midi % 12 == 7
+            assert all(end.quarter_length >= 1 for end in ends)
+        assert steps / notes > 0.6, style
+        sixteenths[style], lengths[style] = short / notes, total / notes
+    # A ballad holds its notes longest and uses the fewest sixteenths; upbeat is the busiest.
+    assert sixteenths["ballad"] < sixteenths["pop"] < sixteenths["upbeat"]
+    assert lengths["ballad"] > lengths["pop"] > lengths["upbeat"]
 
 
 def test_notes_on_beats_are_chord_tones_and_sections_end_on_the_tonic_chord():
@@ -174,7 +182,10 @@ def test_sinsy_reads_the_written_score_note_for_note(tmp_path):
     spans = note_spans(phoneme_labels(path))
     assert len(spans) == len(melody.sung_notes())
     seconds = 60 / melody.tempo_bpm
-    assert spans[0][0] == pytest.approx(4 * seconds)  # after the bar of rest, no padding
+    first = melody.notes[0].quarter_length + melody.notes[1].quarter_length * (
+        melody.notes[1].is_rest
+    )
+    assert spans[0][0] == pytest.approx(first * seconds)  # no padding before the first rest
     assert "xx" not in {p.name for _, _, group in spans for p in group}  # every lyric read
 
 
@@ -283,7 +294,7 @@ def test_the_compose_stage_writes_the_score(tmp_path):
         (b"", "lyrics.txt is empty"),
         (b"\x00\x01\x02binary", "lyrics.txt looks like a binary file"),
         (b"\xff\xfe\x00k", "lyrics.txt looks like a binary file"),
-        ("かえる\nきょうは 晴れ\n".encode(), "line 2 has kanji (晴)"),
+        ("かえる\nきょうは 사랑\n".encode(), "line 2 has characters acgmake cannot sing (사랑)"),
         ("♪ ♪\n".encode(), "the lyrics have nothing to sing"),
     ],
 )
@@ -312,3 +323,212 @@ def test_recomposing_gives_the_same_file_byte_for_byte(tmp_path):
     first = run(compose_plugins().registry, tmp_path / "a", ["score"], inputs={"lyrics": lyrics})
     second = run(compose_plugins().registry, tmp_path / "b", ["score"], inputs={"lyrics": lyrics})
     assert first.files["score"].read_bytes() == second.files["score"].read_bytes()
+
+
+# -- any lyrics, styles, time signatures, the score's validity, MIDI ----------------------
+
+MIXED = """[verse]
+夜空に輝く星を
+私は東京へ行きます
+か
+あしたの ゆめを みた あさの ひかりの なかで きみが わらう そらの した
+
+[chorus]
+I love you forever
+shining star 星(ほし)に ねがいを
+きみと ずっと
+"""
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("time_signature", ["4/4", "3/4", "2/4", "6/8"])
+def test_every_line_keeps_its_morae_in_any_style_and_time_signature(style, time_signature):
+    phrases = parse_lyrics(MIXED)
+    assert max(len(p.morae) for p in phrases) >= 30 and min(len(p.morae) for p in phrases) == 1
+    for seed in range(3):
+        melody = compose_melody(phrases, seed=seed, style=style, time_signature=time_signature)
+        # One note per mora, none dropped or added, each lyric line one line of the melody.
+        assert [[n.lyric for n in line] for line in sung_lines(melody)] == [
+            list(p.morae) for p in phrases
+        ]
+        assert all(VOICE_RANGE[0] <= n.midi <= VOICE_RANGE[1] for n in melody.sung_notes())
+        bar = melody.bar_quarter_length
+        assert melody.quarter_length % bar == 0 and melody.notes[0].quarter_length >= bar
+
+
+def test_same_seed_same_score_in_every_style(tmp_path):
+    phrases = parse_lyrics(MIXED)
+    for style in STYLES:
+        first, second = tmp_path / f"{style}1.musicxml", tmp_path / f"{style}2.musicxml"
+        write_musicxml(compose_melody(phrases, seed=11, style=style), first)
+        write_musicxml(compose_melody(phrases, seed=11, style=style), second)
+        assert first.read_bytes() == second.read_bytes()
+        other = compose_melody(phrases, seed=12, style=style)
+        assert other.notes != compose_melody(phrases, seed=11, style=style).notes
+
+
+def test_the_chorus_sits_higher_than_the_verse():
+    phrases = parse_lyrics((EXAMPLES / "kaeru.txt").read_text("utf-8"))  # [verse], [chorus]
+    verse = chorus = 0.0
+    for seed in range(10):
+        melody = compose_melody(phrases, seed=seed)
+        assert melody.section_roles == ["verse", "chorus"]
+        registers = register_by_role(phrases, melody)
+        verse, chorus = verse + registers["verse"], chorus + registers["chorus"]
+    assert chorus > verse + 5  # by half a semitone a song on average, at least
+
+
+def test_a_repeated_section_is_the_chorus_and_sings_the_same():
+    lyrics = "ほしが ふる\nよるに\n\nきみと ずっと\nいっしょに\n\nほしが ふる\nよるに\n"
+    melody = compose_melody(parse_lyrics(lyrics), seed=2)
+    assert melody.section_roles == ["chorus", "verse", "chorus"]
+    lines = sung_lines(melody)
+    assert [(n.midi, n.quarter_length) for n in lines[0] + lines[1]] == [
+        (n.midi, n.quarter_length) for n in lines[4] + lines[5]
+    ]
+
+
+def test_the_melody_follows_the_pitch_accent_far_more_often_than_chance():
+    heard, deaf = Agreement(), Agreement()
+    for path in sorted(EXAMPLES.glob("*.txt")):
+        phrases = parse_lyrics(path.read_text("utf-8"))
+        blind = [dataclasses.replace(p, accent="") for p in phrases]
+        for seed in range(4):
+            heard.add(accent_agreement(phrases, compose_melody(phrases, seed=seed)))
+            deaf.add(accent_agreement(phrases, compose_melody(blind, seed=seed)))
+    assert heard.steps > 100
+    assert heard.share > 0.7 > heard.chance + 0.2
+    assert heard.share > deaf.share + 0.25
+    assert heard.contradicting / heard.steps < 0.05
+
+
+@pytest.mark.parametrize(
+    ("style", "time_signature", "mode", "key"),
+    [
+        ("pop", "4/4", "major", "auto"),
+        ("ballad", "3/4", "minor", "F#"),
+        ("upbeat", "6/8", "major", "Eb"),
+    ],
+)
+def test_the_score_is_valid_musicxml_4(tmp_path, style, time_signature, mode, key):
+    from acgmake.music.schema import schema_errors
+
+    melody = compose_melody(
+        parse_lyrics(MIXED), seed=1, style=style, time_signature=time_signature, mode=mode, key=key
+    )
+    path = tmp_path / "score.musicxml"
+    write_musicxml(melody, path)
+    assert schema_errors(path) == []
+    score = read_score(path)  # and music21 reads it back note for note, chords too
+    assert [(n.midi, n.quarter_length, n.lyric) for n in score.notes] == [
+        (n.midi, n.quarter_length, n.lyric) for n in melody.notes
+    ]
+    assert (score.time_signature, score.key, score.mode) == (time_signature, melody.key, mode)
+    assert [(c[0], c[2], c[3]) for c in score.chords] == [
+        (c.offset, c.root, c.quality) for c in melody.chords
+    ]
+
+
+def test_the_schema_check_catches_an_invalid_score(tmp_path):
+    from acgmake.music.schema import schema_errors
+
+    path = tmp_path / "score.musicxml"
+    good = (Path(__file__).parent.parent / "scores" / "kaeru.musicxml").read_text("utf-8")
+    path.write_text(good.replace("<syllabic>single<", "<syllabic>alone<", 1), encoding="utf-8")
+    assert "syllabic" in " ".join(schema_errors(path))
+
+
+def test_sinsy_sings_kanji_english_and_compound_time_note_for_note(tmp_path):
+    from acgmake.voice.align import note_spans
+    from acgmake.voice.sinsy import phoneme_labels
+
+    melody = compose_melody(parse_lyrics(MIXED), seed=3, style="upbeat", time_signature="6/8")
+    path = tmp_path / "score.musicxml"
+    write_musicxml(melody, path)
+    spans = note_spans(phoneme_labels(path))
+    assert len(spans) == len(melody.sung_notes())
+    assert "xx" not in {p.name for _, _, group in spans for p in group}
+
+
+def test_the_midi_stage_writes_the_melody_and_chords(tmp_path):
+    from music21 import converter
+
+    lyrics = tmp_path / "song.txt"
+    lyrics.write_text(MIXED, encoding="utf-8")
+    result = run(
+        compose_plugins().registry,
+        tmp_path / "song.acgmake",
+        ["midi"],
+        inputs={"lyrics": lyrics},
+        params={"compose": {"style": "ballad", "time_signature": "3/4"}},
+        seed=4,
+    )
+    assert result.files["midi"].name == "score.mid"
+    melody_part, chord_part = converter.parse(result.files["midi"]).parts
+    notes = list(melody_part.stripTies().flatten().notes)
+    score = read_score(result.files["score"])
+    assert [(n.pitch.midi, n.lyric) for n in notes] == [
+        (n.midi, n.lyric) for n in score.sung_notes()
+    ]
+    assert len(chord_part.stripTies().flatten().notes) == len(score.chords)
+
+
+def test_a_users_score_skips_compose_and_still_gets_a_midi_file(tmp_path):
+    from acgmake.pipeline import plan
+
+    registry = compose_plugins().registry
+    stages = plan(registry, ["midi"], given=["score"])
+    assert [stage.name for stage in stages] == ["midi"]
+    result = run(
+        registry,
+        tmp_path / "run",
+        ["midi"],
+        inputs={"score": Path(__file__).parent.parent / "scores" / "natsu.musicxml"},
+    )
+    assert result.files["midi"].read_bytes().startswith(b"MThd")
+
+
+def test_the_compose_stage_takes_style_and_time_signature(tmp_path):
+    lyrics = tmp_path / "song.txt"
+    lyrics.write_text(LYRICS, encoding="utf-8")
+    result = run(
+        compose_plugins().registry,
+        tmp_path / "song.acgmake",
+        ["score"],
+        inputs={"lyrics": lyrics},
+        params={"compose": {"style": "ballad", "time_signature": "6/8"}},
+    )
+    score = read_score(result.files["score"])
+    assert score.tempo_bpm == 76  # the ballad's tempo, as none was given
+    assert score.time_signature == "6/8"
+
+
+def test_a_deeply_nested_or_zip_bomb_score_is_refused_fast(tmp_path):
+    deep = tmp_path / "deep.musicxml"
+    depth = 100_000
+    deep.write_text(
+        HEADER
+        + "<score-partwise><part-list/><part id='P1'>"
+        + "<measure>" * depth
+        + "</measure>" * depth
+        + "</part></score-partwise>",
+        encoding="utf-8",
+    )
+    bomb = tmp_path / "bomb.mxl"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("song.xml", b"<score-partwise>" + b" " * (MAX_SCORE_BYTES + 10))
+    outside = tmp_path / "outside.musicxml"
+    outside.write_text(
+        HEADER + '<!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd">]><score-partwise>&x;'
+        "</score-partwise>",
+        encoding="utf-8",
+    )
+    for path, message in [
+        (deep, "nests its XML elements more than"),
+        (bomb, "over 5 MB uncompressed"),
+        (outside, "declares XML entities"),
+    ]:
+        started = time.perf_counter()
+        with pytest.raises(UserError, match=message):
+            read_score(path)
+        assert time.perf_counter() - started < 2

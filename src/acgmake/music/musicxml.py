@@ -1,8 +1,10 @@
 """Writing a :class:`~acgmake.music.melody.Melody` as MusicXML, and reading a score back.
 
 Written scores open in MuseScore and sing in Sinsy: MusicXML 4.0 (music21), one part, a
-treble clef, key and time signature, a tempo mark, one ``<lyric>`` with ``<syllabic>`` on every
-note, rests split on beats. Scores read back may come from anywhere (MuseScore's ``.mxl`` too),
+treble clef, key and time signature, a tempo mark, chord symbols (``<harmony>``, read back by
+music21 as ``harmony.ChordSymbol``), one ``<lyric>`` with ``<syllabic>`` on every note, rests
+split on beats. The files are valid against the MusicXML 4.0 schema (see
+:mod:`acgmake.music.schema`). Scores read back may come from anywhere (MuseScore's ``.mxl`` too),
 so they are checked before any XML library expands them: size, entity declarations (the
 "billion laughs" file), partwise MusicXML, notes, lyrics.
 """
@@ -13,7 +15,7 @@ import io
 import re
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
 MAX_SCORE_BYTES = 5 * 1024 * 1024
 #: Notes and rests in the sung part (about 20 minutes of eighth notes at 120 bpm).
 MAX_SCORE_NOTES = 5000
+#: MusicXML nests elements about 8 deep; far deeper is a crafted file (and would exhaust the
+#: recursion of the XML writers and of music21).
+MAX_XML_DEPTH = 64
 #: The tempo Sinsy sings a score without a tempo mark at (measured: a quarter lasts 0.6 s).
 SINSY_DEFAULT_TEMPO_BPM = 100.0
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -65,7 +70,8 @@ def melody_to_score(melody: Melody) -> music21.stream.Score:
     part.insert(0, voice)
 
     spell = _speller(melody.key, melody.mode)
-    bar_ql = float(melody.beats_per_bar)
+    bar_ql = float(melody.bar_quarter_length)
+    rest_sizes = _rest_sizes(melody.time_signature, bar_ql)
     measures: list[stream.Measure] = []
     position = 0.0  # quarter lengths from the start
 
@@ -81,7 +87,7 @@ def melody_to_score(melody: Melody) -> music21.stream.Score:
             in_bar = position % bar_ql
             length = min(remaining, bar_ql - in_bar)
             if item.is_rest:
-                for start, piece in _rest_pieces(in_bar, length):
+                for start, piece in _rest_pieces(in_bar, length, rest_sizes):
                     measure_at(position).insert(start, note.Rest(quarterLength=piece))
             else:
                 sung = note.Note(spell(item.midi), quarterLength=length)
@@ -106,7 +112,7 @@ def melody_to_score(melody: Melody) -> music21.stream.Score:
     opening = measures[0]
     opening.insert(0, clef.TrebleClef())
     opening.insert(0, key.Key(melody.key.replace("b", "-"), melody.mode))
-    opening.insert(0, meter.TimeSignature(f"{melody.beats_per_bar}/4"))
+    opening.insert(0, meter.TimeSignature(melody.time_signature))
     opening.insert(0, tempo.MetronomeMark(number=melody.tempo_bpm))
     measures[-1].rightBarline = bar.Barline("final")
     for measure in measures:
@@ -153,13 +159,23 @@ def _speller(tonic: str, mode: str):
     return spell
 
 
-def _rest_pieces(start: float, length: float) -> list[tuple[float, float]]:
+def _rest_sizes(time_signature: str, bar_ql: float) -> tuple[float, ...]:
+    """Rest lengths that notation keeps on their own beats, longest first: a whole bar, half
+    bars in 4/4, a beat (a dotted quarter in 6/8), eighths, sixteenths."""
+    beat = 1.5 if time_signature.endswith("/8") else 1.0
+    halves = (2.0,) if time_signature == "4/4" else ()
+    return (bar_ql, *halves, beat, 0.5, 0.25)
+
+
+def _rest_pieces(
+    start: float, length: float, sizes: tuple[float, ...] = (4.0, 2.0, 1.0, 0.5, 0.25)
+) -> list[tuple[float, float]]:
     """(offset in bar, length) of rests that fill ``length`` from ``start``, each on its beat:
-    a whole bar, halves on beats 1 and 3, quarters on beats, eighths between."""
+    a whole bar, halves on beats 1 and 3, beats, eighths between (``sizes``)."""
     pieces = []
     end = start + length
     while start < end - 1e-9:
-        for size in (4.0, 2.0, 1.0, 0.5, 0.25):
+        for size in sizes:
             if start % size < 1e-9 and start + size <= end + 1e-9:
                 break
         else:
@@ -195,6 +211,11 @@ class Score:
     tempo_bpm: float  # the first tempo mark
     beats_per_bar: int  # quarter-note beats in the first bar's time signature
     title: str = ""
+    time_signature: str = "4/4"  # the first one, as written
+    key: str = ""  # tonic of the first key ("G", "Eb"); "" when the score has none
+    mode: str = "major"
+    #: chord symbols: (offset, quarter length, root pitch class, MusicXML kind), in order
+    chords: list[tuple[float, float, int, str]] = field(default_factory=list)
 
     def sung_notes(self) -> list[ScoreNote]:
         return [n for n in self.notes if not n.is_rest]
@@ -272,7 +293,40 @@ def _score_from_part(part, parsed, name: str) -> Score:
     title = ""
     if parsed.metadata is not None:
         title = parsed.metadata.bestTitle or ""
-    return Score(notes, tempo_bpm, max(1, beats), title)
+    written = signatures[0].ratioString if signatures else "4/4"
+    tonic, mode = _key_of(part)
+    return Score(notes, tempo_bpm, max(1, beats), title, written, tonic, mode, _chords_of(part))
+
+
+def _key_of(part) -> tuple[str, str]:
+    from music21 import key
+
+    found = list(part.flatten().getElementsByClass(key.KeySignature))
+    if not found:
+        return "", "major"
+    signature = found[0]
+    if not isinstance(signature, key.Key):
+        signature = signature.asKey("major")
+    mode = signature.mode if signature.mode in ("major", "minor") else "major"
+    return signature.tonic.name.replace("-", "b"), mode
+
+
+def _chords_of(part) -> list[tuple[float, float, int, str]]:
+    """The part's chord symbols, each lasting until the next one (or the end of the part)."""
+    from music21 import harmony
+
+    end = float(part.highestTime)
+    symbols = [
+        (float(symbol.getOffsetInHierarchy(part)), symbol)
+        for symbol in part.flatten().getElementsByClass(harmony.ChordSymbol)
+        if symbol.root() is not None
+    ]
+    chords = []
+    for index, (offset, symbol) in enumerate(symbols):
+        until = symbols[index + 1][0] if index + 1 < len(symbols) else end
+        if until > offset:
+            chords.append((offset, until - offset, symbol.root().pitchClass, symbol.chordKind))
+    return chords
 
 
 def sinsy_xml(path: str | Path) -> bytes:
@@ -304,6 +358,11 @@ def sinsy_xml(path: str | Path) -> bytes:
             f"{name} is not well-formed XML ({error}); give a MusicXML score "
             "(.musicxml, .xml or .mxl)"
         ) from None
+    if _deeper_than(root, MAX_XML_DEPTH):
+        raise UserError(
+            f"{name} nests its XML elements more than {MAX_XML_DEPTH} deep (a MusicXML score "
+            "nests about 8); it is not a score a notation program wrote"
+        )
     tag = root.tag.rsplit("}", 1)[-1]
     if tag == "score-timewise":
         raise UserError(
@@ -327,6 +386,18 @@ def sinsy_xml(path: str | Path) -> bytes:
     # Sinsy picks its lyric dictionary by the declared encoding: always declare UTF-8.
     body = tostring(root, encoding="unicode").encode("utf-8")
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+def _deeper_than(root, limit: int) -> bool:
+    """Whether the element tree under ``root`` is more than ``limit`` levels deep (walked
+    without recursion, so a crafted file cannot exhaust the stack here)."""
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in element)
+    return False
 
 
 def _read_limited(path: Path) -> bytes:

@@ -1,4 +1,9 @@
-"""The ``compose`` stage: a melody for the lyrics, one note per mora, written as MusicXML."""
+"""The ``compose`` stage (lyrics -> a melody as MusicXML) and the ``midi`` stage (score -> MIDI).
+
+MIDI is a stage of its own rather than a second output of compose: ``acgmake song --score
+my.musicxml`` gives the score, and the pipeline refuses a stage whose outputs were only partly
+given; as its own step it also turns a user's score into MIDI.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,12 @@ def register_artifacts(register):
         Artifact(
             "lyrics",
             "lyrics.txt",
-            "UTF-8 text in kana, a line per phrase, a blank line between sections",
+            "UTF-8 text (Japanese in any script, English, romaji), a line per phrase, a blank "
+            "line between sections",
         )
     )
     register(Artifact("score", "score.musicxml", "the melody with the lyrics on it (MusicXML)"))
+    register(Artifact("midi", "score.mid", "the melody and its chords as a MIDI file"))
 
 
 def compose(ctx) -> None:
@@ -33,24 +40,35 @@ def compose(ctx) -> None:
         tempo_bpm=ctx.params["tempo"],
         seed=ctx.seed,
         title=title,
+        style=ctx.params["style"],
+        time_signature=ctx.params["time_signature"],
     )
     write_musicxml(melody, ctx.output("score"))
     morae = sum(len(phrase.morae) for phrase in phrases)
     ctx.log(
-        f"{len(phrases)} lines, {morae} morae, {melody.key} {melody.mode} at "
-        f"{melody.tempo_bpm} bpm: {melody.duration_s:.1f} s"
+        f"{len(phrases)} lines, {morae} morae, {melody.style} in {melody.key} {melody.mode}, "
+        f"{melody.time_signature} at {melody.tempo_bpm} bpm: {melody.duration_s:.1f} s"
     )
+
+
+def midi(ctx) -> None:
+    from acgmake.music.midi import melody_of_score, write_midi
+    from acgmake.music.musicxml import read_score
+
+    write_midi(melody_of_score(read_score(ctx.input("score"))), ctx.output("midi"))
 
 
 @hookimpl
 def register_stages(register):
+    from acgmake.music.style import METERS, STYLES
+
     register(
         Stage(
             "compose",
             needs=("lyrics",),
             makes=("score",),
             run=compose,
-            version="1",
+            version="2",
             params=(
                 Param(
                     "key",
@@ -61,12 +79,39 @@ def register_stages(register):
                 Param("mode", "major", "major or minor", click.Choice(["major", "minor"])),
                 Param(
                     "tempo",
-                    120,
-                    "tempo in beats (quarter notes) per minute",
+                    None,
+                    "tempo in quarter notes per minute [default: the style's: "
+                    + ", ".join(f"{s.name} {s.tempo_bpm}" for s in STYLES.values())
+                    + "]",
                     click.IntRange(40, 240),
                 ),
+                Param(
+                    "time_signature",
+                    "4/4",
+                    "time signature of the melody",
+                    click.Choice(list(METERS)),
+                ),
+                Param(
+                    "style",
+                    "pop",
+                    "how the lyrics are set: "
+                    + "; ".join(f"{s.name} = {s.description}" for s in STYLES.values()),
+                    click.Choice(list(STYLES)),
+                ),
             ),
-            help="Compose a melody for kana lyrics (one note per mora) and write it as "
-            "MusicXML. Example: acgmake compose lyrics.txt --key G --tempo 110",
+            help="Compose a melody with chords for the lyrics (Japanese in any script, English "
+            "or romaji; one note per mora) and write it as MusicXML. "
+            "Example: acgmake compose lyrics.txt --style ballad --key F --mode minor",
+        )
+    )
+    register(
+        Stage(
+            "midi",
+            needs=("score",),
+            makes=("midi",),
+            run=midi,
+            version="1",
+            help="Write a score's melody and chord symbols as a MIDI file for a DAW. "
+            "Example: acgmake midi score.musicxml -o song.mid",
         )
     )

@@ -1,17 +1,14 @@
-"""Lyrics text in kana -> phrases of morae, spelled the way Sinsy's Japanese dictionary reads them.
+"""Kana -> morae, spelled the way Sinsy's Japanese dictionary reads them.
 
 A *mora* is one beat of Japanese singing: a kana (か), a kana with a small kana (きゃ, ふぁ, てぃ),
 the moraic nasal ん, the double-consonant mark っ or the long-vowel mark ー. acgmake sings one
 note per mora. Every mora is written as a key of Sinsy's ``japanese.utf_8.table`` (or ー, which
 Sinsy's configuration reads as "hold the previous vowel"), so Sinsy never drops a syllable.
 
-Rules for the text:
-
-- a line is a phrase; blank lines separate sections (verse, chorus...);
-- hiragana and katakana are sung (half-width katakana too); ``〜`` and ``~`` are read as ``ー``;
-- ``[chorus]`` and ``【サビ】`` are labels, not sung; punctuation, spaces and emoji are skipped;
-- kanji, Latin letters, digits and other scripts are refused with the line number, because
-  acgmake cannot know how they are read (a later version reads kanji with a dictionary).
+Kana are sung as written: hiragana and katakana (half-width too), ``〜`` and ``~`` read as
+``ー``, iteration marks (こゝろ); punctuation, spaces and emoji are skipped. Reading kanji,
+numbers and Latin letters is :mod:`acgmake.text.reading`'s job; :func:`parse_lyrics` (whole
+lyrics in any script) lives in :mod:`acgmake.text.lyrics` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -73,42 +70,19 @@ class Phrase:
     line: int  # 1-based line number in the lyrics text
     section: int  # 0-based; blank lines start a new section
     text: str  # the line as written, without surrounding spaces
+    #: Tokyo pitch accent of each mora, "H" (high) or "L" (low); "" when unknown.
+    accent: str = ""
+    #: Indices of the morae that begin an accent phrase (a word with its particles).
+    starts: tuple[int, ...] = ()
+    #: The label of the line's section as written ("chorus", "サビ"), "" when it has none.
+    label: str = ""
 
 
 def parse_lyrics(text: str) -> list[Phrase]:
-    """The phrases of a lyrics text, in order; lines with nothing to sing are left out.
+    """The phrases of a lyrics text in any script; see :func:`acgmake.text.lyrics.parse_lyrics`."""
+    from acgmake.text.lyrics import parse_lyrics as parse
 
-    Raises :class:`UserError` naming the first line that has kanji, Latin letters, digits or
-    another script, and when nothing at all can be sung.
-    """
-    phrases: list[Phrase] = []
-    section = 0
-    blank_before = False
-    problems: list[tuple[int, str, list[str]]] = []
-    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            blank_before = True
-            continue
-        try:
-            morae = line_morae(line)
-        except _Unsingable as error:
-            problems.append((number, error.what, error.characters))
-            continue
-        if not morae:
-            continue
-        if blank_before and phrases:
-            section += 1
-        blank_before = False
-        phrases.append(Phrase(tuple(morae), number, section, line))
-    if problems:
-        raise UserError(_problem_message(problems))
-    if not phrases:
-        raise UserError(
-            "the lyrics have nothing to sing; write them in hiragana or katakana, "
-            "a line per phrase (e.g. かえるのうたが)"
-        )
-    return phrases
+    return parse(text)
 
 
 def split_morae(text: str) -> list[str]:
@@ -119,15 +93,21 @@ def split_morae(text: str) -> list[str]:
     try:
         return line_morae(text)
     except _Unsingable as error:
-        raise UserError(_problem_message([(1, error.what, error.characters)])) from None
+        raise UserError(problem_message([(1, error.what, error.characters)])) from None
 
 
 def is_singable(text: str) -> bool:
-    """Whether ``text`` (a line, or one note's lyric) has kana to sing and nothing unreadable."""
+    """Whether ``text`` (a line, or one note's lyric) has kana to sing and nothing unreadable.
+
+    A note's lyric ー (hold the vowel) or っ (a closure) is singable: it continues the note
+    before it, as Sinsy sings it."""
     try:
-        return bool(line_morae(text))
+        if line_morae(text):
+            return True
     except _Unsingable:
         return False
+    marks = unicodedata.normalize("NFKC", text).strip()
+    return bool(marks) and all(c in _LONG_VOWEL_MARKS or c in "っッ" for c in marks)
 
 
 class _Unsingable(Exception):
@@ -142,41 +122,58 @@ def line_morae(line: str) -> list[str]:
     text = unicodedata.normalize("NFKC", line)  # half-width kana, full-width letters, ゛
     text = _LABEL.sub(" ", text)
     _refuse_unreadable(text)
+    return [mora for mora, _ in kana_morae([text])]
 
+
+def kana_morae(pieces: list[str]) -> list[tuple[str, int]]:
+    """The morae of the kana in ``pieces`` read as one text, each with the index of the piece
+    it starts in: a ー, small kana or ゝ continues across pieces (``["ゆめ", "ー"]`` sings
+    ゆ, め, ー). Characters that are not kana are skipped."""
     morae: list[str] = []  # hiragana spelling
     katakana: list[bool] = []  # whether each mora was written in katakana
+    owners: list[int] = []
 
-    def add(mora: str, is_katakana: bool) -> None:
+    def add(mora: str, is_katakana: bool, owner: int) -> None:
         morae.append(mora)
         katakana.append(is_katakana)
+        owners.append(owner)
 
-    for char in text:
-        if char in _LONG_VOWEL_MARKS:
-            # A long-vowel mark holds the vowel before it: nothing to hold at a line start
-            # or after っ (Sinsy warns and drops it there).
-            if morae and morae[-1] != SOKUON:
-                add(LONG_VOWEL, False)
-            continue
-        if char in _ITERATION:
-            if morae and morae[-1] not in (LONG_VOWEL, SOKUON):
-                add(_iterate(morae[-1], _ITERATION[char]), katakana[-1])
-            continue
-        if not _is_kana(char):
-            continue  # punctuation, spaces, emoji, symbols
-        is_katakana = _is_katakana(char)
-        kana = _KATAKANA_ONLY.get(char) or _to_hiragana(char)
-        kana = _RESPELL.get(kana, kana)
-        if kana in _SMALL and morae and len(morae[-1]) == 1:
-            joined = _RESPELL.get(morae[-1] + kana, morae[-1] + kana)
-            if joined in SINSY_KANA:
-                morae[-1] = joined
+    for owner, piece in enumerate(pieces):
+        for char in piece:
+            if char in _LONG_VOWEL_MARKS:
+                # A long-vowel mark holds the vowel before it: nothing to hold at a line start
+                # or after っ (Sinsy warns and drops it there).
+                if morae and morae[-1] != SOKUON:
+                    add(LONG_VOWEL, False, owner)
                 continue
-        if kana == SOKUON and (not morae or morae[-1] == SOKUON):
-            continue  # a closure needs a vowel before it; two in a row sing as one
-        if kana not in SINSY_KANA:  # only the few respellings above can reach here
-            raise AssertionError(f"no Sinsy spelling for {kana!r}")
-        add(kana, is_katakana)
-    return [_to_katakana(m) if k else m for m, k in zip(morae, katakana, strict=True)]
+            if char in _ITERATION:
+                if morae and morae[-1] not in (LONG_VOWEL, SOKUON):
+                    add(_iterate(morae[-1], _ITERATION[char]), katakana[-1], owner)
+                continue
+            if not _is_kana(char):
+                continue  # punctuation, spaces, emoji, symbols
+            is_katakana = _is_katakana(char)
+            kana = _KATAKANA_ONLY.get(char) or _to_hiragana(char)
+            kana = _RESPELL.get(kana, kana)
+            if kana in _SMALL and morae and len(morae[-1]) == 1:
+                joined = _RESPELL.get(morae[-1] + kana, morae[-1] + kana)
+                if joined in SINSY_KANA:
+                    morae[-1] = joined
+                    continue
+            if kana == SOKUON and (not morae or morae[-1] == SOKUON):
+                continue  # a closure needs a vowel before it; two in a row sing as one
+            if kana not in SINSY_KANA:  # only the few respellings above can reach here
+                raise AssertionError(f"no Sinsy spelling for {kana!r}")
+            add(kana, is_katakana, owner)
+    return [
+        (_to_katakana(m) if k else m, owner)
+        for m, k, owner in zip(morae, katakana, owners, strict=True)
+    ]
+
+
+def is_kana(char: str) -> bool:
+    """Whether ``char`` is sung as kana: a kana, a long-vowel mark or an iteration mark."""
+    return _is_kana(char) or char in _LONG_VOWEL_MARKS or char in _ITERATION
 
 
 def _refuse_unreadable(text: str) -> None:
@@ -217,9 +214,14 @@ _ADVICE = {
 }
 
 
-def _problem_message(problems: list[tuple[int, str, list[str]]]) -> str:
+def problem_message(
+    problems: list[tuple[int, str, list[str]]],
+    advice: dict[str, tuple[str, str]] | None = None,
+) -> str:
+    """One line naming the first (line, kind of problem, characters) and counting the rest;
+    ``advice`` maps each kind to (what it is in words, what to do)."""
     number, what, characters = problems[0]
-    label, advice = _ADVICE[what]
+    label, advice = (advice or _ADVICE)[what]
     shown = ", ".join(dict.fromkeys(characters))
     shown = shown if len(shown) <= 30 else shown[:30] + "…"
     message = f"line {number} has {label} ({shown}); {advice}"
@@ -237,6 +239,11 @@ def _is_kana(char: str) -> bool:
 
 def _is_katakana(char: str) -> bool:
     return 0x30A1 <= ord(char) <= 0x30FE
+
+
+def to_hiragana(kana: str) -> str:
+    """``kana`` with katakana turned into hiragana (ー and other characters kept)."""
+    return _to_hiragana(kana)
 
 
 def _to_hiragana(kana: str) -> str:

@@ -1,11 +1,22 @@
-"""Reading a lyrics file: the checks a user's text file must pass before it is set to music."""
+"""Lyrics text -> phrases of morae, and the checks a user's lyrics file must pass.
+
+Rules for the text:
+
+- a line is a phrase; blank lines separate sections (verse, chorus...); a label line such as
+  ``[chorus]`` or ``【サビ】`` names the section that follows it and is not sung;
+- Japanese in any script (kana, kanji, numbers; furigana ``星(ほし)`` win over the dictionary),
+  English and romaji (see :mod:`acgmake.text.reading`); punctuation, emoji and markup are not
+  sung;
+- a line in a script acgmake cannot read (Hangul, Cyrillic, ...) is refused, naming the line.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from acgmake.errors import UserError
-from acgmake.text.kana import Phrase, parse_lyrics
+from acgmake.text.kana import Phrase, problem_message
 
 #: A whole song's lyrics in kana are a few KB; anything far larger is the wrong file.
 MAX_LYRICS_BYTES = 64 * 1024
@@ -13,8 +24,68 @@ MAX_LYRICS_BYTES = 64 * 1024
 MAX_MORAE = 1000
 
 
+#: A line that is only a section label: ``[chorus]``, ``【サビ】``, ``[Verse 2]``.
+_LABEL_LINE = re.compile(r"\s*(?:\[([^\]]*)\]|【([^】]*)】)\s*")
+_ADVICE = {
+    "other": (
+        "characters acgmake cannot sing",
+        "write the lyrics in Japanese (kana or kanji) or in English",
+    ),
+    "kanji": ("kanji acgmake cannot read", "add the reading after them, e.g. 星(ほし)"),
+}
+
+
+def parse_lyrics(text: str) -> list[Phrase]:
+    """The phrases of a lyrics text, in order; lines with nothing to sing are left out.
+
+    Raises :class:`UserError` naming the first line that cannot be read (and counting the
+    others), and when nothing at all can be sung.
+    """
+    from acgmake.text.reading import Unreadable, read_line
+
+    phrases: list[Phrase] = []
+    section = 0
+    label = ""  # the label of the current section
+    pending: str | None = None  # a label line read, for the section it opens
+    new_section = False
+    problems: list[tuple[int, str, list[str]]] = []
+    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            new_section = True
+            continue
+        labelled = _LABEL_LINE.fullmatch(line)
+        if labelled:
+            new_section = True
+            pending = (labelled.group(1) or labelled.group(2) or "").strip()
+            continue
+        try:
+            reading = read_line(line)
+        except Unreadable as error:
+            problems.append((number, error.what, error.characters))
+            continue
+        if not reading.morae:
+            continue
+        if new_section and phrases:
+            section += 1
+        if (new_section or not phrases) and (phrases or pending is not None):
+            label = pending or ""
+        pending, new_section = None, False
+        phrases.append(
+            Phrase(reading.morae, number, section, line, reading.accent, reading.starts, label)
+        )
+    if problems:
+        raise UserError(problem_message(problems, _ADVICE))
+    if not phrases:
+        raise UserError(
+            "the lyrics have nothing to sing; write them in Japanese or English, a line per "
+            "phrase (e.g. かえるのうたが)"
+        )
+    return phrases
+
+
 def read_lyrics(path: str | Path) -> list[Phrase]:
-    """The phrases of the lyrics file at ``path`` (UTF-8 kana, a line per phrase).
+    """The phrases of the lyrics file at ``path`` (UTF-8 text, a line per phrase).
 
     Raises :class:`UserError` with one line saying what to do when the file is missing, too
     large, binary, not UTF-8, empty, has text that cannot be sung, or too many morae.
@@ -34,7 +105,7 @@ def lyrics_from_bytes(data: bytes, *, name: str = "the lyrics") -> list[Phrase]:
     if b"\x00" in data:
         raise UserError(
             f"{name} looks like a binary file (it has NUL bytes); give a plain text file of "
-            "lyrics in kana, saved as UTF-8"
+            "lyrics, saved as UTF-8"
         )
     try:
         text = data.decode("utf-8")
@@ -44,7 +115,7 @@ def lyrics_from_bytes(data: bytes, *, name: str = "the lyrics") -> list[Phrase]:
             f"{error.start}); save it as UTF-8 in your editor"
         ) from None
     if not text.strip("\ufeff \t\r\n\u3000"):
-        raise UserError(f"{name} is empty; write the lyrics in kana, a line per phrase")
+        raise UserError(f"{name} is empty; write the lyrics, a line per phrase")
     phrases = parse_lyrics(text)
     count = sum(len(phrase.morae) for phrase in phrases)
     if count > MAX_MORAE:

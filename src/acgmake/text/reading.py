@@ -1,0 +1,287 @@
+"""One lyric line in any script -> morae to sing, with the words' pitch accent.
+
+Kanji and numbers are read with OpenJTalk's dictionary (``pyopenjtalk-plus``, dictionary
+bundled, nothing downloaded), which also marks each accent phrase (a word with its particles)
+and its accent type, giving a high or low pitch per mora in the Tokyo accent. The rules a
+singer follows:
+
+- kana are sung as written, except the particles は and へ, sung わ and え (を is sung お by
+  Sinsy's own dictionary); the same holds inside set phrases such as こんにちは;
+- a reading acgmake chose (kanji, numbers) holds an o- or u-vowel where the dictionary says it
+  is long (東京 とーきょー), and sings え-い as written (先生 せんせい), as singers do;
+- furigana in the lyrics win over the dictionary: ``星(ほし)``, ``星（ほし）``, also on Latin
+  letters and digits (``LOVE(らぶ)``);
+- Latin letters are romaji or English (:mod:`acgmake.text.english`);
+- punctuation, emoji and spaces are not sung; scripts acgmake cannot read (Hangul, Cyrillic,
+  ...) raise :class:`Unreadable`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import re
+import unicodedata
+import warnings
+from dataclasses import dataclass
+
+from acgmake.text import english
+from acgmake.text.kana import LONG_VOWEL, is_kana, kana_morae, to_hiragana
+
+#: Labels such as [chorus] or 【サビ】 name a part of the song; they are not sung.
+LABEL = re.compile(r"\[[^\]]*\]|【[^】]*】")
+_KANJI_MARKS = "々〆〇〻"
+_KANJI = rf"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff{_KANJI_MARKS}"
+_KANA = r"\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe"
+#: ``base(reading)``: a reading in kana for the kanji, Latin letters or digits just before it.
+FURIGANA = re.compile(rf"([{_KANJI}A-Za-z0-9]+)\(([{_KANA}]+)\)")
+_PARTICLE_SOUNDS = {"ハ": "ワ", "ヘ": "エ"}
+_O_OR_U = frozenset("おこそとのほもよろごぞどぼぽょうくすつぬふむゆるぐずづぶぷゅ")
+
+
+class Unreadable(Exception):
+    """A line has characters acgmake cannot sing: ``what`` ("other", "kanji") and which."""
+
+    def __init__(self, what: str, characters: list[str]) -> None:
+        super().__init__(what)
+        self.what = what
+        self.characters = characters
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The morae of a line in Sinsy's spelling, their pitch accent and the accent phrases."""
+
+    morae: tuple[str, ...]
+    accent: str  # "H" or "L" per mora (Tokyo accent)
+    starts: tuple[int, ...]  # index of the first mora of each accent phrase
+
+
+@dataclass(frozen=True)
+class Node:
+    """One word as OpenJTalk analysed it (the fields of ``pyopenjtalk.run_frontend``)."""
+
+    surface: str
+    read: str  # katakana reading, particles as written (ハ)
+    pron: str  # katakana pronunciation, particles as sung (ワ), long vowels as ー
+    pos: str  # part of speech: 名詞, 助詞, 記号, ...
+    accent_type: int  # accent nucleus of the accent phrase this word begins (0 = flat)
+    chain: int  # 1 when the word continues the accent phrase before it
+
+
+def read_line(line: str) -> Reading:
+    """The morae, pitch accent and accent phrases of one lyric line (labels already allowed).
+
+    Raises :class:`Unreadable` for characters of a script acgmake cannot sing.
+    """
+    text = unicodedata.normalize("NFKC", line)
+    text = english.strip_accents(LABEL.sub(" ", text))
+    _refuse_other_scripts(text)
+    text = text.replace("〜", LONG_VOWEL).replace("~", LONG_VOWEL)
+    text = _romaji_as_kana(text)
+
+    morae: list[str] = []
+    accent: list[str] = []
+    starts: list[int] = []
+    for kind, written, reading in _chunks(text):
+        if kind == "furigana":
+            chunk = _spelled(reading, reading_of=written)
+        elif kind == "latin":
+            chunk = _spelled(english.english_to_katakana(written))
+        else:
+            chunk = _read(written)
+        starts.extend(len(morae) + start for start in chunk.starts)
+        morae.extend(chunk.morae)
+        accent.extend(chunk.accent)
+    return Reading(tuple(morae), "".join(accent), tuple(dict.fromkeys(starts)))
+
+
+def _refuse_other_scripts(text: str) -> None:
+    runs: list[str] = []
+    previous = False
+    for char in text:
+        other = _is_other_letter(char)
+        if other and previous:
+            runs[-1] += char
+        elif other:
+            runs.append(char)
+        previous = other
+    if runs:
+        raise Unreadable("other", runs)
+
+
+def _is_other_letter(char: str) -> bool:
+    """A letter or digit of a script acgmake cannot read (Hangul, Cyrillic, Greek, ...)."""
+    if char.isascii() or is_kana(char) or re.match(rf"[{_KANJI}ヶ]", char):
+        return False
+    category = unicodedata.category(char)
+    return category[0] in "LN" and category != "Lm"
+
+
+def _romaji_as_kana(text: str) -> str:
+    """``text`` with its Latin words in hiragana when they are romaji (see english)."""
+    words = [m.group() for m in english.LATIN_WORD.finditer(FURIGANA.sub(" ", text))]
+    if not english.is_romaji_line(words):
+        return text
+    return english.LATIN_WORD.sub(
+        lambda m: english.romaji_to_hiragana(m.group()) or m.group(), text
+    )
+
+
+def _chunks(text: str) -> list[tuple[str, str, str]]:
+    """(kind, text, reading) pieces of a line in order: "furigana" (a base and its reading),
+    "latin" (an English word) and "text" (kana, kanji, digits for OpenJTalk)."""
+    chunks: list[tuple[str, str, str]] = []
+    position = 0
+    pattern = re.compile(rf"{FURIGANA.pattern}|({english.LATIN_WORD.pattern})")
+    for match in pattern.finditer(text):
+        if match.start() > position:
+            chunks.append(("text", text[position : match.start()], ""))
+        if match.group(1):
+            chunks.append(("furigana", match.group(1), match.group(2)))
+        else:
+            chunks.append(("latin", match.group(3), ""))
+        position = match.end()
+    if position < len(text):
+        chunks.append(("text", text[position:], ""))
+    return chunks
+
+
+def _spelled(kana: str, *, reading_of: str = "") -> Reading:
+    """Kana sung exactly as given; the accent comes from OpenJTalk's analysis of
+    ``reading_of`` (the kanji under furigana) when it has as many morae, else of the kana."""
+    morae = tuple(mora for mora, _ in kana_morae([kana]))
+    if reading_of:
+        analysed = _read(reading_of, allow_empty=True)
+        if len(analysed.morae) == len(morae):
+            return Reading(morae, analysed.accent, analysed.starts or (0,))
+    analysed = _read(_katakana(kana), allow_empty=True)
+    if len(analysed.morae) == len(morae):
+        return Reading(morae, analysed.accent, analysed.starts or (0,))
+    return Reading(morae, _pattern(len(morae), 0), (0,) if morae else ())
+
+
+def _read(text: str, *, allow_empty: bool = False) -> Reading:
+    """Kana, kanji and digits read through OpenJTalk (see the module docstring)."""
+    nodes = [node for node in openjtalk_nodes(text) if _sung(node)]
+    pieces = [_spelling(node) for node in nodes]
+    owned = kana_morae(pieces)
+    morae = tuple(mora for mora, _ in owned)
+    counts = [0] * len(nodes)
+    for _, owner in owned:
+        counts[owner] += 1
+    phrases: list[tuple[int, int]] = []  # (morae, accent type) of each accent phrase
+    for node, count in zip(nodes, counts, strict=True):
+        if node.chain != 1 or not phrases:
+            phrases.append((count, node.accent_type))
+        else:
+            phrases[-1] = (phrases[-1][0] + count, phrases[-1][1])
+    starts: list[int] = []
+    position = 0
+    for count, _ in phrases:
+        if count:
+            starts.append(position)
+        position += count
+    if not morae and not allow_empty:
+        return Reading((), "", ())
+    accent = "".join(_pattern(count, accent_type) for count, accent_type in phrases)
+    return Reading(morae, accent, tuple(starts))
+
+
+def _sung(node: Node) -> bool:
+    """Whether a word is sung: punctuation, emoji and symbols without a reading are not."""
+    if node.pos != "記号":
+        return True
+    return bool(node.read) and all(_is_katakana(c) for c in node.read)
+
+
+def _spelling(node: Node) -> str:
+    """How a word is sung: kana as written (particles as sounded), anything else as read."""
+    surface = node.surface
+    if not any(_is_read(c) for c in surface):
+        if len(surface) != len(node.read) or len(node.read) != len(node.pron):
+            return surface
+        # は/へ sound わ/え as particles, also inside set phrases (こんにちは).
+        sung = []
+        for char, read, pron in zip(surface, node.read, node.pron, strict=True):
+            if _PARTICLE_SOUNDS.get(read) == pron:
+                pron_kana = pron if char != to_hiragana(char) else to_hiragana(pron)
+                sung.append(pron_kana)
+            else:
+                sung.append(char)
+        return "".join(sung)
+    reading = node.read
+    if not reading or not all(_is_katakana(c) for c in reading):
+        unread = [c for c in surface if _is_read(c)]
+        raise Unreadable("kanji", ["".join(unread) or surface])
+    if len(reading) != len(node.pron):
+        return to_hiragana(reading)
+    # The dictionary's long vowels: an o or u held (とう -> とー), え-い sung as written.
+    sung = []
+    for index, (read, pron) in enumerate(zip(reading, node.pron, strict=True)):
+        before = to_hiragana(sung[-1]) if sung else ""
+        if pron == LONG_VOWEL and read == "ウ" and before in _O_OR_U:
+            sung.append(LONG_VOWEL)
+        elif _PARTICLE_SOUNDS.get(read) == pron and index == 0 and len(reading) == 1:
+            sung.append(to_hiragana(pron))
+        else:
+            sung.append(to_hiragana(read))
+    return "".join(sung)
+
+
+def _is_read(char: str) -> bool:
+    """Whether ``char`` is sung by its reading (kanji, a letter, a digit), not as written."""
+    return not is_kana(char) and unicodedata.category(char)[0] in "LN"
+
+
+def _pattern(count: int, accent_type: int) -> str:
+    """The Tokyo pitch pattern of an accent phrase of ``count`` morae: type 0 rises after the
+    first mora and stays high, type 1 starts high and falls, type n falls after mora n."""
+    if count <= 0:
+        return ""
+    if accent_type <= 0 or accent_type > count:
+        return "L" + "H" * (count - 1) if count > 1 else "L"
+    if accent_type == 1:
+        return "H" + "L" * (count - 1)
+    return "L" + "H" * (accent_type - 1) + "L" * (count - accent_type)
+
+
+def _katakana(kana: str) -> str:
+    return "".join(chr(ord(c) + 0x60) if 0x3041 <= ord(c) <= 0x3096 else c for c in kana)
+
+
+def _is_katakana(char: str) -> bool:
+    return 0x30A1 <= ord(char) <= 0x30FA or char == LONG_VOWEL
+
+
+@functools.lru_cache(maxsize=2048)
+def openjtalk_nodes(text: str) -> tuple[Node, ...]:
+    """OpenJTalk's analysis of ``text``: its words with readings and accent phrases."""
+    frontend = _pyopenjtalk()
+    with warnings.catch_warnings():
+        # pyopenjtalk-plus calls a SudachiPy method that SudachiPy has deprecated.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        features = frontend.run_frontend(text)
+    nodes = []
+    for feature in features:
+        nodes.append(
+            Node(
+                surface=feature["string"],
+                read=feature["read"].replace("’", ""),
+                pron=feature["pron"].replace("’", ""),
+                pos=feature["pos"],
+                accent_type=int(feature["acc"]),
+                chain=int(feature["chain_flag"]),
+            )
+        )
+    return tuple(nodes)
+
+
+@functools.lru_cache(maxsize=1)
+def _pyopenjtalk():
+    # pyopenjtalk-plus prints a notice on import when onnxruntime (used only to choose
+    # between なに and なん for 何) is missing; the CLI's output is not the place for it.
+    with contextlib.redirect_stdout(io.StringIO()):
+        import pyopenjtalk
+    return pyopenjtalk
