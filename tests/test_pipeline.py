@@ -263,3 +263,15 @@ def test_an_unwritable_run_folder_is_a_clear_error(tmp_path: Path, words: Path):
     blocker.write_text("")
     with pytest.raises(UserError, match="cannot create the run folder"):
         run(registry_with(SHOUT), blocker / "run", ["loud"], inputs={"words": words})
+
+
+def test_a_given_file_over_its_kinds_size_limit_is_refused_before_it_is_copied(tmp_path: Path):
+    registry = Registry()
+    registry.add_artifact(Artifact("words", "words.txt", max_bytes=10))
+    registry.add_artifact(Artifact("loud", "loud.txt"))
+    registry.add_stage(SHOUT)
+    big = tmp_path / "big.txt"
+    big.write_text("x" * 2048)
+    with pytest.raises(UserError, match=r"big.txt is 2 KB; a words file can be at most 10 bytes"):
+        run(registry, tmp_path / "run", ["loud"], inputs={"words": big})
+    assert not (tmp_path / "run" / "words.txt").exists()

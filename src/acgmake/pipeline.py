@@ -38,6 +38,8 @@ class Artifact:
     filename: str
     description: str = ""
     plugin: str = ""
+    #: A user's file of this kind larger than this is refused before it is copied in.
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -484,6 +486,12 @@ class RunFolder:
         source = Path(source)
         if not source.is_file():
             raise UserError(f"{source} is not a file; give the path of your {kind} file")
+        limit = self.registry.artifact(kind).max_bytes
+        if limit is not None and source.stat().st_size > limit:
+            raise UserError(
+                f"{source} is {_size(source.stat().st_size)}; a {kind} file can be at most "
+                f"{_size(limit)} — is it the right file?"
+            )
         destination = self.file(kind)
         if destination.exists() and destination.resolve() == source.resolve():
             return destination
@@ -491,6 +499,12 @@ class RunFolder:
             return destination
         copy_atomic(source, destination)
         return destination
+
+
+def _size(count: int) -> str:
+    if count >= 1048576:
+        return f"{count / 1048576:.1f} MB"
+    return f"{count / 1024:.0f} KB" if count >= 1024 else f"{count} bytes"
 
 
 def _cache_key(

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from acgmake.errors import UserError
+from acgmake.music import MAX_SCORE_BYTES
 from acgmake.music.melody import Melody
 
 if TYPE_CHECKING:
     import music21
 
-#: A song's MusicXML is well under 1 MB; a file over this is refused before parsing.
-MAX_SCORE_BYTES = 5 * 1024 * 1024
 #: Notes and rests in the sung part (about 20 minutes of eighth notes at 120 bpm).
 MAX_SCORE_NOTES = 5000
 #: MusicXML nests elements about 8 deep; far deeper is a crafted file (and would exhaust the

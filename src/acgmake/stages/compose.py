@@ -10,6 +10,8 @@ from __future__ import annotations
 import click
 
 from acgmake import Artifact, Param, Stage, hookimpl
+from acgmake.music import MAX_SCORE_BYTES
+from acgmake.text.lyrics import MAX_LYRICS_BYTES
 
 
 @hookimpl
@@ -20,9 +22,17 @@ def register_artifacts(register):
             "lyrics.txt",
             "UTF-8 text (Japanese in any script, English, romaji), a line per phrase, a blank "
             "line between sections",
+            max_bytes=MAX_LYRICS_BYTES,
         )
     )
-    register(Artifact("score", "score.musicxml", "the melody with the lyrics on it (MusicXML)"))
+    register(
+        Artifact(
+            "score",
+            "score.musicxml",
+            "the melody with the lyrics on it (MusicXML)",
+            max_bytes=MAX_SCORE_BYTES,
+        )
+    )
     register(Artifact("midi", "score.mid", "the melody and its chords as a MIDI file"))
 
 
