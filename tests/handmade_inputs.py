@@ -3,7 +3,8 @@
 :func:`draw_character` draws what colorize and animate look for in a generated
 ``character.png`` (an outlined face, hair framing it, two eyes, a mouth, clothes, on a plain
 light background) with its ``face.json``. :func:`write_song` writes a sung-looking
-``vocals.wav`` (a tone per mora), its ``phonemes.lab`` and ``timing.json``.
+``vocals.wav`` (a tone per mora), the same as the mixed ``song.wav``, its ``phonemes.lab`` and
+``timing.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ KINDS = {
     "character": "character.png",
     "face": "face.json",
     "vocals": "vocals.wav",
+    "song": "song.wav",
     "phonemes": "phonemes.lab",
     "timing": "timing.json",
 }
@@ -176,10 +178,12 @@ def write_song(
 
     paths = {
         "vocals": folder / "vocals.wav",
+        "song": folder / "song.wav",
         "phonemes": folder / "phonemes.lab",
         "timing": folder / "timing.json",
     }
     soundfile.write(paths["vocals"], audio, sample_rate, subtype="PCM_16")
+    soundfile.write(paths["song"], np.stack([audio, audio], axis=1), sample_rate, subtype="PCM_24")
     write_lab(paths["phonemes"], phonemes)
     Timing(60.0 / step, 4, lead_s, duration_s, lines).write(paths["timing"])
     return paths

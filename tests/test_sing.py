@@ -269,7 +269,10 @@ def test_a_note_without_a_lyric_is_silent_and_is_no_mora(tmp_path):
         ("な", 1.5, 2.0),
     ]
     phonemes = read_lab(result.files["phonemes"])
-    assert [p.name for p in phonemes if 1.0 <= p.start_s < 1.5] == ["pau"]
+    # The silent note is a pause (which may begin a few ms early, where the vowel fades).
+    silent = [p for p in phonemes if p.end_s > 1.0 + 1e-6 and p.start_s < 1.5 - 1e-6]
+    assert [p.name for p in silent] == ["pau"]
+    assert silent[0].start_s <= 1.0 and silent[0].end_s >= 1.5
 
 
 def test_a_score_whose_lyrics_are_not_kana_is_refused(tmp_path):
@@ -286,3 +289,92 @@ def test_a_score_whose_lyrics_are_not_kana_is_refused(tmp_path):
         lambda: run(sing_plugins().registry, tmp_path / "run", ["vocals"], inputs={"score": path}),
         r"the lyrics of score.musicxml are not kana \(e.g. 'la'\)",
     )
+
+
+# -- what a creator controls -------------------------------------------------------------------
+
+
+def test_the_audacity_labels_are_the_phonemes_in_seconds(sung):
+    result, _ = sung
+    in_seconds = read_lab(result.files["phoneme_labels"])
+    htk = read_lab(result.files["phonemes"])
+    assert [p.name for p in in_seconds] == [p.name for p in htk]
+    assert [p.start_s for p in in_seconds] == pytest.approx([p.start_s for p in htk], abs=1e-6)
+    first = result.files["phoneme_labels"].read_text("utf-8").splitlines()[0].split("\t")
+    assert first == ["0.000000", f"{htk[0].end_s:.6f}", htk[0].name]
+
+
+def test_volume_and_alpha_reach_sinsy(tmp_path):
+    score = write_score(tmp_path / "score.musicxml", "かえるの\n")
+    plain = sinsy.sing(score).samples
+    quieter = sinsy.sing(score, options=sinsy.SingingOptions(volume_db=-6.0)).samples
+    ratio = np.sqrt(np.mean(quieter**2) / np.mean(plain**2))
+    assert ratio == pytest.approx(10 ** (-6 / 20), rel=0.02)
+    assert sinsy.voice_alpha(sinsy.sinsy_files().voice) == 0.55
+    same = sinsy.sing(score, options=sinsy.SingingOptions(alpha=0.55)).samples
+    other = sinsy.sing(score, options=sinsy.SingingOptions(alpha=0.6)).samples
+    assert np.array_equal(same, plain) and not np.allclose(other, plain, atol=1e-3)
+
+
+def test_too_loud_a_volume_is_reported_as_clipping(tmp_path):
+    score = write_score(tmp_path / "score.musicxml", "かえるの\n")
+    singing = sinsy.sing(score, options=sinsy.SingingOptions(volume_db=20.0))
+    assert np.abs(singing.samples).max() == 1.0
+    assert any("clipped" in message for message in singing.messages)
+
+
+def test_transposing_a_score_moves_every_note_and_the_key():
+    from music21 import converter
+
+    xml = (Path(__file__).parents[1] / "scores" / "kaeru.musicxml").read_bytes()
+    from acgmake.music.musicxml import sinsy_xml
+
+    original = sinsy_xml(Path(__file__).parents[1] / "scores" / "kaeru.musicxml")
+    for semitones in (3, -5):
+        moved = sinsy.transpose_xml(original, semitones)
+        before = converter.parseData(original.decode(), format="musicxml")
+        after = converter.parseData(moved.decode(), format="musicxml")
+        pitches = [n.pitch.midi for n in before.flatten().notes if n.isNote]
+        assert [n.pitch.midi for n in after.flatten().notes if n.isNote] == [
+            p + semitones for p in pitches
+        ]
+        key_before = before.flatten().getElementsByClass("KeySignature")[0].asKey("major")
+        key_after = after.flatten().getElementsByClass("KeySignature")[0].asKey("major")
+        assert (key_after.tonic.pitchClass - key_before.tonic.pitchClass) % 12 == semitones % 12
+    assert sinsy.transpose_xml(xml, 0) is xml
+
+
+def test_the_online_backend_fails_clearly_when_offline(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on: offline, for sure
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("ACGMAKE_SINSY_URL", f"http://127.0.0.1:{port}/")
+    score = write_score(tmp_path / "score.musicxml", "かえるの\n")
+    error = fails_fast(
+        lambda: run(sing_plugins().registry, tmp_path / "run", ["vocals"],
+                    inputs={"score": score}, params={"sing": {"sinsy_backend": "online"}}),
+        r"cannot reach the Sinsy service at http://127.0.0.1:\d+/ .*--sinsy-backend local",
+    )  # fmt: skip
+    assert "offline" in error.message
+    assert not (tmp_path / "run" / "vocals.wav").exists()
+
+
+def test_a_failing_sinsy_worker_leaves_the_command_line_standing(tmp_path, use_plugins):
+    import importlib
+
+    from click.testing import CliRunner
+
+    from acgmake.cli import cli
+
+    score = write_score(tmp_path / "score.musicxml", "かえるの\n")
+    broken = tmp_path / "broken.htsvoice"  # the header is right, hts_engine refuses the rest
+    broken.write_bytes(sinsy.sinsy_files().voice.read_bytes()[:1_300_000])
+    use_plugins(*(importlib.import_module(f"acgmake.stages.{n}") for n in ("compose", "sing")))
+    result = CliRunner().invoke(
+        cli, ["sing", str(score), "--voice", str(broken), "--workdir", str(tmp_path / "run")]
+    )
+    assert result.exit_code == 1
+    assert "Sinsy could not load the voice" in result.output
+    assert "Traceback" not in result.output and result.output.count("\n") == 1

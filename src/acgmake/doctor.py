@@ -58,6 +58,29 @@ def _singing() -> str:
     return f"sang a {singing.duration_s:.1f} s test score in {seconds:.1f} s"
 
 
+def _band() -> str:
+    from acgmake.audio.soundfont import SoundFont, SoundFontNote, default_soundfont, render_notes
+
+    path = default_soundfont()
+    started = time.perf_counter()
+    chord = [SoundFontNote(0.0, 0.5, key, 100, 0) for key in (60, 64, 67)]
+    audio = render_notes(chord, SoundFont(path))
+    seconds = time.perf_counter() - started
+    if not audio.any():
+        raise UserError(f"the soundfont {path} played silence for a C major chord")
+    return f"{path.name} ({path.stat().st_size / 1e6:.1f} MB) played a chord in {seconds:.2f} s"
+
+
+def _mixing() -> str:
+    from importlib.metadata import version
+
+    import pyloudnorm  # noqa: F401 - loudness
+    import pyworld  # noqa: F401 - pitch tracking and correction
+
+    names = ("pyloudnorm", "pyworld-prebuilt")
+    return ", ".join(f"{name} {version(name)}" for name in names)
+
+
 def _ffmpeg() -> str:
     from imageio_ffmpeg import get_ffmpeg_exe
 
@@ -115,6 +138,8 @@ CHECKS: list[tuple[str, Callable[[], str], str]] = [
     ),
     ("voice", _voice, "reinstall pysinsy (it ships the voice), or give --voice PATH.htsvoice"),
     ("singing", _singing, "reinstall pysinsy; if it still fails, report it with this output"),
+    ("band", _band, "pip install --force-reinstall pretty_midi (it ships TimGM6mb.sf2)"),
+    ("mixing", _mixing, "pip install pyloudnorm pyworld-prebuilt"),
     ("ffmpeg", _ffmpeg, "pip install --force-reinstall imageio-ffmpeg"),
     ("torch", _torch, "pip install torch==2.13.0 (the CPU build is enough)"),
     (

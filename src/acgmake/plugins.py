@@ -27,6 +27,8 @@ ENV_VAR = "ACGMAKE_PLUGINS"
 DEFAULT_PLUGINS = (
     "acgmake.stages.compose",
     "acgmake.stages.sing",
+    "acgmake.stages.accompany",
+    "acgmake.stages.mix",
     "acgmake.stages.character",
     "acgmake.stages.colorize",
     "acgmake.stages.animate",

@@ -1,4 +1,4 @@
-"""The ``animate`` stage: the colored character sings the vocals, lyrics below, as an MP4."""
+"""The ``animate`` stage: the colored character sings the song, lyrics below, as an MP4."""
 
 from __future__ import annotations
 
@@ -48,11 +48,13 @@ def animate(ctx) -> None:
     fps = ctx.params["fps"]
     if not isinstance(fps, int) or not 1 <= fps <= 120:
         raise UserError(f"--fps must be a whole number from 1 to 120; got {fps!r}")
-    vocals = ctx.input("vocals")
+    # The mixed song (vocals over the backing) is the clip's sound; it starts where vocals.wav
+    # does, so the timing and phonemes line up with it.
+    song = ctx.input("song")
     try:
-        duration_s = soundfile.info(str(vocals)).duration
+        duration_s = soundfile.info(str(song)).duration
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise UserError(f"cannot read the vocals {vocals}: {error}") from None
+        raise UserError(f"cannot read the song {song}: {error}") from None
     with Image.open(ctx.input("colored")) as image:
         colored = np.asarray(image.convert("RGBA"))
     face = Face.read(ctx.input("face"))
@@ -83,7 +85,7 @@ def animate(ctx) -> None:
         width=width,
         height=height,
         fps=fps,
-        audio_path=vocals,
+        audio_path=song,
         frame_count=frame_count,
         progress=progress,
     )
@@ -94,7 +96,7 @@ def register_stages(register):
     register(
         Stage(
             "animate",
-            needs=("colored", "face", "vocals", "phonemes", "timing"),
+            needs=("colored", "face", "song", "phonemes", "timing"),
             makes=("clip",),
             run=animate,
             version="1",
@@ -102,7 +104,6 @@ def register_stages(register):
                 Param("size", "1280x720", "Video size in pixels, WIDTHxHEIGHT (even numbers)."),
                 Param("fps", 24, "Frames per second.", click.IntRange(1, 120)),
             ),
-            help="Animate the colored character singing the vocals, with the lyrics, as an "
-            "MP4 clip.",
+            help="Animate the colored character singing the song, with the lyrics, as an MP4 clip.",
         )
     )

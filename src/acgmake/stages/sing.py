@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import click
+
 from acgmake import Artifact, Param, Stage, hookimpl
 
 #: What vocals.wav holds, whatever rate the voice sings at.
@@ -13,6 +15,13 @@ def register_artifacts(register):
     register(Artifact("vocals", "vocals.wav", "the sung vocals (WAV, mono, 48 kHz, 16-bit)"))
     register(Artifact("phonemes", "phonemes.lab", "phonemes with their times (HTK label file)"))
     register(
+        Artifact(
+            "phoneme_labels",
+            "phonemes.txt",
+            "phonemes with their times in seconds (Audacity label track)",
+        )
+    )
+    register(
         Artifact("timing", "timing.json", "when each mora is sung, by line, and the beat grid")
     )
 
@@ -20,12 +29,14 @@ def register_artifacts(register):
 def sing(ctx) -> None:
     import soundfile
 
+    from acgmake.audio.resample import resample
     from acgmake.errors import UserError
     from acgmake.music.musicxml import read_score
     from acgmake.text.kana import is_singable
     from acgmake.voice import sinsy
     from acgmake.voice.align import align_phonemes, build_timing
-    from acgmake.voice.labels import write_lab
+    from acgmake.voice.labels import write_audacity_labels, write_lab
+    from acgmake.voice.pitch_correction import correct_pitch
 
     score_path = ctx.input("score")
     score = read_score(score_path)  # clear errors for a bad score before Sinsy sees it
@@ -49,24 +60,67 @@ def sing(ctx) -> None:
     song_s = (last.offset + last.quarter_length) * 60.0 / score.tempo_bpm
     # Sinsy sings ~20x faster than real time; a hang is stopped well before a user gives up.
     timeout_s = 60.0 + 2.0 * song_s
+    options = sinsy.SingingOptions(
+        pitch_shift=int(ctx.params["pitch_shift"]),
+        alpha=ctx.params["alpha"],
+        volume_db=float(ctx.params["volume"]),
+    )
+    sung = [n.midi + options.pitch_shift for n in score.sung_notes() if n.midi is not None]
+    bundled = voice == sinsy.sinsy_files().voice
+    outside = sung and (min(sung) < _SUNG_RANGE[0] or max(sung) > _SUNG_RANGE[1])
+    if options.pitch_shift and bundled and outside:
+        ctx.log(
+            f"shifted by {options.pitch_shift:+d} semitones the notes span MIDI "
+            f"{min(sung)}-{max(sung)}; the bundled voice sings MIDI {_SUNG_RANGE[0]}-"
+            f"{_SUNG_RANGE[1]} (E4-C5) in tune and drifts outside it"
+        )
     ctx.progress(0, 1, "Sinsy is singing")
-    singing = sinsy.sing(score_path, voice_path=voice, timeout_s=timeout_s)
-    for message in singing.messages:
-        ctx.log(f"Sinsy: {message}")
-    samples, sample_rate = singing.samples, singing.sample_rate
+    if ctx.params["sinsy_backend"] == "online":
+        samples, sample_rate, labels = _sing_online(ctx, score_path, voice, options, timeout_s)
+    else:
+        singing = sinsy.sing(score_path, voice_path=voice, timeout_s=timeout_s, options=options)
+        for message in singing.messages:
+            ctx.log(f"Sinsy: {message}")
+        samples, sample_rate, labels = singing.samples, singing.sample_rate, singing.phonemes
     if sample_rate != VOCALS_SAMPLE_RATE:
-        samples = _resample(samples, sample_rate, VOCALS_SAMPLE_RATE)
-    phonemes = align_phonemes(singing.phonemes, samples, VOCALS_SAMPLE_RATE)
-    timing = build_timing(score, singing.phonemes, len(samples) / VOCALS_SAMPLE_RATE)
+        samples = resample(samples, sample_rate, VOCALS_SAMPLE_RATE).clip(-1, 1).astype("float32")
+    timing = build_timing(score, labels, len(samples) / VOCALS_SAMPLE_RATE)
+    timing.pitch_shift = options.pitch_shift
+    for line in timing.lines:  # the pitches as sung
+        for mora in line.morae:
+            mora.midi += options.pitch_shift
+    strength = float(ctx.params["pitch_correction"])
+    if strength > 0:
+        ctx.progress(0.5, 1, "correcting the pitch")
+        corrected = correct_pitch(samples, VOCALS_SAMPLE_RATE, timing, strength=strength)
+        samples = corrected.samples
+        moved = [abs(c) for c in corrected.shifts_cents if c]
+        if moved:
+            ctx.log(
+                f"pitch corrected: {len(moved)} notes moved onto the score, median "
+                f"{sorted(moved)[len(moved) // 2]:.0f} cents, largest {max(moved):.0f} cents"
+            )
+    phonemes = align_phonemes(labels, samples, VOCALS_SAMPLE_RATE)
 
     soundfile.write(
         ctx.output("vocals"), samples, VOCALS_SAMPLE_RATE, subtype="PCM_16", format="WAV"
     )
     write_lab(ctx.output("phonemes"), phonemes)
+    write_audacity_labels(ctx.output("phoneme_labels"), phonemes)
     timing.write(ctx.output("timing"))
     ctx.progress(1, 1, "sung")
 
-    if voice == sinsy.sinsy_files().voice:
+    if ctx.params["sinsy_backend"] == "online":
+        from acgmake.voice.sinsy_online import ONLINE_CREDIT
+
+        ctx.log("sung by Sinsy's online service: its terms of use apply to the singing")
+        ctx.use_asset(
+            sinsy.sinsy_files().module,
+            name="Sinsy online",
+            license="service terms",
+            credit=ONLINE_CREDIT,
+        )
+    elif bundled:
         ctx.use_asset(
             voice,
             name=f"voice {sinsy.BUNDLED_VOICE}",
@@ -84,14 +138,27 @@ def sing(ctx) -> None:
     )
 
 
-def _resample(samples, rate: int, target: int):
-    import math
+#: MIDI notes the bundled voice sings in tune (see acgmake.music.melody.VOICE_RANGE).
+_SUNG_RANGE = (64, 72)
 
-    from scipy.signal import resample_poly
 
-    divisor = math.gcd(rate, target)
-    resampled = resample_poly(samples, target // divisor, rate // divisor)
-    return resampled.clip(-1.0, 1.0).astype("float32")
+def _sing_online(ctx, score_path, voice, options, timeout_s: float):
+    """(samples, sample_rate, labels) from Sinsy's online service; labels from local Sinsy."""
+    import numpy as np
+
+    from acgmake.music.musicxml import sinsy_xml
+    from acgmake.voice import sinsy
+    from acgmake.voice.sinsy_online import service_url, sing_online
+
+    ctx.log(f"sending the score to Sinsy's online service at {service_url()}")
+    xml = sinsy.transpose_xml(sinsy_xml(score_path), options.pitch_shift)
+    alpha = options.alpha if options.alpha is not None else 0.55
+    samples, rate = sing_online(xml, alpha=alpha, timeout_s=timeout_s)
+    if options.volume_db:
+        samples = np.clip(samples * 10 ** (options.volume_db / 20), -1.0, 1.0)
+    # Sinsy's labels are the score's note times, the same for any voice: ask the local one.
+    labels = sinsy.phoneme_labels(score_path, voice, timeout_s=timeout_s)
+    return samples.astype("float32"), rate, labels
 
 
 @hookimpl
@@ -100,9 +167,9 @@ def register_stages(register):
         Stage(
             "sing",
             needs=("score",),
-            makes=("vocals", "phonemes", "timing"),
+            makes=("vocals", "phonemes", "timing", "phoneme_labels"),
             run=sing,
-            version="1",
+            version="2",  # 2: options, pitch correction, phonemes.txt
             params=(
                 Param(
                     "voice",
@@ -110,8 +177,44 @@ def register_stages(register):
                     "path of an HTS singing voice (.htsvoice); empty = the bundled "
                     "nitech_jp_song070_f001 (CC BY 3.0)",
                 ),
+                Param(
+                    "pitch_shift",
+                    0,
+                    "semitones to sing the score higher (or lower, negative); the score is "
+                    "transposed before Sinsy sings it, and the backing follows",
+                    click.IntRange(-24, 24),
+                ),
+                Param(
+                    "pitch_correction",
+                    1.0,
+                    "how far each note's pitch is moved onto the score after Sinsy sings "
+                    "(WORLD vocoder), 0 (Sinsy as is) to 1 (onto the written note)",
+                    click.FloatRange(0.0, 1.0),
+                ),
+                Param(
+                    "alpha",
+                    None,
+                    "Sinsy's timbre (all-pass constant, as the Sinsy website's 'gender'); "
+                    "empty = the voice's own (0.55 for the bundled voice); keep within a few "
+                    "hundredths of it: 0.05 away Sinsy's filter can already distort",
+                    click.FloatRange(0.0, 0.9),
+                ),
+                Param(
+                    "volume",
+                    0.0,
+                    "Sinsy's output gain in dB (the mix sets the song's loudness anyway)",
+                    click.FloatRange(-30.0, 12.0),
+                ),
+                Param(
+                    "sinsy_backend",
+                    "local",
+                    "local: Sinsy on this computer (offline); online: Sinsy's web service "
+                    "(needs the internet; its terms apply)",
+                    click.Choice(["local", "online"]),
+                ),
             ),
-            help="Sing the score with Sinsy: writes the vocals (WAV), the phonemes with "
-            "their times and when each mora is sung. Example: acgmake sing score.musicxml",
+            help="Sing the score with Sinsy (48 kHz): writes the vocals (WAV), the phonemes "
+            "with their times (HTK .lab and Audacity .txt) and when each mora is sung "
+            "(timing.json). Example: acgmake sing score.musicxml --pitch-shift 2",
         )
     )

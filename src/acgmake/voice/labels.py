@@ -37,6 +37,16 @@ def write_lab(path: Path, phonemes: list[Phoneme]) -> None:
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def write_audacity_labels(path: Path, phonemes: list[Phoneme]) -> None:
+    """Write phonemes as an Audacity label track: ``start<TAB>end<TAB>name``, in seconds.
+
+    Audacity (File > Import > Labels), Sonic Visualiser and most DAWs' marker importers read
+    it; :func:`read_lab` reads it back too.
+    """
+    lines = [f"{p.start_s:.6f}\t{p.end_s:.6f}\t{p.name}" for p in phonemes]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def read_lab(path: Path) -> list[Phoneme]:
     """Read an HTK label file; a file in seconds (Audacity-style, with dots) also reads."""
     phonemes = []
@@ -84,6 +94,8 @@ class Timing:
     first_beat_s: float
     duration_s: float
     lines: list[Line] = field(default_factory=list)
+    #: Semitones the singing was moved from the score (mora ``midi`` values are as sung).
+    pitch_shift: int = 0
 
     def beat_times(self) -> list[float]:
         """Times of every beat from the first to the end of the song, in seconds."""
@@ -122,6 +134,7 @@ class Timing:
                 raw["first_beat_s"],
                 raw["duration_s"],
                 lines,
+                int(raw.get("pitch_shift", 0)),
             )
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise UserError(f"{path} is not a timing file acgmake can read ({error})") from None

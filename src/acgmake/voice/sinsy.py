@@ -16,6 +16,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -143,11 +144,26 @@ def check_voice(path: str | Path | None = None) -> Path:
     return voice
 
 
+@dataclass(frozen=True)
+class SingingOptions:
+    """How Sinsy sings: what its engine offers a creator."""
+
+    #: Semitones to move every note before Sinsy sees the score (Sinsy has no pitch-shift
+    #: call: the score is transposed, so the voice sings the new pitches as written).
+    pitch_shift: int = 0
+    #: Sinsy's all-pass constant (``setAlpha``), which sets the timbre; None keeps the voice's
+    #: own (``OPTION[MCP]:ALPHA`` in its header, 0.55 for the bundled voice).
+    alpha: float | None = None
+    #: Gain in dB (``setVolume``); Sinsy's output clips above full scale.
+    volume_db: float = 0.0
+
+
 def sing(
     score_path: str | Path,
     *,
     voice_path: str | Path | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    options: SingingOptions = SingingOptions(),
 ) -> Singing:
     """Sinsy's singing of the MusicXML score at ``score_path`` and its phoneme labels.
 
@@ -157,7 +173,7 @@ def sing(
     places the consonant/vowel boundary where it is heard. Raises :class:`UserError` when the
     score or voice is refused, Sinsy fails or crashes, or it takes longer than ``timeout_s``.
     """
-    return _run_worker(score_path, voice_path, timeout_s, labels_only=False)
+    return _run_worker(score_path, voice_path, timeout_s, labels_only=False, options=options)
 
 
 def synthesize(
@@ -194,14 +210,80 @@ def parse_labels(lines: list[str]) -> list[Phoneme]:
     return phonemes
 
 
+def voice_alpha(path: str | Path) -> float | None:
+    """The all-pass constant an HTS voice was made with (``OPTION[MCP]:ALPHA=``), or None."""
+    with open(path, "rb") as handle:
+        head = handle.read(8192).decode("ascii", "replace")
+    found = re.search(r"OPTION\[MCP\]:ALPHA=([-0-9.]+)", head)
+    return float(found.group(1)) if found else None
+
+
+def transpose_xml(xml: bytes, semitones: int) -> bytes:
+    """The MusicXML ``xml`` with every note ``semitones`` higher (lower when negative).
+
+    Pitches are respelled (sharps going up, flats going down) and the key signature moves
+    with them; everything else is left as it was.
+    """
+    from xml.etree.ElementTree import Element, tostring
+
+    from defusedxml.ElementTree import fromstring
+
+    if not semitones:
+        return xml
+    root = fromstring(xml, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    for fifths in root.iter("fifths"):
+        try:
+            moved = int(fifths.text or 0) + 7 * semitones
+        except ValueError:
+            continue  # an unreadable key signature: Sinsy reads the notes' pitches anyway
+        fifths.text = str((moved + 6) % 12 - 6)  # the enharmonic key with fewer accidentals
+    names = _SHARP_NAMES if semitones > 0 else _FLAT_NAMES
+    for pitch in root.iter("pitch"):
+        step, alter, octave = pitch.find("step"), pitch.find("alter"), pitch.find("octave")
+        if step is None or octave is None or (step.text or "") not in _STEP_PITCH:
+            continue
+        try:
+            bend = round(float(alter.text)) if alter is not None and alter.text else 0
+            midi = 12 * (int(octave.text or 4) + 1) + _STEP_PITCH[step.text] + bend + semitones
+        except ValueError:
+            continue
+        name = names[midi % 12]
+        step.text, octave.text = name[0], str(midi // 12 - 1)
+        change = {"#": 1, "b": -1}.get(name[1:], 0)
+        if alter is None and change:
+            alter = Element("alter")
+            pitch.insert(list(pitch).index(step) + 1, alter)
+        if alter is not None:
+            if change:
+                alter.text = str(change)
+            else:
+                pitch.remove(alter)
+    for note in root.iter("note"):
+        mark = note.find("accidental")
+        if mark is not None:  # the old spelling's accidentals no longer apply
+            note.remove(mark)
+    body = tostring(root, encoding="unicode").encode("utf-8")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+_STEP_PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+
+
 def _run_worker(
-    score_path: str | Path, voice_path: str | Path | None, timeout_s: float, labels_only: bool
+    score_path: str | Path,
+    voice_path: str | Path | None,
+    timeout_s: float,
+    labels_only: bool,
+    options: SingingOptions = SingingOptions(),
 ) -> Singing:
     from acgmake.music.musicxml import sinsy_xml
 
     voice = check_voice(voice_path)
     name = Path(score_path).name
     xml = sinsy_xml(score_path)  # checked, one part, UTF-8: safe for Sinsy's own parser
+    xml = transpose_xml(xml, options.pitch_shift)
     files = sinsy_files()
     with _ascii_temporary_folder() as folder:
         # pysinsy passes paths to C++ as ASCII: a score, voice or dictionary under a folder
@@ -223,6 +305,10 @@ def _run_worker(
         ]
         if labels_only:
             command.append("--labels-only")
+        if options.alpha is not None:
+            command += ["--alpha", repr(float(options.alpha))]
+        if options.volume_db:
+            command += ["--volume", repr(float(options.volume_db))]
         # The child imports acgmake from where this one did, installed or not.
         package_root = str(Path(__file__).resolve().parents[2])
         python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
@@ -250,6 +336,11 @@ def _run_worker(
         samples = np.load(out / "samples.npy")
     if samples.size == 0:
         raise UserError(f"Sinsy sang nothing for {name}; check that its notes have kana lyrics")
+    if info.get("clipped"):
+        messages.append(
+            f"[WARN] {info['clipped']} samples were louder than full scale and clipped; "
+            "lower the volume"
+        )
     return Singing(samples, int(info["sample_rate"]), phonemes, messages)
 
 

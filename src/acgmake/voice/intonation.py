@@ -1,0 +1,154 @@
+"""How well the singing follows the score: sung F0 against the written notes, and onsets.
+
+The sung F0 is tracked with WORLD (pyworld: DIO, refined by StoneMask) every 5 ms on the
+vocals resampled to 16 kHz, searching a fifth around the score's range so the tracker has no
+octave to jump to. Each mora of ``timing.json`` is a written note with its time in the audio
+(Sinsy sings notes at their score times). Per note:
+
+- the share of its voiced frames within 50 cents of the written pitch (all frames, and the
+  held part: after the first 80 ms, where the voice glides in from the note before);
+- its onset offset: when the sung pitch first arrives within 50 cents of the written one,
+  minus when the note is written to start (positive = late). Measured for notes whose pitch
+  differs from the previous note's (on a repeated pitch the arrival is not an event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from acgmake.voice.labels import Timing
+
+#: Within this many cents a frame counts as in tune (a quarter tone).
+IN_TUNE_CENTS = 50.0
+#: The start of a note where Sinsy's voice glides from the note before.
+GLIDE_S = 0.08
+_FRAME_S = 0.005
+_ANALYSIS_RATE = 16000
+
+
+@dataclass(frozen=True)
+class NoteCheck:
+    """One written note and how it was sung."""
+
+    text: str
+    start_s: float
+    end_s: float
+    midi: int
+    voiced_frames: int
+    in_tune_frames: int
+    held_frames: int  # voiced frames after the glide
+    held_in_tune_frames: int
+    median_cents: float | None  # sung minus written, over the voiced frames
+    onset_offset_s: float | None  # pitch arrival minus the written start (None: not measured)
+
+
+@dataclass
+class Intonation:
+    """The notes checked and what they add up to."""
+
+    notes: list[NoteCheck] = field(default_factory=list)
+
+    @property
+    def in_tune_share(self) -> float:
+        """Share of all voiced frames inside notes that are within 50 cents of the note."""
+        voiced = sum(n.voiced_frames for n in self.notes)
+        return sum(n.in_tune_frames for n in self.notes) / voiced if voiced else 0.0
+
+    @property
+    def held_in_tune_share(self) -> float:
+        """The same share over the held part of each note (its first 80 ms left out)."""
+        held = sum(n.held_frames for n in self.notes)
+        return sum(n.held_in_tune_frames for n in self.notes) / held if held else 0.0
+
+    def onset_offsets_s(self) -> list[float]:
+        return [n.onset_offset_s for n in self.notes if n.onset_offset_s is not None]
+
+    def summary(self) -> dict[str, float | int]:
+        """The figures to report, rounded: shares, cents and onset offsets in ms."""
+        offsets = np.array(self.onset_offsets_s()) * 1000.0
+        cents = np.array([n.median_cents for n in self.notes if n.median_cents is not None])
+        changes = sum(
+            1 for a, b in zip(self.notes, self.notes[1:], strict=False) if a.midi != b.midi
+        ) + (1 if self.notes else 0)
+
+        def stat(values: np.ndarray, function) -> float:
+            return round(float(function(values)), 1) if len(values) else float("nan")
+
+        return {
+            "notes": len(self.notes),
+            "in_tune_share": round(self.in_tune_share, 3),
+            "held_in_tune_share": round(self.held_in_tune_share, 3),
+            "median_abs_cents": stat(np.abs(cents), np.median),
+            "onsets_measured": len(offsets),
+            "onsets_missed": changes - len(offsets),
+            "onset_median_ms": stat(offsets, np.median),
+            "onset_median_abs_ms": stat(np.abs(offsets), np.median),
+            "onset_p90_abs_ms": stat(np.abs(offsets), lambda v: np.percentile(v, 90)),
+        }
+
+
+def track_f0(
+    samples: np.ndarray, sample_rate: int, *, low_hz: float = 70.0, high_hz: float = 1000.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(frame times in s, F0 in Hz with 0 where unvoiced), a frame every 5 ms (WORLD DIO +
+    StoneMask, on the signal resampled to 16 kHz)."""
+    import pyworld
+
+    from acgmake.audio.resample import resample
+
+    signal = np.asarray(samples, dtype=np.float64)
+    if signal.ndim == 2:
+        signal = signal.mean(axis=1)
+    signal = np.ascontiguousarray(resample(signal, sample_rate, _ANALYSIS_RATE))
+    f0, times = pyworld.dio(
+        signal, _ANALYSIS_RATE, f0_floor=low_hz, f0_ceil=high_hz, frame_period=_FRAME_S * 1000
+    )
+    f0 = pyworld.stonemask(signal, f0, times, _ANALYSIS_RATE)
+    return times, f0
+
+
+def check_intonation(samples: np.ndarray, sample_rate: int, timing: Timing) -> Intonation:
+    """The singing in ``samples`` checked against the written notes of ``timing``."""
+    morae = [mora for line in timing.lines for mora in line.morae]
+    if not morae:
+        return Intonation()
+    low = _hz(min(m.midi for m in morae) - 7)
+    high = _hz(max(m.midi for m in morae) + 7)
+    times, f0 = track_f0(samples, sample_rate, low_hz=max(50.0, low), high_hz=min(1100.0, high))
+    checks = []
+    previous_midi = None
+    for mora in morae:
+        inside = (times >= mora.start_s) & (times < mora.end_s)
+        voiced = inside & (f0 > 0)
+        cents = 1200 * np.log2(np.maximum(f0[voiced], 1e-6) / _hz(mora.midi))
+        in_tune = np.abs(cents) <= IN_TUNE_CENTS
+        held = times[voiced] >= mora.start_s + GLIDE_S
+        onset = None
+        if mora.midi != previous_midi:
+            window = (times >= mora.start_s - 0.05) & (times < mora.end_s) & (f0 > 0)
+            arrival = np.abs(1200 * np.log2(np.maximum(f0[window], 1e-6) / _hz(mora.midi)))
+            hits = np.flatnonzero(arrival <= IN_TUNE_CENTS)
+            if hits.size:
+                onset = float(times[window][hits[0]] - mora.start_s)
+        previous_midi = mora.midi
+        checks.append(
+            NoteCheck(
+                text=mora.text,
+                start_s=mora.start_s,
+                end_s=mora.end_s,
+                midi=mora.midi,
+                voiced_frames=int(voiced.sum()),
+                in_tune_frames=int(in_tune.sum()),
+                held_frames=int(held.sum()),
+                held_in_tune_frames=int((in_tune & held).sum()),
+                median_cents=float(np.median(cents)) if cents.size else None,
+                onset_offset_s=onset,
+            )
+        )
+    return Intonation(checks)
+
+
+def _hz(midi: float) -> float:
+    return 440.0 * 2 ** ((midi - 69) / 12)

@@ -1,0 +1,89 @@
+"""The pitch check on a real score sung by Sinsy, and the pitch correction it measures."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import soundfile
+
+from acgmake.pipeline import run
+from acgmake.plugins import Plugins
+from acgmake.voice.intonation import check_intonation, track_f0
+from acgmake.voice.labels import Timing
+from audio_inputs import write_score
+
+RATE = 48000
+
+
+def registry():
+    plugins = Plugins()
+    plugins.load(builtins=("acgmake.stages.compose", "acgmake.stages.sing"), entry_points=False)
+    return plugins.registry
+
+
+@pytest.fixture(scope="module")
+def sung(tmp_path_factory):
+    """The G-major score of audio_inputs sung as Sinsy sings it, corrected, and a tone higher."""
+    folder = tmp_path_factory.mktemp("intonation")
+    score = write_score(folder / "score.musicxml")
+    runs = {}
+    for name, params in (
+        ("raw", {"pitch_correction": 0.0}),
+        ("corrected", {}),
+        ("shifted", {"pitch_shift": 2}),
+    ):
+        result = run(registry(), folder / name, ["timing"], inputs={"score": score},
+                     params={"sing": params})  # fmt: skip
+        samples, rate = soundfile.read(result.files["vocals"])
+        runs[name] = (samples, rate, Timing.read(result.files["timing"]))
+    return runs
+
+
+def test_the_tracker_finds_a_known_pitch():
+    t = np.arange(RATE) / RATE
+    tone = 0.3 * np.sin(2 * np.pi * 392.0 * t) + 0.1 * np.sin(2 * np.pi * 784.0 * t)
+    _, f0 = track_f0(tone, RATE, low_hz=200, high_hz=800)
+    assert np.median(f0[f0 > 0]) == pytest.approx(392.0, rel=0.003)
+
+
+def test_sinsys_own_singing_is_checked_note_by_note(sung):
+    samples, rate, timing = sung["raw"]
+    report = check_intonation(samples, rate, timing)
+    assert [n.midi for n in report.notes] == [67, 69, 71, 72, 74, 72, 71, 69, 67]
+    assert all(n.voiced_frames > 20 for n in report.notes)  # every note is sung, voiced
+    summary = report.summary()
+    assert summary["notes"] == 9 and 0.0 <= summary["in_tune_share"] <= 1.0
+
+
+def test_corrected_singing_is_on_the_written_notes(sung):
+    raw = check_intonation(*sung["raw"])
+    corrected = check_intonation(*sung["corrected"])
+    assert corrected.held_in_tune_share >= 0.85
+    assert corrected.held_in_tune_share > raw.held_in_tune_share
+    summary = corrected.summary()
+    assert summary["median_abs_cents"] < 15
+    assert summary["onsets_missed"] == 0
+    assert -20 < summary["onset_median_ms"] < 80  # the voice arrives on its notes in time
+
+
+def test_the_check_fails_singing_that_is_off_the_score(sung):
+    samples, rate, timing = sung["corrected"]
+    a_semitone_off = dataclasses.replace(
+        timing,
+        lines=[
+            dataclasses.replace(
+                line, morae=[dataclasses.replace(m, midi=m.midi + 1) for m in line.morae]
+            )
+            for line in timing.lines
+        ],
+    )
+    assert check_intonation(samples, rate, a_semitone_off).held_in_tune_share < 0.1
+
+
+def test_a_pitch_shift_sings_every_note_higher(sung):
+    samples, rate, timing = sung["shifted"]
+    assert timing.pitch_shift == 2
+    assert [m.midi for line in timing.lines for m in line.morae][:3] == [69, 71, 73]
+    assert check_intonation(samples, rate, timing).held_in_tune_share >= 0.85
