@@ -61,7 +61,7 @@ def accompany(ctx) -> None:
     midi = arrange(
         harmony.transposed(shift),
         seed=ctx.seed,
-        style=ctx.params["style"],
+        style=ctx.params["band"],
         parts=parts,
         start_s=start_s,
     )
@@ -114,9 +114,9 @@ def register_stages(register):
                     "shipped with pretty_midi)",
                 ),
                 Param(
-                    "style",
+                    "band",
                     "auto",
-                    "feel of the band: pop (8-beat), ballad (half-time, arpeggios), or auto "
+                    "how the band plays: pop (8-beat), ballad (half-time, arpeggios), or auto "
                     "(ballad below 90 bpm)",
                     click.Choice(["auto", "pop", "ballad"]),
                 ),
