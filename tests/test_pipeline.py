@@ -275,3 +275,11 @@ def test_a_given_file_over_its_kinds_size_limit_is_refused_before_it_is_copied(t
     with pytest.raises(UserError, match=r"big.txt is 2 KB; a words file can be at most 10 bytes"):
         run(registry, tmp_path / "run", ["loud"], inputs={"words": big})
     assert not (tmp_path / "run" / "words.txt").exists()
+
+
+def test_a_used_kind_is_made_when_its_maker_can_run_and_skipped_when_it_cannot():
+    noter = Stage("noter", needs=("words",), makes=("note",), run=shout, plugin="acgmake.test")
+    registry = registry_with(SHOUT, FRAME, noter)
+    assert names(plan(registry, ["framed"], ["words"])) == ["shout", "noter", "frame"]
+    # Given 'loud' but no words: nothing can make the note, so frame runs without it.
+    assert names(plan(registry, ["framed"], ["loud"])) == ["frame"]

@@ -181,7 +181,7 @@ def plan(registry: Registry, targets: Iterable[str], given: Iterable[str] = ()) 
     A stage that makes a kind without needing it (a *producer*) is left out when the user gave
     that kind. A stage that needs and makes a kind (a *refiner*) runs after that kind's
     producers and before anything else that needs it; refiners of one kind run in
-    registration order.
+    registration order. Kinds a stage only ``uses`` are made when they can be.
     """
     given = set(given)
     index = {stage.name: i for i, stage in enumerate(registry.stages)}
@@ -203,25 +203,49 @@ def plan(registry: Registry, targets: Iterable[str], given: Iterable[str] = ()) 
         for kind in stage.makes:
             makers.setdefault(kind, []).append(stage)
 
+    def producers(kind: str) -> list[Stage]:
+        return [s for s in makers.get(kind, []) if kind not in s.needs]
+
+    possible: dict[str, bool] = {}
+
+    def can_make(kind: str, visiting: frozenset[str] = frozenset()) -> bool:
+        """Whether ``kind`` is given or some producer's needs can all be met."""
+        if kind in given:
+            return True
+        if kind not in possible:
+            if kind in visiting:
+                return False
+            possible[kind] = any(
+                all(can_make(need, visiting | {kind}) for need in stage.needs)
+                for stage in producers(kind)
+            )
+        return possible[kind]
+
+    # Needed kinds must be made (or it is an error); a kind a stage only ``uses`` is made
+    # when its makers can run, and quietly left out when they cannot.
     chosen: dict[str, Stage] = {}
-    wanted = list(targets)
-    seen_kinds: set[str] = set()
+    wanted = [(kind, True) for kind in targets]
     while wanted:
-        kind = wanted.pop()
-        if kind in seen_kinds:
-            continue
-        seen_kinds.add(kind)
-        if kind not in given and not any(kind not in s.needs for s in makers.get(kind, [])):
+        kind, required = wanted.pop()
+        if kind not in given and not producers(kind):
+            if not required:
+                continue
             needed_by = [s.name for s in chosen.values() if kind in s.needs]
             who = f" (needed by {', '.join(needed_by)})" if needed_by else ""
             raise UserError(
                 f"nothing makes {kind!r}{who}: give it as a file (--{kind} PATH) or install a "
                 "plugin that makes it"
             )
+        if not required and not can_make(kind):
+            continue
         for stage in makers.get(kind, []):
-            if stage.name not in chosen:
-                chosen[stage.name] = stage
-                wanted.extend(stage.needs)
+            if stage.name in chosen:
+                continue
+            if not required and not all(can_make(need) for need in stage.needs):
+                continue
+            chosen[stage.name] = stage
+            wanted.extend((need, True) for need in stage.needs)
+            wanted.extend((use, False) for use in stage.uses)
 
     # Edges: stage -> the stages that must run before it.
     before: dict[str, set[str]] = {name: set() for name in chosen}
