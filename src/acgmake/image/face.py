@@ -16,6 +16,10 @@ from acgmake.errors import UserError
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
 
+#: The expressions of one character, in the order ``expressions.png`` holds them side by side:
+#: mouth closed, the five vowel mouths, and a blink (eyes closed, mouth closed).
+EXPRESSIONS = ("rest", "a", "i", "u", "e", "o", "blink")
+
 
 @dataclass(frozen=True)
 class Face:
