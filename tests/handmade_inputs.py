@@ -2,9 +2,10 @@
 
 :func:`draw_character` draws what colorize and animate look for in a generated
 ``character.png`` (an outlined face, hair framing it, two eyes, a mouth, clothes, on a plain
-light background) with its ``face.json``. :func:`write_song` writes a sung-looking
-``vocals.wav`` (a tone per mora), the same as the mixed ``song.wav``, its ``phonemes.lab`` and
-``timing.json``.
+light background) with its ``face.json``; :func:`write_expressions` draws the same character
+with a mouth per vowel and closed eyes, as ``colored_expressions.png`` holds them.
+:func:`write_song` writes a sung-looking ``vocals.wav`` (a tone per mora), the same as the
+mixed ``song.wav``, its ``phonemes.lab`` and ``timing.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from acgmake.voice.labels import Line, Mora, Phoneme, Timing, write_lab
 #: The artifact kinds these inputs stand for, with the file names the real stages use.
 KINDS = {
     "character": "character.png",
+    "colored": "colored.png",
     "face": "face.json",
     "vocals": "vocals.wav",
     "song": "song.wav",
@@ -57,13 +59,26 @@ HAIR = (120, 82, 64)
 EYES = (70, 110, 170)
 CLOTHES = (90, 120, 90)
 LINE = (40, 30, 30)
+#: The inside of the open mouths of :func:`write_expressions` (blue, unlike a drawn mouth).
+EXPRESSION_MOUTH = (60, 40, 150)
+#: Each vowel's open mouth on the 512 grid (an ellipse's box), for :func:`draw_character`.
+MOUTHS = {
+    "a": (236, 288, 276, 334),
+    "i": (228, 298, 284, 310),
+    "u": (249, 294, 263, 312),
+    "e": (232, 292, 280, 318),
+    "o": (242, 288, 270, 328),
+}
 
 
-def draw_character(size: int = 128, *, canvas: int = 512) -> tuple[np.ndarray, dict]:
+def draw_character(
+    size: int = 128, *, canvas: int = 512, mouth: str = "rest", eyes_closed: bool = False
+) -> tuple[np.ndarray, dict]:
     """An RGB uint8 portrait ``size`` pixels square and its face.json dict.
 
     Drawn at ``canvas`` pixels and scaled down with antialiasing, so the small image has the
-    soft, thin outlines of a low-resolution generated picture.
+    soft, thin outlines of a low-resolution generated picture. ``mouth`` is "rest" (a closed
+    smile) or a vowel (an open mouth, :data:`EXPRESSION_MOUTH` inside).
     """
     s = canvas / 512  # every coordinate below is on a 512 grid
     image = Image.new("RGB", (canvas, canvas), BACKGROUND)
@@ -93,13 +108,18 @@ def draw_character(size: int = 128, *, canvas: int = 512) -> tuple[np.ndarray, d
     draw.ellipse(box(160, 130, 352, 350), fill=SKIN, outline=LINE, width=width)
     # Bangs over the forehead.
     draw.chord(box(140, 70, 372, 260), 180, 360, fill=HAIR, outline=LINE, width=width)
-    # Eyes: outlined iris, dark pupil, a white highlight.
+    # Eyes: outlined iris, dark pupil, a white highlight; closed, a curved lash line.
     for cx in (212, 300):
+        if eyes_closed:
+            draw.arc(box(cx - 24, 215, cx + 24, 250), 10, 170, fill=LINE, width=width)
+            continue
         draw.ellipse(box(cx - 22, 205, cx + 22, 260), fill=EYES, outline=LINE, width=width)
         draw.ellipse(box(cx - 9, 222, cx + 9, 248), fill=LINE)
         draw.ellipse(box(cx - 14, 212, cx - 4, 222), fill=(255, 255, 255))
-    # Mouth: a small closed smile.
-    draw.arc(box(236, 290, 276, 318), 20, 160, fill=LINE, width=width)
+    if mouth == "rest":  # a small closed smile
+        draw.arc(box(236, 290, 276, 318), 20, 160, fill=LINE, width=width)
+    else:
+        draw.ellipse(box(*MOUTHS[mouth]), fill=EXPRESSION_MOUTH, outline=LINE, width=width)
 
     small = image.resize((size, size), Image.LANCZOS)
     face = {
@@ -191,10 +211,46 @@ def write_song(
 
 def write_character(folder: Path, size: int = 128) -> dict[str, Path]:
     """Write character.png and face.json into ``folder``; returns the paths by kind."""
+    return _write_picture(folder, "character", *draw_character(size))
+
+
+def _write_picture(folder: Path, kind: str, picture: np.ndarray, face: dict) -> dict[str, Path]:
+    """Write ``picture`` as ``<kind>.png`` and ``face`` as face.json into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rgb, face = draw_character(size)
-    paths = {"character": folder / "character.png", "face": folder / "face.json"}
-    Image.fromarray(rgb).save(paths["character"])
+    paths = {kind: folder / KINDS[kind], "face": folder / "face.json"}
+    Image.fromarray(picture).save(paths[kind])
     paths["face"].write_text(json.dumps(face, indent=1) + "\n", encoding="utf-8")
     return paths
+
+
+def draw_colored(size: int = 128, **options) -> tuple[np.ndarray, dict]:
+    """The character of :func:`draw_character` (same ``options``) as RGBA, its background
+    transparent, as colored.png holds a colorized character; and its face.json dict."""
+    rgb, face = draw_character(size, **options)
+    background = np.all(np.abs(rgb.astype(int) - BACKGROUND) < 6, axis=2)
+    alpha = np.where(background, 0, 255).astype(np.uint8)
+    return np.dstack([rgb, alpha]), face
+
+
+def write_colored(folder: Path, size: int = 128) -> dict[str, Path]:
+    """Write colored.png (:func:`draw_colored`) and face.json into ``folder``; returns the
+    paths by kind."""
+    return _write_picture(folder, "colored", *draw_colored(size))
+
+
+def write_expressions(folder: Path, size: int = 128) -> Path:
+    """Write colored_expressions.png into ``folder``: the character of :func:`draw_colored`
+    as rest, a, i, u, e, o and blink side by side (as the colorize stage makes it). Returns
+    its path."""
+    from acgmake.image.face import EXPRESSIONS
+
+    pictures = []
+    for name in EXPRESSIONS:
+        mouth = "rest" if name in ("rest", "blink") else name
+        rgba, _ = draw_colored(size, mouth=mouth, eyes_closed=name == "blink")
+        pictures.append(rgba)
+    path = Path(folder) / "colored_expressions.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.hstack(pictures)).save(path)
+    return path

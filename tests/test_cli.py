@@ -178,3 +178,31 @@ def test_stage_help_lists_its_options_with_defaults(capsys):
     assert code == 0
     assert "--fps" in out and "frames per second" in out and "[default: 24]" in out
     assert "Needs: score. Makes: clip." in out
+
+
+def test_an_optional_stage_runs_in_song_only_when_asked(use_plugins, make_plugin, lyrics, capsys):
+    def poster(register):
+        register(Artifact("poster", "poster.txt"))
+
+    def poster_stage(register):
+        register(
+            Stage(
+                "poster",
+                needs=("score",),
+                makes=("poster",),
+                optional=True,
+                run=lambda ctx: ctx.output("poster").write_text("P"),
+            )
+        )
+
+    use_plugins(
+        make_plugin("acgmake.toy", register_artifacts=artifacts, register_stages=stages),
+        make_plugin("acgmake.poster", register_artifacts=poster, register_stages=poster_stage),
+    )
+    code, out, err = call("song", str(lyrics), capsys=capsys)
+    assert code == 0 and "poster" not in err
+    code, out, err = call("song", str(lyrics), "--also", "poster", capsys=capsys)
+    assert code == 0 and "poster done" in err
+    assert (lyrics.parent / "song.acgmake" / "poster.txt").read_text() == "P"
+    code, out, err = call("song", str(lyrics), "--also", "nope", capsys=capsys)
+    assert code == 1 and "no stage named 'nope'" in err

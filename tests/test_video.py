@@ -1,4 +1,4 @@
-"""Lip sync, lyric text, frame drawing, ffmpeg encoding and the animate stage."""
+"""Lip sync, lyric text, expressions, frame drawing, ffmpeg encoding, animate and preview."""
 
 from __future__ import annotations
 
@@ -10,14 +10,27 @@ import pytest
 from PIL import Image
 
 from acgmake.errors import UserError
-from acgmake.image.colorize import colorize, parse_palette
-from acgmake.image.face import Face
-from acgmake.video.encode import VideoEncoder, encode_video, read_media_info
-from acgmake.video.frames import FrameRenderer
-from acgmake.video.lipsync import mouth_openness, openness_at
+from acgmake.image.face import EXPRESSIONS, Face
+from acgmake.video.encode import VideoEncoder, encode_frames, encode_video, read_media_info
+from acgmake.video.expressions import CharacterSprite, drawn_expressions, scale_rgba, split_strip
+from acgmake.video.frames import FrameRenderer, Look, blink_amounts, layout_for, plan_motion
+from acgmake.video.lipsync import (
+    MOUTH_SHAPES,
+    lipsync_offsets,
+    mouth_at,
+    mouth_openness,
+    mouth_shapes,
+    openness_at,
+)
 from acgmake.video.text import LyricRenderer, font_path, render_text
 from acgmake.voice.labels import Phoneme, Timing, read_lab
-from handmade_inputs import draw_character, load_stages, write_character, write_song
+from handmade_inputs import (
+    draw_colored,
+    load_stages,
+    write_colored,
+    write_expressions,
+    write_song,
+)
 
 FPS = 24
 
@@ -31,7 +44,7 @@ def test_mouth_opens_on_vowels_and_closes_in_silence(tmp_path):
     frame_count = int(2.0 * FPS)
     openness = mouth_openness(phonemes, FPS, frame_count)
     assert openness.shape == (frame_count,) and openness.dtype == np.float32
-    times = np.arange(frame_count) / FPS
+    times = (np.arange(frame_count) + 0.5) / FPS  # a frame shows the middle of its time
     for phoneme in phonemes:
         # The middle of each phoneme, away from the eased ramps at its ends.
         middle = (times > phoneme.start_s + 0.05) & (times < phoneme.end_s - 0.05)
@@ -45,22 +58,46 @@ def test_mouth_opens_on_vowels_and_closes_in_silence(tmp_path):
             assert np.all((openness[middle] > 0.3) & (openness[middle] < 0.6))
 
 
-def test_mouth_opening_is_never_late():
-    """Each mouth opening starts within one frame of its vowel's onset."""
+def test_each_vowel_has_its_own_mouth_shape():
+    phonemes, t = [], 0.0
+    for vowel in "aiueo":
+        phonemes += [Phoneme(t, t + 0.05, "k"), Phoneme(t + 0.05, t + 0.4, vowel)]
+        t += 0.4
+    middles = np.array([0.25 + 0.4 * i for i in range(5)])
+    mouth = mouth_at(phonemes, middles)
+    assert mouth.shape == (5, len(MOUTH_SHAPES))
+    np.testing.assert_allclose(mouth.sum(axis=1), 1.0, atol=1e-6)
+    assert [MOUTH_SHAPES[i] for i in mouth.argmax(axis=1)] == list("aiueo")
+    assert mouth.max(axis=1).min() == pytest.approx(1.0)
+    # A consonant already shapes the lips for its vowel, barely open.
+    k_before_o = mouth_at(phonemes, np.array([1.6 + 0.025]))[0]
+    assert k_before_o[MOUTH_SHAPES.index("rest")] > 0.7
+    assert k_before_o[MOUTH_SHAPES.index("o")] > 0.1
+
+
+@pytest.mark.parametrize("fps", [12, 24, 25, 30, 60])
+def test_lip_sync_offset_is_within_half_a_frame(fps):
+    """Each mouth opening shows within half a frame of its vowel's onset (so within one)."""
     phonemes = []
-    onsets = []
     t = 0.5
-    for vowel in "aoeiu":
-        phonemes += [Phoneme(t - 0.5, t - 0.04, "pau"), Phoneme(t - 0.04, t, "m")]
+    for vowel in "aoeiuaoeiu":
+        closer = "m" if vowel in "aei" else "k"
+        phonemes += [Phoneme(t - 0.5, t - 0.04, "pau"), Phoneme(t - 0.04, t, closer)]
         phonemes.append(Phoneme(t, t + 0.37, vowel))
-        onsets.append(t)
-        t += 0.87  # not a multiple of the frame time, so onsets fall between frames
-    openness = mouth_openness(phonemes, FPS, int(t * FPS))
-    opened = (openness[1:] >= 0.1) & (openness[:-1] < 0.1)
-    opening_times = (np.flatnonzero(opened) + 1) / FPS
-    assert len(opening_times) == len(onsets)
-    for opening, onset in zip(opening_times, onsets, strict=True):
-        assert abs(opening - onset) <= 1 / FPS, f"mouth opens at {opening:.3f}, vowel {onset:.3f}"
+        t += 0.8731  # not a multiple of the frame time, so onsets fall between frames
+    openness = mouth_openness(phonemes, fps, int(t * fps))
+    offsets = lipsync_offsets(phonemes, openness, fps)
+    assert len(offsets) == 10
+    assert np.abs(offsets).max() <= 0.5 / fps + 1e-9, offsets * fps
+
+
+def test_a_late_mouth_is_measured_late():
+    """The measure can fail: a mouth drawn two frames late is two frames off."""
+    phonemes = [Phoneme(0.0, 0.5, "pau"), Phoneme(0.5, 1.0, "a"), Phoneme(1.0, 1.5, "pau")]
+    openness = mouth_openness(phonemes, FPS, 36)
+    late = np.concatenate([[0.0, 0.0], openness[:-2]])
+    assert np.abs(lipsync_offsets(phonemes, openness, FPS)).max() <= 0.5 / FPS
+    assert lipsync_offsets(phonemes, late, FPS)[0] > 1.4 / FPS
 
 
 def test_mouth_closes_for_m_b_p_between_vowels():
@@ -70,10 +107,12 @@ def test_mouth_closes_for_m_b_p_between_vowels():
 
 
 def test_mouth_eases_between_shapes():
-    phonemes = [Phoneme(0.0, 0.5, "sil"), Phoneme(0.5, 1.0, "a")]
+    phonemes = [Phoneme(0.0, 0.5, "sil"), Phoneme(0.5, 1.0, "a"), Phoneme(1.0, 1.5, "i")]
     fine = openness_at(phonemes, np.linspace(0.4, 0.6, 201))
     assert np.all(np.diff(fine) >= 0)
     assert np.abs(np.diff(fine)).max() < 0.05  # no jump: at least ~20 steps of 1 ms
+    shapes = mouth_at(phonemes, np.linspace(0.9, 1.1, 201))
+    assert np.abs(np.diff(shapes, axis=0)).max() < 0.05  # a cross-fade from a to i
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,32 +151,54 @@ def test_a_long_line_shrinks_to_fit():
 
 
 # ---------------------------------------------------------------------------------------------
-# Frames
+# Expressions and frames
+
+
+def character_sprite(width, height, strip=None):
+    """The handmade colored character as a sprite for a ``width`` x ``height`` frame: with
+    drawn mouths and eyelids, or the expressions of ``strip`` (colored_expressions.png)."""
+    colored, face_dict = draw_colored(128)
+    face = Face.from_dict(face_dict)
+    if strip is None:
+        images = [colored]
+    else:
+        with Image.open(strip) as picture:
+            images = split_strip(np.asarray(picture.convert("RGBA")))
+    layout = layout_for(width, height, images[0].shape[1], images[0].shape[0], Look())
+    images = [scale_rgba(i, layout.character_w, layout.character_h) for i in images]
+    if strip is None:
+        images = drawn_expressions(images[0], face)
+    return CharacterSprite(images, face)
+
+
+def renderer_for(folder, width=320, height=180, strip=None, seconds=2.0, **options):
+    paths = write_song(folder, duration_s=seconds)
+    timing = Timing.read(paths["timing"])
+    mouth = mouth_shapes(read_lab(paths["phonemes"]), FPS, round(seconds * FPS))
+    sprite = character_sprite(width, height, strip)
+    return FrameRenderer(sprite, timing, mouth, width=width, height=height, fps=FPS, **options)
 
 
 @pytest.fixture(scope="module")
 def renderer(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("song")
-    paths = write_song(folder)
-    rgb, face_dict = draw_character(128)
-    face = Face.from_dict(face_dict)
-    colored = colorize(rgb, face, parse_palette("sky"))
-    timing = Timing.read(paths["timing"])
-    openness = mouth_openness(read_lab(paths["phonemes"]), FPS, 48)
-    return FrameRenderer(colored, face, timing, openness, width=320, height=180, fps=FPS)
+    return renderer_for(tmp_path_factory.mktemp("song"))
+
+
+def openness(renderer):
+    return renderer.mouth @ np.array([0.0, 1.0, 0.4, 0.45, 0.65, 0.8])
 
 
 def test_frames_show_the_character_with_its_mouth_moving(renderer):
     assert renderer.frame_count == 48
-    openness = renderer.openness
-    closed, wide = int(np.argmin(openness[:10])), int(np.argmax(openness))
+    shown = openness(renderer)
+    closed, wide = int(np.argmin(shown[:10])), int(np.argmax(shown))
     closed_frame = renderer.render(closed).copy()
     wide_frame = renderer.render(wide).copy()
     assert closed_frame.dtype == np.uint8 and closed_frame.shape == (180, 320, 3)
     # The character's skin is at the middle of the frame, not the sky.
     assert not np.array_equal(closed_frame[70, 160], renderer.background[70, 160])
     # The mouth (below the middle of the face) differs between closed and wide open.
-    mouth = (slice(100, 135), slice(140, 180))
+    mouth = (slice(95, 140), slice(135, 185))
     difference = np.abs(closed_frame[mouth].astype(int) - wide_frame[mouth].astype(int))
     assert difference.max() > 80
 
@@ -161,13 +222,121 @@ def test_frames_show_the_lyric_line_and_highlight_it(renderer):
     assert yellow(late) > yellow(early) > 0
 
 
-def test_the_character_moves_with_the_beat(renderer):
-    beat_s = 60.0 / renderer.timing.tempo_bpm
-    on_beat = renderer.motion(renderer.timing.first_beat_s + beat_s)
-    between = renderer.motion(renderer.timing.first_beat_s + 1.5 * beat_s)
-    assert between[1] < on_beat[1] - 1  # higher between beats (y grows downwards)
-    assert on_beat[3] < 1.0 < on_beat[2]  # squashed as it lands
-    assert renderer.motion(0.0) == (0.0, 0.0, 1.0, 1.0)  # still before the first beat
+def test_the_character_moves_with_the_beat_and_more_in_the_chorus(tmp_path):
+    verse = renderer_for(tmp_path)
+    timing, layout = verse.timing, verse.layout
+    beat_s = 60.0 / timing.tempo_bpm
+    second_beat = timing.first_beat_s + 2 * beat_s
+    # Just after the second beat, halfway to the next, and before the first.
+    times = np.array([second_beat + 0.001, second_beat + beat_s / 2, 0.0])
+    motion = plan_motion(timing, times, layout, verse.look)
+    landing, between, before = motion.dy
+    assert between < landing - 0.5  # higher between beats (y grows downwards)
+    # Squashed as it lands (its breathing aside), still before the first beat.
+    assert motion.scale_y[0] < motion.scale_y[1] - 0.005 and motion.scale_x[0] > 1.0
+    assert before == 0 and motion.zoom[2] == 1.0
+
+    for line in timing.lines:
+        line.section = "chorus"
+    chorus = plan_motion(timing, verse.times, layout, verse.look)
+    assert np.abs(chorus.dy).max() > 1.5 * np.abs(verse.motion.dy).max()
+    assert chorus.zoom.max() > verse.motion.zoom.max() + 0.03  # the camera comes closer
+
+
+def test_blinks_come_at_natural_intervals():
+    closed = blink_amounts(FPS, 60 * FPS, seed=3)
+    shut = closed > 0.5
+    starts = np.flatnonzero(shut[1:] & ~shut[:-1]) / FPS
+    gaps = np.diff(starts)
+    assert 10 <= len(starts) <= 35  # 12–25 blinks a minute
+    assert gaps.min() >= 0.25 and np.median(gaps) > 1.5
+    assert shut.mean() < 0.06  # the eyes are open nearly all the time
+    assert not np.array_equal(closed, blink_amounts(FPS, 60 * FPS, seed=4))
+
+
+def _blue_mouth(frame):
+    """Pixels of the strip's open mouths (handmade_inputs.EXPRESSION_MOUTH, deep blue)."""
+    red, green, blue = (frame[..., i].astype(int) for i in range(3))
+    return int(((blue - green > 80) & (red < 100)).sum())
+
+
+def test_the_mouths_and_blinks_come_from_the_expressions_strip(tmp_path):
+    strip = write_expressions(tmp_path)
+    with Image.open(strip) as picture:
+        assert picture.size == (128 * len(EXPRESSIONS), 128) and picture.mode == "RGBA"
+    model = renderer_for(tmp_path, strip=strip)
+    drawn = renderer_for(tmp_path)
+    wide = int(np.argmax(openness(model)))
+    rest = int(np.argmin(openness(model)[:10]))
+    # The strip's own open mouth (blue inside), not a drawn one, when a vowel is sung.
+    assert _blue_mouth(model.render(wide)) > 15
+    assert _blue_mouth(model.render(rest)) == 0
+    assert _blue_mouth(drawn.render(wide)) == 0
+    # A blink closes the strip's eyes: the blue irises are gone from the eye region.
+    eyes = (slice(50, 95), slice(110, 210))
+    model.blink[:] = 0.0
+    open_eyes = model.render(rest)[eyes].copy()
+    model.blink[rest] = 1.0
+    model.character._shown = None
+    shut_eyes = model.render(rest)[eyes].copy()
+    iris = np.array([70, 110, 170])
+
+    def iris_pixels(part):
+        return int((np.abs(part.astype(int) - iris).max(axis=2) < 40).sum())
+
+    assert iris_pixels(open_eyes) > 30 and iris_pixels(shut_eyes) < iris_pixels(open_eyes) / 10
+    # Outside the mouth and eyes every frame is the rest expression: no flicker.
+    hair = (slice(20, 40), slice(120, 200))
+    assert np.array_equal(model.render(rest)[hair], model.render(rest)[hair])
+
+
+def test_a_strip_of_the_wrong_width_is_a_user_error():
+    with pytest.raises(UserError, match="7 pictures"):
+        split_strip(np.zeros((64, 100, 4), np.uint8))
+
+
+def test_the_portrait_layout_puts_the_lyrics_above_the_character(tmp_path):
+    renderer = renderer_for(tmp_path, width=180, height=320)
+    layout = renderer.layout
+    assert layout.portrait and layout.next_y > layout.lyric_y
+    assert layout.character_w <= 180 and layout.bottom_y >= 320
+    frame = renderer.render(30).copy()  # a line is being sung
+    renderer.timing.lines = []
+    without_lyrics = renderer.render(30).copy()
+    # The lyrics (and the band behind them) are in the upper part, above the character.
+    rows = np.flatnonzero(np.abs(frame.astype(int) - without_lyrics).max(axis=(1, 2)) > 60)
+    assert rows.size > layout.text_px // 2
+    assert rows.min() >= layout.lyric_y - 2 and rows.max() < 320 * 0.4
+    head_top = layout.bottom_y - layout.character_h
+    assert head_top > rows.max()
+    # The character fills the bottom: no sky at the bottom middle.
+    sky = renderer.background[renderer._margin[1] :, renderer._margin[0] :]
+    assert not np.array_equal(frame[310, 90], sky[310, 90])
+    # Square and landscape frames keep the lyrics at the bottom.
+    for width, height in ((320, 320), (320, 180)):
+        other = layout_for(width, height, 128, 128, Look())
+        assert not other.portrait and other.lyric_y > height * 0.75
+
+
+def test_a_title_at_the_start_and_the_credits_at_the_end(tmp_path):
+    credits = ["Singing voice: a test voice (CC BY 3.0)", "Font: IPAexGothic"]
+    renderer = renderer_for(
+        tmp_path, seconds=4.0, title="きらきら", credits=credits, credits_from_s=2.5
+    )
+    plain = renderer_for(tmp_path, seconds=4.0)
+    top, rest = slice(0, 60), slice(60, 180)
+
+    def panel(index, rows):
+        """Pixels the card's dark see-through panel (and its letters) change."""
+        with_card = renderer.render(index)[rows].astype(int).sum(axis=2)
+        without = plain.render(index)[rows].astype(int).sum(axis=2)
+        return int((np.abs(with_card - without) > 150).sum())
+
+    assert renderer._title_until == pytest.approx(1.5)  # the first line starts at 0.3 s
+    assert panel(12, top) > 1000  # 0.5 s: the title card
+    assert panel(40, top) == 0  # gone once the singing has begun
+    assert panel(40, rest) == 0
+    assert panel(95, rest) > 3000  # the credits, from 2.5 s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +364,46 @@ def test_encoder_writes_h264_yuv420p_and_aac(tmp_path):
     assert info.fps == FPS
     assert info.audio_codec == "aac" and info.sample_rate == 48000
     assert info.duration_s == pytest.approx(1.0, abs=0.05)
-    assert path.read_bytes()[4:8] == b"ftyp"
+    data = path.read_bytes()
+    assert data[4:8] == b"ftyp"
+    assert data.find(b"moov") < data.find(b"mdat")  # faststart: the index comes first
+
+
+def test_frames_drawn_in_a_thread_are_the_frames_drawn_in_turn(tmp_path):
+    """Drawing beside ffmpeg writes the same video, and pads a short song with silence."""
+    audio = write_song(tmp_path, duration_s=1.0)["vocals"]
+    frames = list(moving_frames(2 * FPS))
+
+    def draw(index, buffer):
+        np.copyto(buffer, frames[index])
+        return buffer
+
+    sizes = {}
+    done = []
+    for in_thread in (True, False):
+        path = tmp_path / f"clip-{in_thread}.mp4"
+        written = encode_frames(
+            path, draw, 2 * FPS, width=160, height=90, fps=FPS, audio_path=audio,
+            audio_until_s=2.0, in_thread=in_thread, progress=lambda d, t: done.append((d, t)),
+        )  # fmt: skip
+        assert written == 2 * FPS and done[-1] == (2 * FPS, 2 * FPS)
+        info = read_media_info(path)
+        assert info.duration_s == pytest.approx(2.0, abs=0.05)  # the video's, not the song's
+        sizes[in_thread] = path.stat().st_size
+    assert sizes[True] == sizes[False]
+
+
+def test_an_error_while_drawing_in_the_thread_leaves_no_file(tmp_path):
+    def draw(index, buffer):
+        if index == 10:
+            raise RuntimeError("the drawing failed")
+        buffer[:] = index
+        return buffer
+
+    path = tmp_path / "clip.mp4"
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        encode_frames(path, draw, 100, width=160, height=90, fps=FPS)
+    assert not path.exists()
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
@@ -243,17 +451,25 @@ def test_encoder_refuses_odd_sizes_and_wrong_frames(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# The animate stage
+# The animate and preview stages
 
 
-def _registry():
-    return load_stages("acgmake.stages.colorize", "acgmake.stages.animate")
+def _registry(*more):
+    # The colored character is given (handmade), so the test needs no colorize stage.
+    return load_stages(*more, "acgmake.stages.animate")
 
 
-def test_animate_stage_makes_a_clip_from_a_character_and_a_song(tmp_path):
+@pytest.fixture(scope="module")
+def animated(tmp_path_factory):
+    """The animate stage run once on a 2-second song, with the expressions strip."""
     from acgmake.pipeline import Reporter, run
 
-    inputs = {**write_character(tmp_path / "in"), **write_song(tmp_path / "in", duration_s=2.0)}
+    folder = tmp_path_factory.mktemp("animate")
+    inputs = {
+        **write_colored(folder / "in"),
+        **write_song(folder / "in", duration_s=2.0),
+        "colored_expressions": write_expressions(folder / "in"),
+    }
     progress = []
 
     class Recorder(Reporter):
@@ -261,31 +477,79 @@ def test_animate_stage_makes_a_clip_from_a_character_and_a_song(tmp_path):
             progress.append((stage.name, done, total))
 
     result = run(
-        _registry(),
-        tmp_path / "run",
-        ["clip"],
+        _registry("acgmake.stages.preview"),
+        folder / "run",
+        ["clip", "preview_gif"],
         inputs=inputs,
-        params={"animate": {"size": "320x180", "fps": 12}},
+        params={"animate": {"size": "320x180", "fps": 12, "end_card": 1.0}},
         seed=2,
         reporter=Recorder(),
     )
+    return result, progress
+
+
+def test_animate_stage_makes_a_clip_from_a_character_and_a_song(animated):
+    result, progress = animated
     info = read_media_info(result.files["clip"])
     assert (info.video_codec, info.pixel_format, info.audio_codec) == ("h264", "yuv420p", "aac")
     assert (info.width, info.height, info.fps) == (320, 180, 12)
-    assert info.duration_s == pytest.approx(2.0, abs=0.1)
-    assert progress[-1] == ("animate", 24, 24)
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    # The song lasts 2 s; its last line ends at 1.7 s and the credits stay 1 s after it.
+    assert info.duration_s == pytest.approx(2.7, abs=0.1)
+    assert ("animate", 33, 33) in progress
+    manifest = json.loads((result.workdir / "manifest.json").read_text())
     assert any("IPAexGothic" in credit for credit in manifest["credits"])
-    with Image.open(result.files["colored"]) as colored:
-        assert colored.mode == "RGBA"
+    assert manifest["stages"]["animate"]["inputs"]["colored_expressions"]
+
+
+def test_preview_stage_cuts_a_gif_and_a_webm(animated):
+    result, _ = animated
+    gif = read_media_info(result.files["preview_gif"])
+    webm = read_media_info(result.files["preview_webm"])
+    # 480 wide asked for, but a preview is never larger than its clip.
+    assert (gif.video_codec, gif.width) == ("gif", 320) and not gif.audio_codec
+    assert (webm.video_codec, webm.pixel_format, webm.audio_codec) == ("vp9", "yuv420p", "opus")
+    assert webm.duration_s == pytest.approx(2.7, abs=0.15)  # shorter than 8 s: all of it
+    assert result.files["preview_gif"].read_bytes()[:6] == b"GIF89a"
+
+
+def test_ctrl_c_mid_render_leaves_no_clip_and_the_next_run_resumes(tmp_path):
+    from acgmake.pipeline import Reporter, run
+
+    inputs = {**write_colored(tmp_path / "in"), **write_song(tmp_path / "in", duration_s=2.0)}
+    registry = _registry("acgmake.stages.subtitles")
+    targets = ["subtitles_ass", "clip"]
+
+    class CtrlC(Reporter):
+        def stage_progress(self, stage, done, total, note):
+            if stage.name == "animate" and done >= 12:
+                raise KeyboardInterrupt
+
+    params = {"animate": {"size": "320x180", "fps": 12}}
+    with pytest.raises(KeyboardInterrupt):
+        run(registry, tmp_path / "run", targets, inputs=inputs, params=params,
+            reporter=CtrlC())  # fmt: skip
+    assert (tmp_path / "run" / "lyrics.ass").exists()
+    assert not (tmp_path / "run" / "clip.mp4").exists()
+    assert not list((tmp_path / "run").glob(".*partial*"))
+    result = run(registry, tmp_path / "run", targets, inputs=inputs, params=params)
+    assert result.cached == ["subtitles"]
+    assert read_media_info(result.files["clip"]).duration_s > 2.0
 
 
 @pytest.mark.parametrize("size", ["1280", "1281x720", "axb", "32x32", "1280x720x2"])
 def test_animate_refuses_a_bad_size(tmp_path, size):
     from acgmake.pipeline import run
 
-    inputs = {**write_character(tmp_path / "in"), **write_song(tmp_path / "in", duration_s=0.5)}
+    inputs = {**write_colored(tmp_path / "in"), **write_song(tmp_path / "in", duration_s=0.5)}
     with pytest.raises(UserError, match="--size"):
         run(_registry(), tmp_path / "run", ["clip"], inputs=inputs,
             params={"animate": {"size": size}})  # fmt: skip
     assert not (tmp_path / "run" / "clip.mp4").exists()
+
+
+def test_sizes_by_name_and_by_number():
+    from acgmake.stages.animate import parse_size
+
+    assert parse_size("vertical") == (1080, 1920) == parse_size("1080x1920")
+    assert parse_size("Square") == (1080, 1080)
+    assert parse_size("1920×1080") == parse_size("1080p")

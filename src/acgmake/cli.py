@@ -25,6 +25,7 @@ from acgmake.pipeline import (
     Stage,
     check_writable,
     copy_atomic,
+    kind_option,
     plan,
     replaced_by,
     run,
@@ -192,10 +193,18 @@ def execute(
     return output
 
 
-def final_kinds(registry: Registry) -> list[str]:
-    """What ``acgmake song`` makes: the clip plus anything a stage makes that nothing reads."""
+def final_kinds(registry: Registry, also: tuple[str, ...] = ()) -> list[str]:
+    """What ``acgmake song`` makes: the clip plus anything a stage makes that nothing reads,
+    leaving out optional stages unless they are named in ``also``."""
+    for name in also:
+        registry.stage(name)  # an unknown name is a clear error
     read = {kind for stage in registry.stages for kind in stage.reads}
-    made = [kind for stage in registry.stages for kind in stage.makes]
+    made = [
+        kind
+        for stage in registry.stages
+        if not stage.optional or stage.name in also
+        for kind in stage.makes
+    ]
     leaves = [kind for kind in dict.fromkeys(made) if kind not in read]
     return [FINAL_KIND] + [kind for kind in leaves if kind != FINAL_KIND]
 
@@ -288,6 +297,12 @@ def cli() -> None:
 @click.option(
     "--force", is_flag=True, help="Re-run every stage, even those whose inputs are unchanged."
 )
+@click.option(
+    "--also",
+    multiple=True,
+    metavar="STAGE",
+    help="Also run this optional stage (see `acgmake stages`), e.g. --also preview.",
+)
 def song(
     lyrics: Path | None,
     output: Path | None,
@@ -295,6 +310,7 @@ def song(
     workdir: Path | None,
     seed: int,
     force: bool,
+    also: tuple[str, ...],
     **values: Any,
 ) -> None:
     """Make a music clip (MP4) from a lyrics file: compose, sing, draw, color, animate.
@@ -323,7 +339,7 @@ def song(
     made = execute(
         plugins,
         workdir,
-        final_kinds(plugins.registry),
+        final_kinds(plugins.registry, also),
         inputs=inputs,
         params=_collect_params(values, targets),
         seed=seed,
@@ -410,7 +426,7 @@ def make_stage_command(stage: Stage) -> click.Command:
         optional = " (optional)" if kind in stage.uses else ""
         params.append(
             click.Option(
-                [f"--{kind}", f"kind__{kind}"],
+                [kind_option(kind), f"kind__{kind}"],
                 type=click.Path(path_type=Path),
                 help=f"The {kind} file{optional}. [default: from the run folder]",
             )
@@ -458,7 +474,11 @@ def stages(as_json: bool, score: bool) -> None:
         {
             "name": s.name,
             "plugin": s.plugin,
-            "why": f"replaced by {replaced[s.name]}" if s.name in replaced else "not needed",
+            "why": f"replaced by {replaced[s.name]}"
+            if s.name in replaced
+            else f"optional: add --also {s.name}"
+            if s.optional
+            else "not needed",
         }
         for s in registry.stages
         if s not in ordered

@@ -56,6 +56,11 @@ class Param:
     type: Any = None
 
 
+def kind_option(kind: str) -> str:
+    """The command-line option that gives a file of ``kind``: ``--colored-expressions``."""
+    return "--" + kind.replace("_", "-")
+
+
 def _kinds(kinds: Iterable[str]) -> tuple[str, ...]:
     """Kinds in the order given, each once (a set is sorted, for a stable order)."""
     if isinstance(kinds, str):
@@ -85,6 +90,9 @@ class Stage:
     params: tuple[Param, ...] = ()
     help: str = ""
     uses: tuple[str, ...] = ()
+    #: An optional stage runs in ``acgmake song`` only when asked (``--also NAME``); its own
+    #: command always runs it. For extras such as previews that cost time nobody asked for.
+    optional: bool = False
     plugin: str = ""
 
     def __post_init__(self) -> None:
@@ -233,8 +241,8 @@ def plan(registry: Registry, targets: Iterable[str], given: Iterable[str] = ()) 
             needed_by = [s.name for s in chosen.values() if kind in s.needs]
             who = f" (needed by {', '.join(needed_by)})" if needed_by else ""
             raise UserError(
-                f"nothing makes {kind!r}{who}: give it as a file (--{kind} PATH) or install a "
-                "plugin that makes it"
+                f"nothing makes {kind!r}{who}: give it as a file ({kind_option(kind)} PATH) "
+                "or install a plugin that makes it"
             )
         if not required and not can_make(kind):
             continue
@@ -654,7 +662,8 @@ def run(
                 if not path.is_file():
                     raise UserError(
                         f"stage {stage.name!r} needs {kind!r} ({path.name}), which is not in "
-                        f"{folder.path}; run the stage that makes it first or give --{kind} PATH"
+                        f"{folder.path}; run the stage that makes it first or give "
+                        f"{kind_option(kind)} PATH"
                     )
             input_hashes = {kind: sha256_file(path) for kind, path in input_paths.items()}
             key = _cache_key(

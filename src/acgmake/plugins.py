@@ -32,6 +32,8 @@ DEFAULT_PLUGINS = (
     "acgmake.stages.character",
     "acgmake.stages.colorize",
     "acgmake.stages.animate",
+    "acgmake.stages.subtitles",
+    "acgmake.stages.preview",
 )
 
 

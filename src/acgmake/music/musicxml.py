@@ -3,10 +3,11 @@
 Written scores open in MuseScore and sing in Sinsy: MusicXML 4.0 (music21), one part, a
 treble clef, key and time signature, a tempo mark, chord symbols (``<harmony>``, read back by
 music21 as ``harmony.ChordSymbol``), one ``<lyric>`` with ``<syllabic>`` on every note, rests
-split on beats. The files are valid against the MusicXML 4.0 schema (see
-:mod:`acgmake.music.schema`). Scores read back may come from anywhere (MuseScore's ``.mxl`` too),
-so they are checked before any XML library expands them: size, entity declarations (the
-"billion laughs" file), partwise MusicXML, notes, lyrics.
+split on beats, and a rehearsal mark ("Verse", "Chorus") where each section begins. The files
+are valid against the MusicXML 4.0 schema (see :mod:`acgmake.music.schema`). Scores read back
+may come from anywhere (MuseScore's ``.mxl`` too), so they are checked before any XML library
+expands them: size, entity declarations (the "billion laughs" file), partwise MusicXML, notes,
+lyrics.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from acgmake.errors import UserError
 from acgmake.music import MAX_SCORE_BYTES
-from acgmake.music.melody import Melody
+from acgmake.music.melody import _CHORUS_LABELS, Melody
 
 if TYPE_CHECKING:
     import music21
@@ -45,6 +46,7 @@ def melody_to_score(melody: Melody) -> music21.stream.Score:
     from music21 import (
         bar,
         clef,
+        expressions,
         harmony,
         instrument,
         key,
@@ -108,6 +110,12 @@ def melody_to_score(melody: Melody) -> music21.stream.Score:
         symbol.writeAsChord = False
         measure_at(chord.offset).insert(chord.offset % bar_ql, symbol)
 
+    for offset, role in section_starts(melody):
+        # A rehearsal mark (shown boxed by MuseScore, ignored by Sinsy) names each section, so
+        # the later stages (the clip's bigger motion in the chorus) know where it is.
+        mark = expressions.RehearsalMark(role.capitalize())
+        measure_at(offset).insert(offset % bar_ql, mark)
+
     opening = measures[0]
     opening.insert(0, clef.TrebleClef())
     opening.insert(0, key.Key(melody.key.replace("b", "-"), melody.mode))
@@ -118,6 +126,37 @@ def melody_to_score(melody: Melody) -> music21.stream.Score:
         part.append(measure)
     score.insert(0, part)
     return score
+
+
+def section_starts(melody: Melody) -> list[tuple[float, str]]:
+    """(offset of its first note in quarter lengths, role) of each section of ``melody``.
+
+    The melody keeps each section's role but not where it starts: each phrase is a run of
+    notes between rests, and a new section begins where the lyric line numbers jump (a blank or
+    label line between); failing that, at the longest rests (a bar is put between sections).
+    """
+    roles = melody.section_roles
+    starts: list[float] = []
+    rests_before: list[float] = []
+    position, rest = 0.0, 0.0
+    for item in melody.notes:
+        if item.is_rest:
+            rest += item.quarter_length
+        elif rest or not starts:
+            starts.append(position)
+            rests_before.append(rest)
+            rest = 0.0
+        position += item.quarter_length
+    if not roles or not starts:
+        return []
+    wanted = len(roles) - 1
+    lines = melody.phrase_lines if len(melody.phrase_lines) == len(starts) else []
+    jumps = [i for i in range(1, len(lines)) if lines[i] - lines[i - 1] > 1]
+    if len(jumps) != wanted:
+        by_rest = sorted(range(1, len(starts)), key=lambda i: (-rests_before[i], i))
+        jumps = sorted(by_rest[:wanted])
+    firsts = [0, *jumps]
+    return [(starts[i], role) for i, role in zip(firsts, roles, strict=False)]
 
 
 def musicxml_bytes(melody: Melody) -> bytes:
@@ -215,6 +254,9 @@ class Score:
     mode: str = "major"
     #: chord symbols: (offset, quarter length, root pitch class, MusicXML kind), in order
     chords: list[tuple[float, float, int, str]] = field(default_factory=list)
+    #: where each section begins: (offset, "verse" or "chorus"), from rehearsal marks or
+    #: section words ("Chorus", "サビ"); empty when the score marks none
+    sections: list[tuple[float, str]] = field(default_factory=list)
 
     def sung_notes(self) -> list[ScoreNote]:
         return [n for n in self.notes if not n.is_rest]
@@ -294,7 +336,45 @@ def _score_from_part(part, parsed, name: str) -> Score:
         title = parsed.metadata.bestTitle or ""
     written = signatures[0].ratioString if signatures else "4/4"
     tonic, mode = _key_of(part)
-    return Score(notes, tempo_bpm, max(1, beats), title, written, tonic, mode, _chords_of(part))
+    return Score(
+        notes,
+        tempo_bpm,
+        max(1, beats),
+        title,
+        written,
+        tonic,
+        mode,
+        _chords_of(part),
+        _sections_of(part),
+    )
+
+
+#: Words that name a section in a text direction (any rehearsal mark starts one); those of a
+#: chorus are the ones that mark a chorus in the lyrics.
+_VERSE_WORDS = ("verse", "bridge", "intro", "outro", "aメロ", "bメロ", "a メロ", "b メロ")
+
+
+def _sections_of(part) -> list[tuple[float, str]]:
+    """(offset, "verse" or "chorus") where each section begins, in order: every rehearsal mark
+    starts one, as does a text direction that names a section."""
+    from music21 import expressions
+
+    sections: list[tuple[float, str]] = []
+    for element in part.flatten().getElementsByClass(
+        (expressions.RehearsalMark, expressions.TextExpression)
+    ):
+        text = str(element.content or "").strip().lower()
+        chorus = any(word in text for word in _CHORUS_LABELS)
+        if not chorus and not isinstance(element, expressions.RehearsalMark):
+            if not any(word in text for word in _VERSE_WORDS):
+                continue  # "rit.", "softly": not a section
+        offset = float(element.getOffsetInHierarchy(part))
+        role = "chorus" if chorus else "verse"
+        if sections and abs(sections[-1][0] - offset) < 1e-6:
+            sections[-1] = (offset, role)
+        else:
+            sections.append((offset, role))
+    return sections
 
 
 def _key_of(part) -> tuple[str, str]:

@@ -6,22 +6,44 @@ import click
 
 from acgmake import Artifact, Param, Stage, hookimpl
 
+#: Sizes by name, for ``--size`` (any even WIDTHxHEIGHT works too).
+SIZES = {
+    "720p": (1280, 720),
+    "1080p": (1920, 1080),
+    "vertical": (1080, 1920),
+    "portrait": (1080, 1920),
+    "square": (1080, 1080),
+}
+
 
 @hookimpl
 def register_artifacts(register):
     register(Artifact("clip", "clip.mp4", "the music clip: H.264 video with AAC sound (MP4)"))
+    register(
+        Artifact(
+            "colored_expressions",
+            "colored_expressions.png",
+            "the character's mouth shapes and blink, colorized, side by side (RGBA)",
+        )
+    )
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"1280x720"`` as (1280, 720); UserError unless both are even numbers in 64..4096."""
+    """``"1280x720"`` (or a name: 720p, 1080p, vertical, square) as (width, height).
+
+    UserError unless both are even numbers in 64..4096.
+    """
     from acgmake.errors import UserError
 
+    if text.strip().lower() in SIZES:
+        return SIZES[text.strip().lower()]
     parts = text.lower().replace("×", "x").split("x")
     try:
         width, height = (int(part) for part in parts)
     except ValueError:
         raise UserError(
-            f"--size must be WIDTHxHEIGHT in pixels, e.g. 1280x720; got {text!r}"
+            f"--size must be WIDTHxHEIGHT in pixels (e.g. 1280x720, 1080x1920) or one of "
+            f"{', '.join(SIZES)}; got {text!r}"
         ) from None
     if not (64 <= width <= 4096 and 64 <= height <= 4096) or width % 2 or height % 2:
         raise UserError(
@@ -31,18 +53,27 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def run_credits(manifest_path) -> list[str]:
+    """The credits of the files the earlier stages of this run used (the run folder's
+    manifest: the character model, the soundfont), for the clip's end card."""
+    import json
+
+    try:
+        recorded = json.loads(manifest_path.read_text(encoding="utf-8")).get("credits", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [line for line in recorded if isinstance(line, str)]
+
+
 def animate(ctx) -> None:
-    import numpy as np
+    import cv2
     import soundfile
-    from PIL import Image
 
     from acgmake.errors import UserError
-    from acgmake.image.face import Face
-    from acgmake.video.encode import encode_video
-    from acgmake.video.frames import FrameRenderer
-    from acgmake.video.lipsync import mouth_openness
+    from acgmake.pipeline import MANIFEST
+    from acgmake.video.clip import clip_renderer
+    from acgmake.video.encode import encode_frames
     from acgmake.video.text import FONT_CREDIT, FONT_LICENSE, FONT_NAME, font_path
-    from acgmake.voice.labels import Timing, read_lab
 
     width, height = parse_size(ctx.params["size"])
     fps = ctx.params["fps"]
@@ -52,43 +83,52 @@ def animate(ctx) -> None:
     # does, so the timing and phonemes line up with it.
     song = ctx.input("song")
     try:
-        duration_s = soundfile.info(str(song)).duration
+        song_s = soundfile.info(str(song)).duration
     except (RuntimeError, soundfile.LibsndfileError) as error:
         raise UserError(f"cannot read the song {song}: {error}") from None
-    with Image.open(ctx.input("colored")) as image:
-        colored = np.asarray(image.convert("RGBA"))
-    face = Face.read(ctx.input("face"))
-    timing = Timing.read(ctx.input("timing"))
-    phonemes = read_lab(ctx.input("phonemes"))
     ctx.use_asset(font_path(), name=FONT_NAME, license=FONT_LICENSE, credit=FONT_CREDIT)
-
-    frame_count = max(1, int(np.ceil(duration_s * fps - 1e-6)))
-    renderer = FrameRenderer(
-        colored,
-        face,
-        timing,
-        mouth_openness(phonemes, fps, frame_count),
+    renderer = clip_renderer(
+        colored=ctx.input("colored"),
+        face=ctx.input("face"),
+        timing=ctx.input("timing"),
+        phonemes=ctx.input("phonemes"),
+        song_s=song_s,
         width=width,
         height=height,
         fps=fps,
+        end_card_s=float(ctx.params["end_card"]),
+        expressions=ctx.input("colored_expressions"),
+        # The singing's credits come from timing.json; the band's and the model's from the
+        # run so far; the font's is this stage's own.
+        credits=[*run_credits(ctx.workdir / MANIFEST), FONT_CREDIT],
         seed=ctx.seed,
     )
+    frame_count = renderer.frame_count
     every = max(1, fps // 2)  # about two progress reports a second of video
 
     def progress(done: int, total: int | None) -> None:
         if done % every == 0 or done == total:
             ctx.progress(done, total, "frames")
 
-    encode_video(
-        ctx.output("clip"),
-        renderer.frames(),
-        width=width,
-        height=height,
-        fps=fps,
-        audio_path=song,
-        frame_count=frame_count,
-        progress=progress,
-    )
+    # Drawing runs in its own thread beside ffmpeg, which keeps both cores busy encoding:
+    # OpenCV's own worker threads would only fight ffmpeg's for them.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        encode_frames(
+            ctx.output("clip"),
+            renderer.render,
+            frame_count,
+            width=width,
+            height=height,
+            fps=fps,
+            audio_path=song,
+            # Silence after the song while the credits stay on screen.
+            audio_until_s=frame_count / fps,
+            progress=progress,
+        )
+    finally:
+        cv2.setNumThreads(threads)
 
 
 @hookimpl
@@ -98,12 +138,28 @@ def register_stages(register):
             "animate",
             needs=("colored", "face", "song", "phonemes", "timing"),
             makes=("clip",),
+            uses=("colored_expressions",),
             run=animate,
-            version="1",
+            version="2",  # 2: vowel mouths, expressions, blinks, camera, title and credits
             params=(
-                Param("size", "1280x720", "Video size in pixels, WIDTHxHEIGHT (even numbers)."),
+                Param(
+                    "size",
+                    "1280x720",
+                    "Video size in pixels, WIDTHxHEIGHT (even numbers): 1280x720, 1920x1080, "
+                    "1080x1920 (vertical, for phones), 1080x1080 (square); or 720p, 1080p, "
+                    "vertical, square.",
+                ),
                 Param("fps", 24, "Frames per second.", click.IntRange(1, 120)),
+                Param(
+                    "end_card",
+                    4.0,
+                    "Seconds the credits (voice, synthesis, font) stay after the last sung "
+                    "line; the clip runs on in silence if the song ends sooner.",
+                    click.FloatRange(0.0, 30.0),
+                ),
             ),
-            help="Animate the colored character singing the song, with the lyrics, as an MP4 clip.",
+            help="Animate the colored character singing the song, with karaoke lyrics, a "
+            "title and credits, as an MP4 clip. Example: acgmake animate colored.png "
+            "--size 1080x1920",
         )
     )

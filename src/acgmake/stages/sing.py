@@ -101,6 +101,7 @@ def sing(ctx) -> None:
                 f"{sorted(moved)[len(moved) // 2]:.0f} cents, largest {max(moved):.0f} cents"
             )
     phonemes = align_phonemes(labels, samples, VOCALS_SAMPLE_RATE)
+    timing.credits = _credits(ctx.params["sinsy_backend"], voice, bundled)
 
     soundfile.write(
         ctx.output("vocals"), samples, VOCALS_SAMPLE_RATE, subtype="PCM_16", format="WAV"
@@ -138,6 +139,19 @@ def sing(ctx) -> None:
     )
 
 
+def _credits(backend: str, voice, bundled: bool) -> list[str]:
+    """The lines the clip's credits show for the singing: the voice (its licence asks for
+    it; a user's voice is named, its author to be credited by the user) and Sinsy."""
+    from acgmake.voice import sinsy
+
+    if backend == "online":
+        from acgmake.voice.sinsy_online import ONLINE_CREDIT
+
+        return [ONLINE_CREDIT]
+    voice_credit = sinsy.VOICE_CREDIT if bundled else f"Singing voice: {voice.stem}"
+    return [voice_credit, sinsy.SINSY_CREDIT]
+
+
 #: MIDI notes the bundled voice sings in tune (see acgmake.music.melody.VOICE_RANGE).
 _SUNG_RANGE = (64, 72)
 
@@ -169,7 +183,7 @@ def register_stages(register):
             needs=("score",),
             makes=("vocals", "phonemes", "timing", "phoneme_labels"),
             run=sing,
-            version="2",  # 2: options, pitch correction, phonemes.txt
+            version="3",  # 2: options, pitch correction, phonemes.txt; 3: sections, credits
             params=(
                 Param(
                     "voice",

@@ -1,10 +1,12 @@
-"""Drawing the frames of the clip: background, the singing character, the lyric line.
+"""Drawing the frames of the clip: background, the singing character, lyrics, title, credits.
 
-Everything that does not change from frame to frame (the background, the character at each
-mouth openness, the lyric lines) is drawn once when a :class:`FrameRenderer` is made; a frame
-is then a copy of the background, at most one resize and a few uint8 blends of
-:class:`~acgmake.video.layers.Layer` s into one reused buffer: under 1 ms at 1280x720, where
-float frames would cost about 13 ms each.
+Everything that does not change from frame to frame (the background, the character's
+expressions, lyric lines, the title card and the credits) is drawn once when a
+:class:`FrameRenderer` is made, and the motion of every frame (bobbing and swaying on the
+beat, breathing, blinks, the camera) is planned at once as arrays; a frame is then a crop of
+the background, the character's mouth and eye patches mixed, one resize and a few uint8
+blends of :class:`~acgmake.video.layers.Layer` s into a frame buffer: a few ms at 1280x720,
+where float frames would cost about 13 ms each.
 """
 
 from __future__ import annotations
@@ -16,29 +18,96 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from acgmake.image.face import Face
-from acgmake.video.layers import Layer, blend, premultiply, unpremultiply
-from acgmake.video.text import LyricRenderer
+from acgmake.video.expressions import CharacterSprite
+from acgmake.video.layers import Layer, blend
+from acgmake.video.lipsync import frame_times
+from acgmake.video.text import LyricRenderer, load_font, render_text
 from acgmake.voice.labels import Line, Timing
 
-#: Mouth drawings made in advance, from closed to wide open.
-MOUTH_LEVELS = 16
+RGB = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
 class Look:
-    """Colours and proportions of the clip (the defaults give a soft pastel stage)."""
+    """Colours and amounts of motion (the defaults give a soft pastel stage)."""
 
-    sky_top: tuple[int, int, int] = (196, 214, 255)
-    sky_bottom: tuple[int, int, int] = (255, 222, 236)
-    character_height: float = 0.92  # of the frame height
-    bob: float = 0.014  # up-and-down on each beat, of the frame height
+    sky_top: RGB = (196, 214, 255)
+    sky_bottom: RGB = (255, 222, 236)
+    bob: float = 0.014  # up and down on each beat, of the frame height
     sway: float = 0.006  # side to side over two beats, of the frame width
-    squash: float = 0.018  # how much the character squashes on each beat
-    text_size: float = 0.065  # lyric letters, of the frame height
-    mouth_colour: tuple[int, int, int] = (122, 38, 52)
-    tongue_colour: tuple[int, int, int] = (226, 112, 124)
-    lip_colour: tuple[int, int, int] = (70, 24, 32)
+    squash: float = 0.018  # how much the character squashes as it lands on a beat
+    breath: float = 0.006  # how much it grows as it breathes in, over two bars
+    zoom: float = 0.05  # how much closer the camera is in the chorus
+    punch: float = 0.012  # the camera's push on each downbeat
+    pan: float = 0.012  # the camera's drift over four bars, of the frame width
+    #: How much the character moves in each part of the song (1 = the chorus).
+    energy: tuple[tuple[str, float], ...] = (
+        ("chorus", 1.0),
+        ("verse", 0.55),
+        ("", 0.55),
+        ("between", 0.3),
+    )
+    blink_every_s: tuple[float, float] = (2.0, 5.5)  # shortest and longest gap between blinks
+    title_s: float = 4.0  # the longest the title card stays
+    credits_fade_s: float = 0.6
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things go in a frame of one size (landscape, square or portrait).
+
+    The character's full picture is ``character_w`` x ``character_h`` pixels, its bottom edge
+    centred on (``centre_x``, ``bottom_y``); lyric letters are ``text_px`` high, the current
+    line's top at ``lyric_y``; ``next_y`` is the top of the line after it (portrait only,
+    else None); the title card's top is at ``title_y``.
+    """
+
+    width: int
+    height: int
+    character_w: int
+    character_h: int
+    centre_x: int
+    bottom_y: int
+    text_px: int
+    lyric_y: int
+    next_y: int | None
+    title_y: int
+
+    @property
+    def portrait(self) -> bool:
+        return self.next_y is not None
+
+
+def layout_for(width: int, height: int, picture_w: int, picture_h: int, look: Look) -> Layout:
+    """The layout of a ``width`` x ``height`` frame for a character picture of
+    ``picture_w`` x ``picture_h`` pixels: landscape and square frames put the character in
+    the middle and the lyrics along the bottom; portrait frames put the character in the
+    bottom part and two lyric lines (the one sung and the next) above its head."""
+    aspect = width / height
+    short = min(width, height)
+    # The bust's bottom edge sits below the frame, so bobbing up never shows it.
+    margin = round(height * (look.bob * 1.3 + 0.01))
+    if aspect < 0.85:  # portrait: 1080x1920 and the like
+        box_w, box_h = width * 1.0, height * 0.6
+    elif aspect < 1.2:  # square
+        box_w, box_h = width * 0.9, height * 0.84
+    else:
+        box_w, box_h = width * 0.9, height * 0.92
+    factor = min(box_w / picture_w, box_h / picture_h)
+    character_w, character_h = max(1, round(picture_w * factor)), max(1, round(picture_h * factor))
+    text_px = max(8, round(short * (0.062 if aspect < 0.85 else 0.065)))
+    if aspect < 0.85:
+        lyric_y = round(height * 0.2)
+        next_y = lyric_y + round(text_px * 1.6)
+        title_y = round(height * 0.07)
+    else:
+        lyric_y = height - round(text_px * 1.25) - round(height * 0.04)
+        next_y = None
+        title_y = round(height * 0.06)
+    return Layout(
+        width, height, character_w, character_h, width // 2, height + margin,
+        text_px, lyric_y, next_y, title_y,
+    )  # fmt: skip
 
 
 def gradient_background(
@@ -51,203 +120,377 @@ def gradient_background(
     # Soft round lights ("bokeh"), placed by seed so a clip looks the same when re-made.
     rng = np.random.default_rng(seed)
     spots = np.zeros((height, width), np.float32)
-    for _ in range(9):
+    short = min(width, height)
+    for _ in range(max(9, round(9 * max(width, height) / short))):
         x, y = rng.uniform(0, width), rng.uniform(0, height * 0.8)
-        radius = rng.uniform(0.03, 0.09) * height
+        radius = rng.uniform(0.03, 0.09) * short
         brightness = float(rng.uniform(0.2, 0.45))
         cv2.circle(spots, (int(x), int(y)), int(radius), brightness, cv2.FILLED, cv2.LINE_AA)
-    spots = cv2.GaussianBlur(spots, (0, 0), height * 0.01)[..., None]
+    spots = cv2.GaussianBlur(spots, (0, 0), short * 0.01)[..., None]
     sky = sky + (255.0 - sky) * spots
     return np.clip(sky + 0.5, 0, 255).astype(np.uint8)
 
 
-def draw_mouth(
-    sprite: np.ndarray, mouth: tuple[int, int, int, int], openness: float, look: Look
-) -> None:
-    """Draw a mouth ``openness`` open (0..1) over the ``mouth`` box of straight RGBA ``sprite``.
+@dataclass(frozen=True)
+class Motion:
+    """How the character and the camera move, one value per frame (arrays of one length).
 
-    The character's own mouth is first covered with skin colour taken from around the box,
-    so the drawn mouth is the only one; a closed mouth is a short smiling line. Works in place
-    on a patch around the box (the open mouth hangs below it).
+    ``dx``, ``dy``: the character's sway and bob in pixels; ``scale_x``, ``scale_y``: its
+    squash and breathing; ``zoom``: the camera's (about the face); ``pan_x``, ``pan_y``: the
+    camera's drift in pixels; ``energy``: how lively that moment of the song is (0..1).
     """
-    x0, y0, x1, y1 = mouth
-    box_w, box_h = x1 - x0, y1 - y0
-    left, right = max(x0 - box_w, 0), min(x1 + box_w, sprite.shape[1])
-    top, bottom = max(y0 - box_h, 0), min(y1 + 2 * box_h, sprite.shape[0])
-    # cv2 draws only into contiguous arrays: draw on a copy of the patch and put it back.
-    patch = np.ascontiguousarray(sprite[top:bottom, left:right])
-    _draw_mouth_here(patch, (x0 - left, y0 - top, x1 - left, y1 - top), openness, look)
-    sprite[top:bottom, left:right] = patch
+
+    dx: np.ndarray
+    dy: np.ndarray
+    scale_x: np.ndarray
+    scale_y: np.ndarray
+    zoom: np.ndarray
+    pan_x: np.ndarray
+    pan_y: np.ndarray
+    energy: np.ndarray
 
 
-def _draw_mouth_here(
-    sprite: np.ndarray, mouth: tuple[int, int, int, int], openness: float, look: Look
-) -> None:
-    x0, y0, x1, y1 = mouth
-    box_w, box_h = x1 - x0, y1 - y0
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    scale = 8  # cv2 draws with sub-pixel precision in 1/8 pixel units (shift=3)
+def section_energy(timing: Timing, times_s: np.ndarray, look: Look) -> np.ndarray:
+    """How lively the motion is at each of ``times_s``: the level of the section being sung
+    (the chorus most), lower before the singing and after it, eased over a beat."""
+    levels = dict(look.energy)
+    energy = np.full(times_s.shape, levels["between"], np.float64)
+    lines = timing.lines
+    beat_s = 60.0 / timing.tempo_bpm if timing.tempo_bpm > 0 else 0.5
+    for index, line in enumerate(lines):
+        # A line's section holds from the end of the line before (the rest leading into it).
+        start = lines[index - 1].end_s if index else line.start_s - 2 * beat_s
+        level = levels.get(line.section, levels[""])
+        energy[(times_s >= start) & (times_s < line.end_s)] = level
+    if len(times_s) > 1:
+        step = float(np.median(np.diff(times_s)))
+        width = max(1, round(beat_s / step))
+        kernel = np.ones(width) / width
+        padded = np.pad(energy, (width, width), mode="edge")
+        energy = np.convolve(padded, kernel, mode="same")[width:-width]
+    return energy
 
-    # Skin: the median colour of the opaque, light pixels around the mouth box.
-    pad_x, pad_y = box_w // 2 + 2, box_h // 2 + 2
-    around = sprite[max(y0 - pad_y, 0) : y1 + pad_y, max(x0 - pad_x, 0) : x1 + pad_x]
-    pixels = around.reshape(-1, 4)
-    pixels = pixels[pixels[:, 3] > 250, :3]
-    if len(pixels):
-        light = pixels[pixels.sum(axis=1) >= np.median(pixels.sum(axis=1))]
-        skin = np.median(light, axis=0)
-        patch = np.zeros(sprite.shape[:2], np.float32)
-        axes = (int(box_w * 0.6), int(box_h * 0.6))
-        cv2.ellipse(patch, (int(cx), int(cy)), axes, 0, 0, 360, 1.0, cv2.FILLED, cv2.LINE_AA)
-        patch = cv2.GaussianBlur(patch, (0, 0), max(box_h * 0.08, 0.8))[..., None]
-        blended = sprite[..., :3] * (1 - patch) + skin * patch
-        sprite[..., :3] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
-    def at(x: float, y: float) -> tuple[int, int]:
-        return int(round(x * scale)), int(round(y * scale))
+def plan_motion(timing: Timing, times_s: np.ndarray, layout: Layout, look: Look) -> Motion:
+    """The motion at each of ``times_s`` (seconds): the character rises between beats and
+    lands on each one, squashing a little; sways over two beats and breathes over two bars;
+    the camera pushes in on each downbeat, drifts over four bars and comes closer in the
+    chorus. Everything moves more in the chorus; nothing bounces before the first beat or
+    after the song (the credits)."""
+    times_s = np.asarray(times_s, np.float64)
+    width, height = layout.width, layout.height
+    energy = section_energy(timing, times_s, look)
+    bpm = timing.tempo_bpm if timing.tempo_bpm > 0 else 120.0
+    bar_beats = max(1, timing.beats_per_bar)
+    beat = (times_s - timing.first_beat_s) * bpm / 60.0
+    # The beat moves start from rest on the first beat (every wave starts at 0 there) and
+    # die away over the song's last bar, so the credits after it begin still.
+    bar_s = bar_beats * 60.0 / bpm
+    fade = np.clip((timing.duration_s - times_s) / bar_s, 0.0, 1.0)
+    on = (times_s >= timing.first_beat_s) * fade * fade * (3.0 - 2.0 * fade)
+    since = beat - np.floor(beat)
+    landing = np.exp(-since * 8.0) * on
+    bar = beat / bar_beats
+    since_bar = bar - np.floor(bar)
+    breathing = 1.0 + look.breath * np.sin(2 * np.pi * bar / 2)
+    levels = dict(look.energy)
+    chorus = np.clip((energy - levels[""]) / max(levels["chorus"] - levels[""], 1e-6), 0, 1)
+    return Motion(
+        dx=look.sway * width * energy * np.sin(np.pi * beat) * on,
+        dy=-look.bob * height * energy * np.sin(np.pi * since) * on,
+        scale_x=1.0 + 0.6 * look.squash * energy * landing,
+        scale_y=(1.0 - look.squash * energy * landing) * breathing,
+        zoom=1.0 + look.zoom * chorus + look.punch * energy * np.exp(-since_bar * 6.0) * on,
+        pan_x=look.pan * width * energy * np.sin(2 * np.pi * bar / 4) * on,
+        pan_y=0.5 * look.pan * height * energy * np.sin(2 * np.pi * bar / 8) * on,
+        energy=energy,
+    )
 
-    half_w = box_w * (0.30 + 0.06 * openness)
-    line_px = max(1, round(box_h * 0.09))
-    lip = (*look.lip_colour, 255)
-    if openness < 0.05:
-        centre, axes = at(cx, cy - box_h * 0.15), at(half_w, box_h * 0.22)
-        cv2.ellipse(sprite, centre, axes, 0, 20, 160, lip, line_px, cv2.LINE_AA, 3)
-        return
-    # Open: a flat upper lip and a round lower one; a tongue in the bottom of it.
-    top = box_h * 0.12 * openness
-    bottom = box_h * 0.75 * openness + box_h * 0.08
-    upper = cv2.ellipse2Poly(at(cx, cy - top * 0.2), at(half_w, top), 0, 180, 360, 10)
-    lower = cv2.ellipse2Poly(at(cx, cy - top * 0.2), at(half_w, bottom), 0, 0, 180, 10)
-    outline = np.vstack([upper, lower])
-    cv2.fillPoly(sprite, [outline], (*look.mouth_colour, 255), cv2.LINE_AA, 3)
-    inside = np.zeros(sprite.shape[:2], np.uint8)
-    cv2.fillPoly(inside, [outline], 255, cv2.LINE_AA, 3)
-    tongue = np.zeros_like(inside)
-    centre, axes = at(cx, cy - top * 0.2 + bottom * 0.95), at(half_w * 0.7, bottom * 0.55)
-    cv2.ellipse(tongue, centre, axes, 0, 0, 360, 255, cv2.FILLED, cv2.LINE_AA, 3)
-    weight = (np.minimum(inside, tongue).astype(np.float32) / 255.0)[..., None]
-    sprite[..., :3] = np.clip(
-        sprite[..., :3] * (1 - weight) + np.asarray(look.tongue_colour) * weight + 0.5, 0, 255
-    ).astype(np.uint8)
-    cv2.polylines(sprite, [outline], True, lip, line_px, cv2.LINE_AA, 3)
+
+def blink_amounts(fps: float, frame_count: int, *, seed: int = 0, look: Look | None = None):
+    """How closed the eyes are in each frame (float32, 0 open .. 1 closed).
+
+    Blinks come every 2–5.5 s (by seed), now and then two in a row; each closes the eyes in
+    60 ms, holds them shut 40 ms and opens them in 100 ms, as people blink.
+    """
+    look = look or Look()
+    times = frame_times(fps, frame_count)
+    closed = np.zeros(frame_count, np.float32)
+    rng = np.random.default_rng(seed + 1)
+    start = float(rng.uniform(0.8, 2.0))
+    end_s = frame_count / fps
+    while start < end_s:
+        starts = [start, start + 0.32] if rng.random() < 0.15 else [start]
+        for begin in starts:
+            t = times - begin
+            shape = np.interp(t, [0.0, 0.06, 0.10, 0.20], [0.0, 1.0, 1.0, 0.0], left=0, right=0)
+            closed = np.maximum(closed, shape.astype(np.float32))
+        start = starts[-1] + float(rng.uniform(*look.blink_every_s))
+    return closed
+
+
+def wrap_text(text: str, size_px: int, max_width: float) -> list[str]:
+    """``text`` broken into lines no wider than ``max_width`` pixels at ``size_px`` (between
+    words; Japanese, which has no spaces, between any two letters)."""
+    font = load_font(size_px)
+    lines: list[str] = []
+    current = ""
+    tokens = text.split(" ") if " " in text else list(text)
+    joiner = " " if " " in text else ""
+    for token in tokens:
+        candidate = f"{current}{joiner}{token}" if current else token
+        if current and font.getlength(candidate) > max_width:
+            lines.append(current)
+            current = token
+        else:
+            current = candidate
+    if current:
+        lines.append(current)
+    return lines
+
+
+def card(lines: Sequence[tuple[str, int]], max_width: int, *, padding: float = 0.6) -> np.ndarray:
+    """Lines of text (text, size in px) centred on a dark, rounded, see-through panel: RGBA
+    uint8. Each line is wrapped to ``max_width`` (panel included)."""
+    pictures = []
+    for text, size in lines:
+        pad = round(size * padding)
+        for part in wrap_text(text, size, max_width - 2 * pad):
+            pictures.append(render_text(part, size_px=size, outline_px=max(1, size // 14)))
+    gap = round(min(size for _, size in lines) * 0.25)
+    pad = round(max(size for _, size in lines) * padding)
+    width = min(max_width, max(p.shape[1] for p in pictures) + 2 * pad)
+    height = sum(p.shape[0] for p in pictures) + gap * (len(pictures) - 1) + 2 * pad
+    panel = np.zeros((height, width, 4), np.uint8)
+    radius = max(2, pad)
+    mask = np.zeros((height, width), np.uint8)
+    cv2.rectangle(mask, (radius, 0), (width - 1 - radius, height - 1), 255, cv2.FILLED)
+    cv2.rectangle(mask, (0, radius), (width - 1, height - 1 - radius), 255, cv2.FILLED)
+    for x in (radius, width - 1 - radius):
+        for y in (radius, height - 1 - radius):
+            cv2.circle(mask, (x, y), radius, 255, cv2.FILLED, cv2.LINE_AA)
+    panel[..., :3] = (30, 22, 48)
+    panel[..., 3] = (mask.astype(np.uint16) * 165 // 255).astype(np.uint8)
+    y = pad
+    for picture in pictures:
+        x = (width - picture.shape[1]) // 2
+        _over(panel, picture[:, : width - x], x, y)
+        y += picture.shape[0] + gap
+    return panel
+
+
+def _over(under: np.ndarray, over: np.ndarray, x: int, y: int) -> None:
+    """Straight RGBA ``over`` composited onto straight RGBA ``under`` at (x, y), in place."""
+    height = min(over.shape[0], under.shape[0] - y)
+    width = min(over.shape[1], under.shape[1] - x)
+    region = under[y : y + height, x : x + width].astype(np.float32) / 255
+    top = over[:height, :width].astype(np.float32) / 255
+    alpha = top[..., 3:] + region[..., 3:] * (1 - top[..., 3:])
+    colour = top[..., :3] * top[..., 3:] + region[..., :3] * region[..., 3:] * (1 - top[..., 3:])
+    colour = colour / np.maximum(alpha, 1e-6)
+    merged = np.dstack([colour, alpha]) * 255 + 0.5
+    under[y : y + height, x : x + width] = np.clip(merged, 0, 255).astype(np.uint8)
 
 
 class FrameRenderer:
-    """The frames of one clip, drawn one at a time into one reused buffer.
+    """The frames of one clip, drawn one at a time into a frame buffer.
 
-    ``colored`` is the RGBA character (straight alpha), ``face`` where its mouth is,
-    ``timing`` the tempo and lyric lines, ``openness`` the mouth openness per frame (from
-    :func:`acgmake.video.lipsync.mouth_openness`); its length is the number of frames.
+    ``character`` is the sprite in its expressions, ``timing`` the tempo, sections and lyric
+    lines, ``mouth`` the mouth of each frame (float (frames, 6), from
+    :func:`acgmake.video.lipsync.mouth_shapes`; its length is the number of frames).
+    ``title`` shows at the start; ``credits`` (lines) at the end, from ``credits_from_s``.
     """
 
     def __init__(
         self,
-        colored: np.ndarray,
-        face: Face,
+        character: CharacterSprite,
         timing: Timing,
-        openness: np.ndarray,
+        mouth: np.ndarray,
         *,
         width: int,
         height: int,
         fps: float,
         look: Look | None = None,
         seed: int = 0,
+        title: str = "",
+        credits: Sequence[str] = (),
+        credits_from_s: float | None = None,
     ) -> None:
         self.width, self.height, self.fps = width, height, fps
         self.look = look or Look()
         self.timing = timing
-        self.openness = np.clip(np.asarray(openness, np.float32), 0.0, 1.0)
-        self.background = gradient_background(
-            width, height, self.look.sky_top, self.look.sky_bottom, seed=seed
+        self.character = character
+        self.mouth = np.asarray(mouth, np.float32)
+        if self.mouth.ndim != 2 or self.mouth.shape[1] != 6:
+            raise ValueError(f"mouth must be (frames, 6) shape weights, got {self.mouth.shape}")
+        self.layout = layout_for(width, height, *character.size, self.look)
+        self.times = frame_times(fps, self.frame_count)
+        self.motion = plan_motion(timing, self.times, self.layout, self.look)
+        self.blink = blink_amounts(fps, self.frame_count, seed=seed, look=self.look)
+        # The background is larger than the frame by the camera's drift, which crops it.
+        self._margin = (
+            math.ceil(np.abs(self.motion.pan_x).max() * 0.4) + 1,
+            math.ceil(np.abs(self.motion.pan_y).max() * 0.4) + 1,
         )
-        self.sprites = self._mouth_sprites(colored, face)
-        self.lyrics = LyricRenderer(width, max(8, round(height * self.look.text_size)))
-        self.frame = np.empty((height, width, 3), np.uint8)
+        mx, my = self._margin
+        self.background = gradient_background(
+            width + 2 * mx, height + 2 * my, self.look.sky_top, self.look.sky_bottom, seed=seed
+        )
+        self._scale = self.layout.character_w / character.size[0]
+        self._pivot = self._face_pivot()
+        layout = self.layout
+        self.lyrics = LyricRenderer(width, layout.text_px)
+        self.next_lyrics = LyricRenderer(
+            width,
+            max(8, round(layout.text_px * 0.8)),
+            fill=(255, 255, 255, 190),
+            sung_fill=(255, 255, 255, 190),
+            outline=(40, 30, 60, 190),
+        )
         self._shade = self._text_shade()
+        short = min(width, height)
+        self._title = self._title_card(title, short) if title else None
+        self._title_until = self._title_end()
+        self._credits = self._credits_card(title, credits, short) if credits else None
+        last_end = timing.lines[-1].end_s if timing.lines else 0.0
+        self.credits_from_s = last_end + 0.3 if credits_from_s is None else credits_from_s
+        self.frame = np.empty((height, width, 3), np.uint8)
 
     @property
     def frame_count(self) -> int:
-        return len(self.openness)
+        return len(self.mouth)
 
-    def _mouth_sprites(self, colored: np.ndarray, face: Face) -> list[Layer]:
-        """The character scaled to its place in the frame, one layer per mouth openness."""
-        target_h = self.height * self.look.character_height
-        factor = min(target_h / colored.shape[0], self.width * 0.9 / colored.shape[1])
-        size = (max(1, round(colored.shape[1] * factor)), max(1, round(colored.shape[0] * factor)))
-        # Resize premultiplied, so the transparent background does not tint the edges.
-        base = cv2.resize(premultiply(colored), size, interpolation=cv2.INTER_CUBIC)
-        base = unpremultiply(base)
-        mouth = Face.pixel_box(face.mouth, size[0], size[1])
-        # Keep only the part with the character in it: less to resize and blend every frame.
-        rows, columns = np.nonzero(base[..., 3])
-        if len(rows) == 0:
-            rows, columns = np.array([0, size[1] - 1]), np.array([0, size[0] - 1])
-        top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
-        self.sprite_size, self.sprite_offset = size, (int(left), int(top))
-        sprites = []
-        for level in range(MOUTH_LEVELS):
-            sprite = base.copy()
-            draw_mouth(sprite, mouth, level / (MOUTH_LEVELS - 1), self.look)
-            sprites.append(Layer.from_rgba(sprite[top:bottom, left:right]))
-        return sprites
+    # -- things drawn once ------------------------------------------------------------------
 
-    def _text_shade(self) -> Layer:
-        """A dark band fading up from the bottom, so the lyrics read over the character."""
-        band_h = max(2, round(self.height * 0.2))
-        alpha = (np.linspace(0.0, 1.0, band_h, dtype=np.float32) ** 1.5 * 110)[:, None]
-        alpha = np.broadcast_to(alpha, (band_h, self.width)).astype(np.uint8)
+    def _face_pivot(self) -> tuple[float, float]:
+        """Where the face is in the frame when nothing moves: the camera zooms about it."""
+        layout, character = self.layout, self.character
+        left = layout.centre_x - layout.character_w / 2
+        top = layout.bottom_y - layout.character_h
+        x, y = character.face_centre
+        return left + x * layout.character_w, top + y * layout.character_h
+
+    def _text_shade(self) -> tuple[Layer, int]:
+        """A dark band behind the lyrics so they read over anything (and where it goes)."""
+        layout = self.layout
+        if layout.portrait:
+            band_h = round((layout.next_y - layout.lyric_y + layout.text_px * 1.3) * 1.6)
+            y = np.linspace(-1.0, 1.0, band_h, dtype=np.float32)
+            alpha = np.clip(1.0 - y * y, 0, 1) ** 1.5 * 90
+            top = layout.lyric_y - round(band_h * 0.2)
+        else:
+            band_h = max(2, round(self.height * 0.2))
+            alpha = np.linspace(0.0, 1.0, band_h, dtype=np.float32) ** 1.5 * 110
+            top = self.height - band_h
         shade = np.zeros((band_h, self.width, 4), np.uint8)
         shade[..., :3] = (30, 20, 50)
-        shade[..., 3] = alpha
-        return Layer.from_rgba(shade)
+        shade[..., 3] = np.broadcast_to(alpha[:, None], (band_h, self.width)).astype(np.uint8)
+        return Layer.from_rgba(shade), top
 
-    def motion(self, time_s: float) -> tuple[float, float, float, float]:
-        """How the character moves at ``time_s``: (dx, dy) in pixels, (x, y) scale factors.
+    def _title_card(self, title: str, short: int) -> Layer:
+        size = max(10, round(short * 0.075))
+        return Layer.from_rgba(card([(title, size)], round(self.width * 0.9), padding=0.45))
 
-        It rises between beats and lands on each one, squashing a little as it lands, and
-        sways over every two beats; still before the first beat and after the song.
-        """
-        timing, look = self.timing, self.look
-        if timing.tempo_bpm <= 0 or not timing.first_beat_s <= time_s <= timing.duration_s:
-            return 0.0, 0.0, 1.0, 1.0
-        beat = (time_s - timing.first_beat_s) * timing.tempo_bpm / 60.0
-        since = beat - math.floor(beat)
-        dy = -look.bob * self.height * math.sin(math.pi * since)
-        dx = look.sway * self.width * math.sin(math.pi * beat)
-        landing = math.exp(-since * 8.0)
-        return dx, dy, 1.0 + 0.6 * look.squash * landing, 1.0 - look.squash * landing
+    def _credits_card(self, title: str, credits: Sequence[str], short: int) -> Layer:
+        size = max(8, round(short * 0.03))
+        lines = ([(f"♪ {title}", round(size * 1.5))] if title else []) + [
+            (credit, size) for credit in credits
+        ]
+        return Layer.from_rgba(card(lines, round(self.width * 0.9)))
 
-    def render(self, index: int) -> np.ndarray:
-        """Frame ``index`` as RGB uint8 (height, width, 3) — the same buffer every call."""
-        frame = self.frame
-        np.copyto(frame, self.background)
-        time_s = index / self.fps
+    def _title_end(self) -> float:
+        """The title card leaves as the singing begins (within 1.5 .. ``title_s`` s)."""
+        first = self.timing.lines[0].start_s if self.timing.lines else self.look.title_s
+        return min(max(first, 1.5), self.look.title_s)
 
-        level = int(round(float(self.openness[index]) * (MOUTH_LEVELS - 1)))
-        sprite = self.sprites[level]
-        dx, dy, scale_x, scale_y = self.motion(time_s)
+    # -- a frame ----------------------------------------------------------------------------
+
+    def render(self, index: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Frame ``index`` as RGB uint8 (height, width, 3), drawn into ``out`` (by default one
+        buffer reused by every call) and returned."""
+        frame = self.frame if out is None else out
+        motion = self.motion
+        mx, my = self._margin
+        x0 = mx - round(float(motion.pan_x[index]) * 0.4)  # the far background moves less
+        y0 = my - round(float(motion.pan_y[index]) * 0.4)
+        np.copyto(frame, self.background[y0 : y0 + self.height, x0 : x0 + self.width])
+        self._draw_character(frame, index)
+        time_s = float(self.times[index])
+        self._draw_lyrics(frame, time_s)
+        if self._title is not None and time_s < self._title_until:
+            opacity = min(time_s / 0.3, (self._title_until - time_s) / 0.5, 1.0)
+            x = (self.width - self._title.width) // 2
+            blend(frame, self._title.faded(opacity), x, self.layout.title_y)
+        if self._credits is not None and time_s >= self.credits_from_s:
+            opacity = min((time_s - self.credits_from_s) / self.look.credits_fade_s, 1.0)
+            x = (self.width - self._credits.width) // 2
+            # Where the lyrics were (the singing is over), clear of the face.
+            if self.layout.portrait:
+                y = self.layout.lyric_y + self.layout.text_px - self._credits.height // 2
+            else:
+                y = round(self.height * 0.96) - self._credits.height
+            y = min(max(y, 0), self.height - self._credits.height)
+            blend(frame, self._credits.faded(opacity), x, y)
+        return frame
+
+    def placement(self, index: int) -> tuple[float, float, float, float]:
+        """Where the character's (cropped) sprite goes in frame ``index``: the frame position
+        of its top-left corner and its scale factors (x, y, scale_x, scale_y)."""
+        motion, layout, character = self.motion, self.layout, self.character
+        zoom = float(motion.zoom[index])
+        squash_x, squash_y = float(motion.scale_x[index]), float(motion.scale_y[index])
+        # The squash pivots on the bust's bottom edge; the camera zooms about the face.
+        full_w, full_h = character.size
+        left, top = character.offset
+        x = layout.centre_x + float(motion.dx[index]) - (full_w / 2 - left) * self._scale * squash_x
+        y = layout.bottom_y + float(motion.dy[index]) - (full_h - top) * self._scale * squash_y
+        px, py = self._pivot
+        x = px + (x - px) * zoom + float(motion.pan_x[index])
+        y = py + (y - py) * zoom + float(motion.pan_y[index])
+        return x, y, self._scale * squash_x * zoom, self._scale * squash_y * zoom
+
+    def mouth_box(self, index: int) -> tuple[int, int, int, int]:
+        """Where the mouth is in frame ``index`` (face.json's box, and below it where an open
+        mouth reaches): (x0, y0, x1, y1) pixels."""
+        x, y, scale_x, scale_y = self.placement(index)
+        left, top, right, bottom = self.character.mouth_box
+        bottom += (bottom - top) // 2
+        return (
+            round(x + left * scale_x),
+            round(y + top * scale_y),
+            round(x + right * scale_x),
+            round(y + bottom * scale_y),
+        )
+
+    def _draw_character(self, frame: np.ndarray, index: int) -> None:
+        sprite = self.character.compose(self.mouth[index], float(self.blink[index]))
+        x, y, scale_x, scale_y = self.placement(index)
         size = (round(sprite.width * scale_x), round(sprite.height * scale_y))
         if size != (sprite.width, sprite.height):
             sprite = sprite.resized(*size)
-        # The bottom of the bust stays on the bottom edge; the squash pivots there.
-        full_w, full_h = self.sprite_size
-        left, top = self.sprite_offset
-        x = round((self.width - full_w * scale_x) / 2 + left * scale_x + dx)
-        y = round(self.height - full_h * scale_y + top * scale_y + self.height * 0.02 + dy)
-        blend(frame, sprite, x, y)
+        blend(frame, sprite, round(x), round(y))
 
+    def _draw_lyrics(self, frame: np.ndarray, time_s: float) -> None:
+        shade, shade_top = self._shade
+        layout = self.layout
         # The band under the lyrics stays all through, so it does not flash between lines.
-        blend(frame, self._shade, 0, self.height - self._shade.height)
+        blend(frame, shade, 0, shade_top)
+        lines = self.timing.lines
         line = self.timing.line_at(time_s)
-        if line is not None and time_s >= line.start_s - 1.5:
-            text = self.lyrics.line(line.text, tuple(m.text for m in line.morae))
-            tx = (self.width - text.plain.width) // 2
-            ty = self.height - text.plain.height - round(self.height * 0.04)
-            blend(frame, text.plain, tx, ty)
-            sung_px = round(text.sung_until_px(_morae_sung(line, time_s)))
-            if sung_px > 0:
-                blend(frame, text.sung.left_part(sung_px), tx, ty)
-        return frame
+        if line is None or time_s < line.start_s - 1.5:
+            return
+        text = self.lyrics.line(line.text, tuple(m.text for m in line.morae))
+        tx = (self.width - text.plain.width) // 2
+        blend(frame, text.plain, tx, layout.lyric_y)
+        sung_px = round(text.sung_until_px(morae_sung(line, time_s)))
+        if sung_px > 0:
+            blend(frame, text.sung.left_part(sung_px), tx, layout.lyric_y)
+        if layout.next_y is not None:
+            following = lines.index(line) + 1
+            if following < len(lines):
+                upcoming = lines[following]
+                text = self.next_lyrics.line(upcoming.text, ())
+                blend(frame, text.plain, (self.width - text.plain.width) // 2, layout.next_y)
 
     def frames(self) -> Iterator[np.ndarray]:
         """Every frame in order (each the same buffer, overwritten by the next)."""
@@ -255,7 +498,7 @@ class FrameRenderer:
             yield self.render(index)
 
 
-def _morae_sung(line: Line, time_s: float) -> float:
+def morae_sung(line: Line, time_s: float) -> float:
     """How many morae of ``line`` are sung by ``time_s``, counting the current one in part."""
     sung = 0.0
     for mora in line.morae:

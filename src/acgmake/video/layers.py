@@ -60,6 +60,16 @@ class Layer:
             cv2.resize(self.clear, size, interpolation=cv2.INTER_LINEAR),
         )
 
+    def faded(self, opacity: float) -> Layer:
+        """This layer at ``opacity`` (0 invisible .. 1 as it is); itself when 1 or more."""
+        if opacity >= 1.0:
+            return self
+        opacity = max(float(opacity), 0.0)
+        return Layer(
+            cv2.convertScaleAbs(self.colour, alpha=opacity),
+            cv2.convertScaleAbs(self.clear, alpha=opacity, beta=255.0 * (1.0 - opacity)),
+        )
+
     def left_part(self, width: int) -> Layer:
         """The leftmost ``width`` columns (a view, no copy)."""
         return Layer(self.colour[:, :width], self.clear[:, :width])

@@ -216,29 +216,42 @@ def build_timing(score: Score, phonemes: list[Phoneme], duration_s: float) -> Ti
 
     lines: list[Line] = []
     current: list[Mora] = []
+    section = ""  # the section of the line being gathered: the last mark at its first note
     sung_index = 0
     for note in score.notes:
         if note.is_rest:
-            _close_line(lines, current)
+            _close_line(lines, current, section)
             current = []
             continue
         start, end = times[sung_index]
         sung_index += 1
         if not note.lyric:
             continue  # Sinsy leaves a note without a lyric silent
-
+        if not current:
+            section = _section_at(score.sections, note.offset)
         current.append(Mora(note.lyric, round(start, 4), round(end, 4), int(note.midi or 0)))
-    _close_line(lines, current)
+    _close_line(lines, current, section)
     return Timing(
         tempo_bpm=score.tempo_bpm,
         beats_per_bar=score.beats_per_bar,
         first_beat_s=round(max(0.0, score_start), 4),
         duration_s=round(duration_s, 4),
         lines=lines,
+        title=score.title,
     )
 
 
-def _close_line(lines: list[Line], morae: list[Mora]) -> None:
+def _section_at(sections: list[tuple[float, str]], offset: float) -> str:
+    """The role of the section that ``offset`` (quarter lengths) is in; "" before any mark."""
+    role = ""
+    for start, name in sections:
+        if start > offset + 1e-6:
+            break
+        role = name
+    return role
+
+
+def _close_line(lines: list[Line], morae: list[Mora], section: str = "") -> None:
     if morae:
         text = "".join(mora.text for mora in morae)
-        lines.append(Line(text, morae[0].start_s, morae[-1].end_s, list(morae)))
+        lines.append(Line(text, morae[0].start_s, morae[-1].end_s, list(morae), section))

@@ -2,7 +2,8 @@
 
 ``phonemes.lab`` uses the HTK label format that Sinsy, HTS and NNSVS use: one phoneme a line,
 ``start end name`` with times in units of 100 ns. ``timing.json`` gives each sung mora its
-start and end in seconds, grouped into the lyric lines, for lip sync and karaoke.
+start and end in seconds, grouped into the lyric lines (each with the section it is in), for
+lip sync and karaoke, plus the song's title and the credits its voice asks for.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class Line:
     start_s: float
     end_s: float
     morae: list[Mora] = field(default_factory=list)
+    #: "verse" or "chorus" (from the score's section marks); "" when the score names none
+    section: str = ""
 
 
 @dataclass
@@ -96,6 +99,10 @@ class Timing:
     lines: list[Line] = field(default_factory=list)
     #: Semitones the singing was moved from the score (mora ``midi`` values are as sung).
     pitch_shift: int = 0
+    #: The song's title (the score's), for the title card; "" when it has none.
+    title: str = ""
+    #: Attribution lines the singing asks for (the voice's licence), for the credits.
+    credits: list[str] = field(default_factory=list)
 
     def beat_times(self) -> list[float]:
         """Times of every beat from the first to the end of the song, in seconds."""
@@ -125,9 +132,11 @@ class Timing:
                     start_s=line["start_s"],
                     end_s=line["end_s"],
                     morae=[Mora(**mora) for mora in line["morae"]],
+                    section=str(line.get("section", "")),
                 )
                 for line in raw["lines"]
             ]
+            # Files written before sections, title and credits existed read with none.
             return cls(
                 raw["tempo_bpm"],
                 raw["beats_per_bar"],
@@ -135,6 +144,8 @@ class Timing:
                 raw["duration_s"],
                 lines,
                 int(raw.get("pitch_shift", 0)),
+                str(raw.get("title", "")),
+                [str(credit) for credit in raw.get("credits", [])],
             )
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise UserError(f"{path} is not a timing file acgmake can read ({error})") from None

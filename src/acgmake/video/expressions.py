@@ -1,0 +1,356 @@
+"""The character's expressions as one sprite whose mouth and eyes change from frame to frame.
+
+The seven expressions (:data:`acgmake.image.face.EXPRESSIONS`: rest, the five vowel mouths,
+blink) come either from ``colored_expressions.png`` (the character model's latent edits,
+colorized: :func:`split_strip`) or, without it, are drawn over the colored character
+(:func:`drawn_expressions`: a mouth per vowel, eyelids for the blink).
+
+:class:`CharacterSprite` keeps the rest expression as the sprite and, for the mouth and for
+the eyes, a small patch per expression: the expression inside a soft-edged region, the rest
+expression outside it. Everything outside the patches is the rest picture in every frame, so
+the small differences a latent edit makes elsewhere (a strand of hair) never flicker; inside,
+the mouth cross-fades between shapes as the lip sync mixes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from acgmake.errors import UserError
+from acgmake.image.face import EXPRESSIONS, Face
+from acgmake.video.layers import Layer, premultiply, unpremultiply
+
+#: The mouth shapes among the expressions (rest and the five vowels), in strip order.
+MOUTHS = EXPRESSIONS[:6]
+BLINK = EXPRESSIONS.index("blink")
+
+
+def split_strip(strip: np.ndarray) -> list[np.ndarray]:
+    """The seven RGBA images of an expressions strip (side by side, each the same width).
+
+    Raises UserError when the strip cannot hold seven equal images.
+    """
+    count = len(EXPRESSIONS)
+    height, width = strip.shape[:2]
+    if width % count or width < count:
+        raise UserError(
+            f"the expressions strip is {width}x{height} pixels; it must be {count} pictures "
+            f"of one size side by side ({', '.join(EXPRESSIONS)})"
+        )
+    if strip.ndim == 2:
+        strip = cv2.cvtColor(strip, cv2.COLOR_GRAY2RGBA)
+    elif strip.shape[2] == 3:
+        strip = np.dstack([strip, np.full((height, width), 255, np.uint8)])
+    each = width // count
+    return [np.ascontiguousarray(strip[:, i * each : (i + 1) * each]) for i in range(count)]
+
+
+@dataclass(frozen=True)
+class MouthDrawing:
+    """How a drawn mouth looks: half its width and how far it opens (of the mouth box), and
+    how round it is (0 a flat upper lip, 1 an O)."""
+
+    half_width: float
+    opening: float
+    roundness: float
+
+
+#: The drawn mouth for each vowel (the fallback when there are no expressions from the model).
+MOUTH_DRAWINGS = {
+    "a": MouthDrawing(0.38, 1.0, 0.25),
+    "i": MouthDrawing(0.42, 0.34, 0.0),
+    "u": MouthDrawing(0.19, 0.42, 1.0),
+    "e": MouthDrawing(0.36, 0.62, 0.1),
+    "o": MouthDrawing(0.25, 0.8, 0.9),
+}
+
+
+@dataclass(frozen=True)
+class Ink:
+    """Colours of the drawn mouth and eyelids."""
+
+    mouth: tuple[int, int, int] = (122, 38, 52)
+    tongue: tuple[int, int, int] = (226, 112, 124)
+    line: tuple[int, int, int] = (70, 24, 32)
+
+
+def scale_rgba(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Straight RGBA ``rgba`` resized to ``width`` x ``height`` (through premultiplied colour,
+    so the transparent background does not tint the edges)."""
+    if rgba.shape[1] == width and rgba.shape[0] == height:
+        return rgba.copy()
+    shrinking = width < rgba.shape[1]
+    method = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return unpremultiply(cv2.resize(premultiply(rgba), (width, height), interpolation=method))
+
+
+def drawn_expressions(colored: np.ndarray, face: Face, ink: Ink | None = None) -> list[np.ndarray]:
+    """The seven expressions drawn over straight RGBA ``colored``: its own mouth covered with
+    skin, then a closed mouth (rest), a mouth per vowel, and closed eyelids (blink)."""
+    ink = ink or Ink()
+    height, width = colored.shape[:2]
+    mouth = Face.pixel_box(face.mouth, width, height)
+    images = []
+    for name in EXPRESSIONS:
+        image = colored.copy()
+        draw_mouth(image, mouth, MOUTH_DRAWINGS.get(name), ink)
+        if name == "blink":
+            for eye in face.eyes:
+                draw_closed_eye(image, Face.pixel_box(eye, width, height), ink)
+        images.append(image)
+    return images
+
+
+def _skin_around(sprite: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The median colour of the opaque, light pixels around ``box`` (the skin there)."""
+    x0, y0, x1, y1 = box
+    pad_x, pad_y = (x1 - x0) // 2 + 2, (y1 - y0) // 2 + 2
+    around = sprite[max(y0 - pad_y, 0) : y1 + pad_y, max(x0 - pad_x, 0) : x1 + pad_x]
+    pixels = around.reshape(-1, 4)
+    pixels = pixels[pixels[:, 3] > 250, :3]
+    if not len(pixels):
+        return None
+    light = pixels[pixels.sum(axis=1) >= np.median(pixels.sum(axis=1))]
+    return np.median(light, axis=0)
+
+
+def _cover(
+    sprite: np.ndarray, box: tuple[int, int, int, int], colour: np.ndarray, grow: float
+) -> None:
+    """Paint a soft ellipse of ``colour`` over ``box`` (``grow`` times its size), in place."""
+    x0, y0, x1, y1 = box
+    patch = np.zeros(sprite.shape[:2], np.float32)
+    centre = (int((x0 + x1) / 2), int((y0 + y1) / 2))
+    axes = (max(1, int((x1 - x0) * grow / 2)), max(1, int((y1 - y0) * grow / 2)))
+    cv2.ellipse(patch, centre, axes, 0, 0, 360, 1.0, cv2.FILLED, cv2.LINE_AA)
+    patch = cv2.GaussianBlur(patch, (0, 0), max((y1 - y0) * 0.08, 0.8))[..., None]
+    blended = sprite[..., :3] * (1 - patch) + colour * patch
+    sprite[..., :3] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def _around(sprite: np.ndarray, box: tuple[int, int, int, int], below: float):
+    """A contiguous copy of the patch around ``box`` (cv2 draws only into contiguous arrays),
+    the box in its coordinates, and a function that puts the patch back."""
+    x0, y0, x1, y1 = box
+    box_w, box_h = x1 - x0, y1 - y0
+    left, right = max(x0 - box_w, 0), min(x1 + box_w, sprite.shape[1])
+    top, bottom = max(y0 - box_h, 0), min(y1 + int(below * box_h), sprite.shape[0])
+    patch = np.ascontiguousarray(sprite[top:bottom, left:right])
+
+    def put_back() -> None:
+        sprite[top:bottom, left:right] = patch
+
+    return patch, (x0 - left, y0 - top, x1 - left, y1 - top), put_back
+
+
+def draw_mouth(
+    sprite: np.ndarray,
+    mouth: tuple[int, int, int, int],
+    shape: MouthDrawing | None,
+    ink: Ink | None = None,
+) -> None:
+    """Draw a mouth over the ``mouth`` box of straight RGBA ``sprite``, in place: closed (a
+    short smile) when ``shape`` is None, else open as ``shape`` says.
+
+    The character's own mouth is first covered with the skin colour around the box, so the
+    drawn mouth is the only one.
+    """
+    ink = ink or Ink()
+    patch, box, put_back = _around(sprite, mouth, below=2.0)
+    x0, y0, x1, y1 = box
+    box_w, box_h = x1 - x0, y1 - y0
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    skin = _skin_around(patch, box)
+    if skin is not None:
+        _cover(patch, box, skin, 1.2)
+    scale = 8  # cv2 draws with sub-pixel precision in 1/8 pixel units (shift=3)
+
+    def at(x: float, y: float) -> tuple[int, int]:
+        return int(round(x * scale)), int(round(y * scale))
+
+    line_px = max(1, round(box_h * 0.09))
+    lip = (*ink.line, 255)
+    if shape is None:
+        centre, axes = at(cx, cy - box_h * 0.15), at(box_w * 0.3, box_h * 0.22)
+        cv2.ellipse(patch, centre, axes, 0, 20, 160, lip, line_px, cv2.LINE_AA, 3)
+        put_back()
+        return
+    # Open: an upper lip (flat, or arched for a round mouth) and a round lower one; a tongue
+    # in the bottom of it.
+    half_w = box_w * shape.half_width
+    bottom = box_h * (0.75 * shape.opening + 0.08)
+    top = box_h * 0.12 * shape.opening + bottom * 0.7 * shape.roundness
+    middle = cy - top * 0.2
+    upper = cv2.ellipse2Poly(at(cx, middle), at(half_w, top), 0, 180, 360, 10)
+    lower = cv2.ellipse2Poly(at(cx, middle), at(half_w, bottom), 0, 0, 180, 10)
+    outline = np.vstack([upper, lower])
+    cv2.fillPoly(patch, [outline], (*ink.mouth, 255), cv2.LINE_AA, 3)
+    inside = np.zeros(patch.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [outline], 255, cv2.LINE_AA, 3)
+    tongue = np.zeros_like(inside)
+    centre, axes = at(cx, middle + bottom * 0.95), at(half_w * 0.7, bottom * 0.55)
+    cv2.ellipse(tongue, centre, axes, 0, 0, 360, 255, cv2.FILLED, cv2.LINE_AA, 3)
+    weight = (np.minimum(inside, tongue).astype(np.float32) / 255.0)[..., None]
+    patch[..., :3] = np.clip(
+        patch[..., :3] * (1 - weight) + np.asarray(ink.tongue) * weight + 0.5, 0, 255
+    ).astype(np.uint8)
+    cv2.polylines(patch, [outline], True, lip, line_px, cv2.LINE_AA, 3)
+    put_back()
+
+
+def draw_closed_eye(sprite: np.ndarray, eye: tuple[int, int, int, int], ink: Ink) -> None:
+    """Cover the ``eye`` box of straight RGBA ``sprite`` with skin and draw a closed eyelid
+    (a curved lash line), in place."""
+    patch, box, put_back = _around(sprite, eye, below=1.0)
+    x0, y0, x1, y1 = box
+    skin = _skin_around(patch, (x0, y1, x1, y1 + (y1 - y0) // 2))
+    if skin is None:
+        return
+    _cover(patch, box, skin, 1.4)
+    scale = 8
+    width = max(1, round((y1 - y0) * 0.1))
+    centre = (round((x0 + x1) / 2 * scale), round((y0 + (y1 - y0) * 0.55) * scale))
+    axes = (round((x1 - x0) * 0.5 * scale), round((y1 - y0) * 0.22 * scale))
+    cv2.ellipse(patch, centre, axes, 0, 0, 180, (*ink.line, 255), width, cv2.LINE_AA, 3)
+    put_back()
+
+
+@dataclass(frozen=True)
+class _Patches:
+    """One region of the sprite and each expression's pixels there, premultiplied RGBA
+    float32 (count, height, width, 4), blended into the rest expression at the edges."""
+
+    top: int
+    left: int
+    pixels: np.ndarray
+
+
+class CharacterSprite:
+    """The character in its expressions, composed for a frame into one reused layer.
+
+    ``images`` are the seven expressions (straight RGBA, one size, in
+    :data:`~acgmake.image.face.EXPRESSIONS` order); ``face`` says where the mouth and eyes
+    are. The sprite is cropped to where any expression is opaque (``offset`` is where the
+    crop starts in the full picture, ``size`` the full picture's size).
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], face: Face) -> None:
+        if len(images) != len(EXPRESSIONS):
+            raise ValueError(f"expected {len(EXPRESSIONS)} expressions, got {len(images)}")
+        height, width = images[0].shape[:2]
+        self.size = (width, height)
+        opaque = np.zeros((height, width), bool)
+        for image in images:
+            opaque |= image[..., 3] > 0
+        rows, columns = np.nonzero(opaque)
+        if len(rows) == 0:
+            rows, columns = np.array([0, height - 1]), np.array([0, width - 1])
+        top, bottom = int(rows.min()), int(rows.max()) + 1
+        left, right = int(columns.min()), int(columns.max()) + 1
+        self.offset = (left, top)
+        #: The middle of the face, normalised (0..1) in the full picture.
+        self.face_centre = ((face.face[0] + face.face[2]) / 2, (face.face[1] + face.face[3]) / 2)
+        #: The mouth's box (face.json's) in the cropped sprite: (x0, y0, x1, y1) pixels.
+        x0, y0, x1, y1 = Face.pixel_box(face.mouth, width, height)
+        self.mouth_box = (x0 - left, y0 - top, x1 - left, y1 - top)
+        crop = [
+            premultiply(np.ascontiguousarray(image[top:bottom, left:right])) for image in images
+        ]
+        self.rest = Layer.from_rgba(crop[0], premultiplied=True)
+        self.layer = Layer(self.rest.colour.copy(), self.rest.clear.copy())
+        mouth_box, eye_box = self._regions(face, crop[0].shape[1], crop[0].shape[0])
+        self.mouth = _patches(crop, range(len(MOUTHS)), mouth_box)
+        self.eyes = _patches(crop, (0, BLINK), eye_box)
+        self._shown: tuple[bytes, float] | None = None
+
+    def _regions(self, face: Face, width: int, height: int):
+        """(x0, y0, x1, y1) of the mouth's and the eyes' regions in the cropped sprite."""
+        full_w, full_h = self.size
+        left, top = self.offset
+
+        def box(normalised) -> tuple[int, int, int, int]:
+            x0, y0, x1, y1 = Face.pixel_box(normalised, full_w, full_h)
+            return x0 - left, y0 - top, x1 - left, y1 - top
+
+        mx0, my0, mx1, my1 = box(face.mouth)
+        mouth_w, mouth_h = mx1 - mx0, my1 - my0
+        eyes = [box(eye) for eye in face.eyes]
+        eye_bottom = max((eye[3] for eye in eyes), default=my0 - mouth_h)
+        # Room for the widest and the lowest mouth, never up into the eyes.
+        mouth = (
+            mx0 - mouth_w,
+            max(my0 - mouth_h, (eye_bottom + my0) // 2),
+            mx1 + mouth_w,
+            my1 + 2 * mouth_h,
+        )
+        if eyes:
+            ex0 = min(eye[0] for eye in eyes)
+            ey0 = min(eye[1] for eye in eyes)
+            ex1 = max(eye[2] for eye in eyes)
+            eye_w = ex1 - ex0
+            eye_h = eye_bottom - ey0
+            eye_region = (
+                ex0 - int(0.15 * eye_w),
+                ey0 - int(0.5 * eye_h),
+                ex1 + int(0.15 * eye_w),
+                min(eye_bottom + int(0.4 * eye_h), mouth[1]),
+            )
+        else:
+            eye_region = (0, 0, 1, 1)
+
+        def clip(region):
+            x0, y0, x1, y1 = region
+            x0, y0 = min(max(x0, 0), width - 1), min(max(y0, 0), height - 1)
+            return x0, y0, min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
+
+        return clip(mouth), clip(eye_region)
+
+    def compose(self, mouth: np.ndarray, blink: float) -> Layer:
+        """The sprite with ``mouth`` (weights of the six mouth shapes) and eyes ``blink``
+        closed (0 open .. 1 closed): the same :class:`Layer` object every call."""
+        weights = np.asarray(mouth, np.float32)
+        key = (np.round(weights, 3).tobytes(), round(float(blink), 3))
+        if key == self._shown:
+            return self.layer  # a held vowel: nothing changed since the last frame
+        self._shown = key
+        self._put(self.mouth, weights)
+        self._put(self.eyes, np.array([1.0 - blink, blink], np.float32))
+        return self.layer
+
+    def _put(self, patches: _Patches, weights: np.ndarray) -> None:
+        used = np.flatnonzero(weights > 1e-3)
+        if used.size == 0:
+            used = np.array([0])
+        mixed = patches.pixels[used[0]] * (weights[used[0]] / weights[used].sum())
+        for index in used[1:]:
+            mixed += patches.pixels[index] * (weights[index] / weights[used].sum())
+        rgba = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+        height, width = rgba.shape[:2]
+        area = (
+            slice(patches.top, patches.top + height),
+            slice(patches.left, patches.left + width),
+        )
+        self.layer.colour[area] = rgba[..., :3]
+        self.layer.clear[area] = (255 - rgba[..., 3])[..., None]
+
+
+def _patches(crop: list[np.ndarray], which: Sequence[int], region) -> _Patches:
+    """Each of the expressions ``which`` inside ``region``, faded into the rest expression
+    over a soft edge, as premultiplied float32 RGBA."""
+    x0, y0, x1, y1 = region
+    rest = crop[0][y0:y1, x0:x1].astype(np.float32)
+    height, width = rest.shape[:2]
+    # 1 in the middle of the region, falling to 0 at its edges: no seam where it meets the rest.
+    feather = max(2.0, 0.12 * min(height, width))
+    ys = np.minimum(np.arange(height) + 0.5, height - np.arange(height) - 0.5) / feather
+    xs = np.minimum(np.arange(width) + 0.5, width - np.arange(width) - 0.5) / feather
+    ramp = np.minimum(np.clip(ys, 0, 1)[:, None], np.clip(xs, 0, 1)[None, :])
+    mask = (ramp * ramp * (3 - 2 * ramp))[..., None].astype(np.float32)
+    pixels = np.stack(
+        [crop[i][y0:y1, x0:x1].astype(np.float32) * mask + rest * (1 - mask) for i in which]
+    )
+    return _Patches(y0, x0, pixels)
