@@ -1,0 +1,175 @@
+"""Generator checkpoints as safetensors: tensors only, architecture as JSON in the metadata.
+
+Loading never unpickles and never runs code from the file: the architecture is rebuilt from
+the stored JSON config and the tensors are checked against it (names, shapes, and a SHA-256 of
+their bytes, so a damaged download is caught). Any problem with the file is a
+:class:`~acgmake.errors.UserError` with one line that names the file and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from acgmake.errors import UserError
+from acgmake.models.stylegan2 import Generator
+
+FORMAT = "acgmake-stylegan2-generator"
+FORMAT_VERSION = "1"
+REMEDY = (
+    "export it again with `python -m acgmake.models.train --export` or reinstall acgmake "
+    "for the shipped model"
+)
+
+
+def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over the tensors' names, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_generator(
+    generator: Generator,
+    path: str | Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``generator``'s weights and buffers to ``path`` (safetensors); returns the path.
+
+    ``config`` (default ``generator.config``) is what :func:`load_generator` rebuilds the
+    architecture from. ``metadata`` (training settings, licence, credit...) is stored as JSON
+    strings beside it. The file is written under a temporary name and renamed when complete.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {
+        name: tensor.detach().to("cpu", torch.float32).contiguous().clone()
+        for name, tensor in generator.state_dict().items()
+    }
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": json.dumps(dict(config or generator.config), sort_keys=True),
+        "sha256": _digest(tensors),
+    }
+    for key, value in (metadata or {}).items():
+        if key in header:
+            raise ValueError(f"metadata key {key!r} is reserved")
+        header[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        save_file(tensors, str(temporary), metadata=header)
+        os.chmod(temporary, 0o644)  # a model file is for everyone to read
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata strings stored in a generator file (config, training settings, ...)."""
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except Exception as error:
+        raise _damaged(path, error) from None
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
+    """The :class:`Generator` stored at ``path``, in eval mode on ``device``.
+
+    Raises UserError for a missing, truncated, corrupt or wrong-architecture file.
+    """
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = dict(handle.metadata() or {})
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except Exception as error:
+        raise _damaged(path, error) from None
+
+    if header.get("format") != FORMAT or "config" not in header:
+        raise UserError(
+            f"{path} is not an acgmake StyleGAN2 generator (its metadata has no architecture "
+            f"config); {REMEDY}"
+        )
+    if header.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"{path} is a generator file of format version {header.get('format_version')!r}, "
+            f"which this acgmake cannot read (it reads {FORMAT_VERSION}); upgrade acgmake"
+        )
+    if header.get("sha256") and header["sha256"] != _digest(tensors):
+        raise UserError(f"{path} is damaged (its weights do not match their checksum); {REMEDY}")
+    try:
+        config = json.loads(header["config"])
+        generator = Generator(
+            int(config["size"]),
+            style_dim=int(config["style_dim"]),
+            n_mlp=int(config["n_mlp"]),
+            channels={int(k): int(v) for k, v in config["channels"].items()},
+            blur_kernel=tuple(config.get("blur_kernel", (1, 3, 3, 1))),
+            lr_mlp=float(config.get("lr_mlp", 0.01)),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UserError(
+            f"{path} has an unreadable architecture config ({error}); {REMEDY}"
+        ) from None
+
+    expected = generator.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(
+        name
+        for name in set(expected) & set(tensors)
+        if tuple(expected[name].shape) != tuple(tensors[name].shape)
+    )
+    if missing or unexpected or wrong:
+        problems = []
+        for label, names in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", wrong),
+        ):
+            if names:
+                problems.append(
+                    f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+                )
+        raise UserError(
+            f"{path} does not match the architecture it declares ({'; '.join(problems)}); {REMEDY}"
+        )
+    generator.load_state_dict(tensors)
+    return generator.to(device).eval()
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise UserError(
+            f"cannot load the character model {path}: it {what}; give the path of a "
+            ".safetensors generator file"
+        )
+    return path
+
+
+def _damaged(path: Path, error: Exception) -> UserError:
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return UserError(f"{path} is truncated or not a safetensors file ({reason}); {REMEDY}")
