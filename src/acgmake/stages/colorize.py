@@ -1,35 +1,201 @@
-"""The ``colorize`` stage: paint the character with a palette, background transparent."""
+"""The ``colorize`` and ``colorize_expressions`` stages: line art or a character picture plus
+colour hints become a coloured picture (transparent background) and its layers."""
 
 from __future__ import annotations
 
+import click
+
 from acgmake import Artifact, Param, Stage, hookimpl
+
+#: The better of the two on held-out drawn characters (benchmarks/colorize_report.py); kept
+#: here, not imported, so that `acgmake --help` does not load numpy and OpenCV.
+DEFAULT_METHOD = "neural"
+
+#: Hints images are small; anything far larger is the wrong file.
+MAX_HINTS_BYTES = 64 * 1024 * 1024
 
 
 @hookimpl
 def register_artifacts(register):
     register(Artifact("colored", "colored.png", "the colored character, transparent background"))
+    register(
+        Artifact(
+            "layers",
+            "colored.ora",
+            "colored.png as layers (flats, shadow, light, lines) for Krita, GIMP or MyPaint "
+            "(OpenRaster)",
+        )
+    )
+    register(
+        Artifact(
+            "hints",
+            "hints.png",
+            "colour hints: dots and strokes of colour on a transparent layer the size of the "
+            "line art (PNG)",
+            max_bytes=MAX_HINTS_BYTES,
+        )
+    )
+    register(
+        Artifact(
+            "expressions",
+            "expressions.png",
+            "the character's mouth shapes (rest, a, i, u, e, o) and blink, side by side",
+        )
+    )
+    register(
+        Artifact(
+            "colored_expressions",
+            "colored_expressions.png",
+            "the expressions strip colorized in the colours of colored.png, transparent background",
+        )
+    )
 
 
-def colorize(ctx) -> None:
+def _read_picture(path, what: str):
+    """The picture at ``path`` as uint8 RGB, or RGBA when it has transparency."""
     import numpy as np
     from PIL import Image
 
     from acgmake.errors import UserError
-    from acgmake.image.colorize import colorize as paint_character
-    from acgmake.image.colorize import default_palette, parse_palette
-    from acgmake.image.face import Face
 
-    # Check the palette before the slow part, so a typo fails at once.
-    palette = {**default_palette(ctx.seed), **parse_palette(ctx.params["palette"])}
-    path = ctx.input("character")
     try:
         with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-    except OSError as error:
-        raise UserError(f"cannot read the character picture {path}: {error}") from None
+            image.load()
+            clear = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            return np.asarray(image.convert("RGBA" if clear else "RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise UserError(
+            f"cannot read the {what} {path}: it is not an image acgmake can open ({error}); "
+            "give a PNG or JPEG"
+        ) from None
+
+
+def _settings(ctx, width: int, height: int):
+    """Face, hints and palette of a colorize run, checked before the slow part."""
+    from acgmake.errors import UserError
+    from acgmake.image.colorize import default_palette, parse_palette
+    from acgmake.image.face import Face
+    from acgmake.image.hints import read_hints
+
+    palette = parse_palette(ctx.params["palette"])  # a typo fails at once
+    face_path, hints_path = ctx.input("face"), ctx.input("hints")
+    face = Face.read(face_path) if face_path else None
+    hints = read_hints(hints_path, (width, height)) if hints_path else None
+    if palette and face is None:
+        raise UserError(
+            "--palette names regions of a character, but there is no face.json saying where "
+            "they are; for your own line art draw a hints image and give --hints hints.png"
+        )
+    if face is not None and hints is None:
+        # A generated character without a hints image: a preset chosen by the seed.
+        palette = {**default_palette(ctx.seed), **palette}
+    return face, hints, palette
+
+
+def _options(ctx) -> dict:
+    return {
+        "method": ctx.params["method"],
+        "gap_px": ctx.params["fill_gap"],
+        "lines_mode": ctx.params["line_art"],
+    }
+
+
+def _record_model(ctx, method: str | None = None) -> None:
+    if (method or ctx.params["method"]) == "neural":
+        from acgmake.models.colorizer import SHIPPED
+
+        ctx.use_asset(
+            SHIPPED,
+            name="hint colorizer colorizer128 (trained by acgmake on its drawn characters)",
+            license="MIT",
+        )
+
+
+def colorize(ctx) -> None:
+    from PIL import Image
+
+    from acgmake.image.colorize import colorize_layers
+    from acgmake.image.openraster import write_ora
+
+    picture = _read_picture(ctx.input("character"), "picture")
+    face, hints, palette = _settings(ctx, picture.shape[1], picture.shape[0])
+    painting = colorize_layers(picture, face=face, hints=hints, palette=palette, **_options(ctx))
+    _record_model(ctx)
+    merged = painting.composite()
+    Image.fromarray(merged).save(ctx.output("colored"), format="PNG")
+    write_ora(ctx.output("layers"), painting.layers(), merged)
+
+
+def colorize_expressions(ctx) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from acgmake.errors import UserError
+    from acgmake.image.colorize import default_palette
+    from acgmake.image.expressions import colorize_expressions as colorize_all
+    from acgmake.image.face import EXPRESSIONS, Face
+    from acgmake.image.hints import read_hints
+
+    strip = _read_picture(ctx.input("expressions"), "expressions strip")
+    count = len(EXPRESSIONS)
+    height, width = strip.shape[:2]
+    if width % count:
+        raise UserError(
+            f"the expressions strip is {width}x{height} pixels; it must be {count} pictures of "
+            f"one size side by side ({', '.join(EXPRESSIONS)})"
+        )
+    each = width // count
+    pictures = [strip[:, i * each : (i + 1) * each] for i in range(count)]
     face = Face.read(ctx.input("face"))
-    colored = paint_character(rgb, face, palette)
-    Image.fromarray(colored).save(ctx.output("colored"), optimize=False)
+    character, colored = ctx.input("character"), ctx.input("colored")
+    if character is not None and colored is not None:
+        # The colours of colored.png, whatever palette and method made it.
+        reference = (_read_picture(character, "picture"), _read_picture(colored, "picture"))
+        results = colorize_all(pictures, reference=reference)
+    else:
+        hints_path = ctx.input("hints")
+        results = colorize_all(
+            pictures,
+            face=face,
+            hints=read_hints(hints_path, (each, height)) if hints_path else None,
+            palette=default_palette(ctx.seed),
+            method=DEFAULT_METHOD,
+        )
+        _record_model(ctx, DEFAULT_METHOD)
+    Image.fromarray(np.hstack(results)).save(ctx.output("colored_expressions"), format="PNG")
+
+
+def _params() -> tuple[Param, ...]:
+    return (
+        Param(
+            "palette",
+            "",
+            "Colours by region of a character with face.json, e.g. hair=#8fd3ff,eyes=#3a6,"
+            "skin=#ffe0cc,clothes=#445, or a preset (sky, sakura, chestnut, midnight, mint, "
+            "honey) optionally followed by overrides; empty = a preset chosen by the seed.",
+        ),
+        Param(
+            "method",
+            DEFAULT_METHOD,
+            "flat: each area one colour from its hint; neural: the hint colorizer network "
+            "also colours areas without a hint and adds shading",
+            type=click.Choice(["flat", "neural"]),
+        ),
+        Param(
+            "fill_gap",
+            8.0,
+            "gaps in the lines up to this wide hold a colour in (pixels of the picture, or "
+            "of 512 px for a smaller one)",
+            type=click.FloatRange(0.0, 64.0),
+        ),
+        Param(
+            "line_art",
+            "auto",
+            "how lines are found: xdog for a coloured picture, scan for a drawing or scan "
+            "(dark lines on light paper or on transparency), auto to tell by the picture",
+            type=click.Choice(["auto", "xdog", "scan"]),
+        ),
+    )
 
 
 @hookimpl
@@ -37,20 +203,28 @@ def register_stages(register):
     register(
         Stage(
             "colorize",
-            needs=("character", "face"),
-            makes=("colored",),
+            needs=("character",),
+            uses=("face", "hints"),
+            makes=("colored", "layers"),
             run=colorize,
+            version="2",
+            params=_params(),
+            help="Colour line art or the character from colour hints (--hints hints.png, or "
+            "--palette with face.json); writes colored.png (transparent background) and "
+            "colored.ora (flats, shadow, light and lines layers).",
+        )
+    )
+    register(
+        Stage(
+            "colorize_expressions",
+            needs=("expressions", "face"),
+            # character.png and colored.png give the colours; without them the rest
+            # expression is colorized with the seed's palette (and hints.png if there).
+            uses=("hints", "character", "colored"),
+            makes=("colored_expressions",),
+            run=colorize_expressions,
             version="1",
-            params=(
-                Param(
-                    "palette",
-                    "",
-                    "Colours by region, e.g. hair=#8fd3ff,eyes=#3a6,skin=#ffe0cc,clothes=#445, "
-                    "or a preset (sky, sakura, chestnut, midnight, mint, honey) optionally "
-                    "followed by overrides; empty = a preset chosen by the seed.",
-                ),
-            ),
-            help="Color the character's line art from palette hints; the background becomes "
-            "transparent.",
+            help="Colour the character's expressions strip (rest, a, i, u, e, o, blink) in "
+            "the colours of colored.png, so the mouth and blinks do not flicker.",
         )
     )
