@@ -37,11 +37,16 @@ from acgmake.image.lineart import (
     WORKING_SIZE_PX,
     enlargement,
     extract_line_art,
+    line_art,
     to_gray,
     to_working_size,
 )
 
 RGB = tuple[int, int, int]
+#: A generated character larger than this (an upscaled one, a larger model's) whose regions
+#: leak into each other has them found again on a copy brought down to this size: the shipped
+#: model's, where segment() is tuned.
+REGION_SOURCE_PX = 64
 Palette = dict[str, RGB]
 
 #: Regions a palette can colour. The background is not one of them: it becomes transparent.
@@ -721,8 +726,28 @@ def on_paper(picture: np.ndarray) -> np.ndarray:
 def _colorize_character(working, rgb, face, palette, lines, ink, method, model) -> Painting:
     """A generated character with its face.json: regions found by colour (:func:`segment`)."""
     height, width = ink.shape
+    hints = face_hints(face, width, height)
     smoothing_px = max(1.0, 0.5 * enlargement(rgb, working))
-    labels = segment(working, ink, face_hints(face, width, height), smoothing_px=smoothing_px)
+    labels = segment(working, ink, hints, smoothing_px=smoothing_px)
+    if max(rgb.shape[:2]) > REGION_SOURCE_PX and _leaked(labels, hints):
+        # Enlarged less than the shipped model's pictures, a soft outline can give XDoG a
+        # thin, broken line, and hair, skin and background leak into one area (an upscaled
+        # picture, a larger model's). Find the regions where segment() was tuned: on a copy
+        # of the shipped model's size.
+        scale = REGION_SOURCE_PX / max(rgb.shape[:2])
+        small = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        region_rgb = cv2.resize(rgb, small, interpolation=cv2.INTER_AREA)
+        region_working = cv2.resize(
+            to_working_size(region_rgb, max(working.shape[:2])),
+            (width, height),
+            interpolation=cv2.INTER_LINEAR,
+        )
+        _, region_ink = line_art(region_rgb, size_px=max(working.shape[:2]))
+        region_ink = cv2.resize(
+            region_ink.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
+        ).astype(bool)
+        smoothing_px = max(1.0, 0.5 * enlargement(region_rgb, region_working))
+        labels = segment(region_working, region_ink, hints, smoothing_px=smoothing_px)
     colours = region_colours(working, labels, palette, face)
     flat = colours[labels]
     if method == "neural":
@@ -732,6 +757,14 @@ def _colorize_character(working, rgb, face, palette, lines, ink, method, model) 
         shade = shading(working, labels, ink)
     character = labels != LABELS.index(BACKGROUND)
     return paint_layers(flat, character, shade, lines, ink, keep_lines=character)
+
+
+def _leaked(labels: np.ndarray, hints: list[Hint]) -> bool:
+    """Whether a large hinted region (hair, skin, clothes, background) came out nearly empty:
+    its hint's area was swallowed by another region through a broken line."""
+    large = {hint.region for hint in hints if hint.region != "eyes"}
+    shares = np.bincount(labels.ravel(), minlength=len(LABELS)) / labels.size
+    return any(shares[LABELS.index(region)] < 0.01 for region in large)
 
 
 def colorize(
