@@ -42,3 +42,14 @@ def use_plugins(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Plugins]:
         return plugins
 
     return install
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors run fastest on one thread, the more so on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

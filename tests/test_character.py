@@ -35,13 +35,7 @@ from acgmake.models.train import TrainConfig, Trainer, augment, load_images
 TINY = {4: 16, 8: 16, 16: 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors run fastest on one thread, the more so on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_generator(seed: int = 0) -> Generator:

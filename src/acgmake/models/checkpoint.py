@@ -1,9 +1,12 @@
 """Generator checkpoints as safetensors: tensors only, architecture as JSON in the metadata.
 
-Loading never unpickles and never runs code from the file: the architecture is rebuilt from
-the stored JSON config and the tensors are checked against it (names, shapes, and a SHA-256 of
-their bytes, so a damaged download is caught). Any problem with the file is a
-:class:`~acgmake.errors.UserError` with one line that names the file and what to do.
+acgmake's own files are never unpickled: the architecture is rebuilt from the stored JSON
+config and the tensors are checked against it (names, shapes, and a SHA-256 of their bytes, so
+a damaged download is caught). :func:`load_generator` also reads community generators, told
+apart by their first bytes, not their names (see :mod:`acgmake.models.community`): rosinality
+``.pt`` files, NVlabs ``.pkl`` network pickles and safetensors in rosinality's key layout. Any
+problem with a file is a :class:`~acgmake.errors.UserError` with one line that names the file
+and what to do.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,8 @@ from acgmake.models.stylegan2 import Generator
 
 FORMAT = "acgmake-stylegan2-generator"
 FORMAT_VERSION = "1"
+# torch.save's pre-zip format starts with this "magic number", pickled.
+LEGACY_TORCH_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 REMEDY = (
     "export it again with `python -m acgmake.models.train --export` or reinstall acgmake "
     "for the shipped model"
@@ -80,10 +86,15 @@ def save_generator(
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata strings stored in a generator file (config, training settings, ...)."""
+    """The metadata strings stored in a generator file (config, training settings, ...).
+
+    Community ``.pt`` and ``.pkl`` files have none: for them this is ``{}``.
+    """
     from safetensors import safe_open
 
     path = _existing(path)
+    if file_kind(path) in ("torch", "pickle"):
+        return {}
     try:
         with safe_open(str(path), framework="pt") as handle:
             return dict(handle.metadata() or {})
@@ -91,14 +102,46 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise _damaged(path, error) from None
 
 
+def file_kind(path: str | Path) -> str:
+    """What ``path`` holds, from its first bytes: "safetensors", "torch" (a ``torch.save``
+    file, zip or legacy), "pickle" (e.g. an NVlabs network pickle) or "unknown"."""
+    with Path(path).open("rb") as handle:
+        head = handle.read(16)
+    if head.startswith(b"PK\x03\x04"):
+        return "torch"
+    if head.startswith(b"\x80\x02\x8a\x0a" + LEGACY_TORCH_MAGIC):
+        return "torch"
+    if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < 100_000_000:
+        return "safetensors"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # pickle protocol 2..5
+        return "pickle"
+    return "unknown"
+
+
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
     """The :class:`Generator` stored at ``path``, in eval mode on ``device``.
 
-    Raises UserError for a missing, truncated, corrupt or wrong-architecture file.
+    ``path`` may be an acgmake ``.safetensors`` file, a rosinality/stylegan2-pytorch ``.pt``
+    checkpoint (its ``g_ema``), an NVlabs stylegan2-ada-pytorch ``.pkl`` (its ``G_ema``, read
+    without running the pickle's code) or safetensors holding a rosinality ``g_ema``. Raises
+    UserError for a missing, truncated, corrupt, unsafe or wrong-architecture file.
     """
-    from safetensors import safe_open
+    from acgmake.models import community
 
     path = _existing(path)
+    kind = file_kind(path)
+    if kind == "torch":
+        return community.load_rosinality(path).to(device)
+    if kind == "pickle":
+        return community.load_network_pickle(path).to(device)
+    return _load_safetensors(path).to(device)
+
+
+def _load_safetensors(path: Path) -> Generator:
+    from safetensors import safe_open
+
+    from acgmake.models import community
+
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = dict(handle.metadata() or {})
@@ -106,10 +149,12 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Gene
     except Exception as error:
         raise _damaged(path, error) from None
 
+    if header.get("format") != FORMAT and community.looks_like_rosinality(tensors):
+        return community.build_generator(path, tensors, latent_avg=tensors.get("latent_avg"))
     if header.get("format") != FORMAT or "config" not in header:
         raise UserError(
             f"{path} is not an acgmake StyleGAN2 generator (its metadata has no architecture "
-            f"config); {REMEDY}"
+            f"config and its tensors are not named like a rosinality g_ema); {REMEDY}"
         )
     if header.get("format_version") != FORMAT_VERSION:
         raise UserError(
@@ -127,36 +172,48 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Gene
             channels={int(k): int(v) for k, v in config["channels"].items()},
             blur_kernel=tuple(config.get("blur_kernel", (1, 3, 3, 1))),
             lr_mlp=float(config.get("lr_mlp", 0.01)),
+            conv_clamp=None if config.get("conv_clamp") is None else float(config["conv_clamp"]),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise UserError(
             f"{path} has an unreadable architecture config ({error}); {REMEDY}"
         ) from None
 
-    expected = generator.state_dict()
+    check_tensors(path, generator.state_dict(), tensors, "the architecture it declares", REMEDY)
+    generator.load_state_dict(tensors)
+    return generator.eval()
+
+
+def check_tensors(
+    path: Path,
+    expected: Mapping[str, torch.Tensor],
+    tensors: Mapping[str, torch.Tensor],
+    architecture: str,
+    remedy: str,
+) -> None:
+    """Raise UserError unless ``tensors`` has exactly ``expected``'s names and shapes.
+
+    The message says ``path`` does not match ``architecture`` and lists the first names wrong.
+    """
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = sorted(
         name
         for name in set(expected) & set(tensors)
-        if tuple(expected[name].shape) != tuple(tensors[name].shape)
+        if not isinstance(tensors[name], torch.Tensor)
+        or tuple(expected[name].shape) != tuple(tensors[name].shape)
     )
-    if missing or unexpected or wrong:
-        problems = []
+    problems = [
+        f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
         for label, names in (
             ("missing", missing),
             ("unexpected", unexpected),
             ("wrong shape", wrong),
-        ):
-            if names:
-                problems.append(
-                    f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
-                )
-        raise UserError(
-            f"{path} does not match the architecture it declares ({'; '.join(problems)}); {REMEDY}"
         )
-    generator.load_state_dict(tensors)
-    return generator.to(device).eval()
+        if names
+    ]
+    if problems:
+        raise UserError(f"{path} does not match {architecture} ({'; '.join(problems)}); {remedy}")
 
 
 def _existing(path: str | Path) -> Path:
@@ -165,11 +222,14 @@ def _existing(path: str | Path) -> Path:
         what = "is a folder" if path.is_dir() else "does not exist"
         raise UserError(
             f"cannot load the character model {path}: it {what}; give the path of a "
-            ".safetensors generator file"
+            "generator file (.safetensors, rosinality .pt or NVlabs .pkl)"
         )
     return path
 
 
 def _damaged(path: Path, error: Exception) -> UserError:
     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return UserError(f"{path} is truncated or not a safetensors file ({reason}); {REMEDY}")
+    return UserError(
+        f"{path} is truncated or not a safetensors file ({reason}), nor a .pt or .pkl "
+        f"generator; {REMEDY}"
+    )

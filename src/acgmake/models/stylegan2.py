@@ -298,6 +298,11 @@ class ConstantInput(nn.Module):
         return self.input.expand(batch, -1, -1, -1)
 
 
+def _clamp(x: torch.Tensor, limit: float | None) -> torch.Tensor:
+    """``x`` clamped to +-``limit`` (NVlabs' ``conv_clamp``, which keeps FP16 from overflowing)."""
+    return x if limit is None else x.clamp(-limit, limit)
+
+
 class StyledConv(nn.Module):
     """Modulated 3x3 convolution, noise, bias and activation: one synthesis layer."""
 
@@ -310,8 +315,10 @@ class StyledConv(nn.Module):
         upsample: bool = False,
         blur_kernel: Sequence[float] = BLUR_KERNEL,
         demodulate: bool = True,
+        conv_clamp: float | None = None,
     ) -> None:
         super().__init__()
+        self.conv_clamp = conv_clamp
         self.conv = ModulatedConv2d(
             in_channel,
             out_channel,
@@ -327,7 +334,8 @@ class StyledConv(nn.Module):
     def forward(
         self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.activate(self.noise(self.conv(x, style), noise=noise))
+        out = self.activate(self.noise(self.conv(x, style), noise=noise))
+        return _clamp(out, self.conv_clamp)
 
 
 class ToRGB(nn.Module):
@@ -339,8 +347,10 @@ class ToRGB(nn.Module):
         style_dim: int,
         upsample: bool = True,
         blur_kernel: Sequence[float] = BLUR_KERNEL,
+        conv_clamp: float | None = None,
     ) -> None:
         super().__init__()
+        self.conv_clamp = conv_clamp
         if upsample:
             self.upsample = Upsample(blur_kernel)
         self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
@@ -349,7 +359,7 @@ class ToRGB(nn.Module):
     def forward(
         self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None
     ) -> torch.Tensor:
-        out = self.conv(x, style) + self.bias
+        out = _clamp(self.conv(x, style) + self.bias, self.conv_clamp)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
@@ -365,6 +375,7 @@ class Generator(nn.Module):
     ``generator(z)`` gives images N x 3 x size x size, nominally in [-1, 1] (not clamped, so
     training sees the raw output; :func:`images_to_uint8` clamps). ``n_latent`` styles feed
     the layers: two per resolution, the first at 4x4 shared with its RGB layer.
+    ``conv_clamp`` limits every layer's output to +-conv_clamp, as NVlabs' models do (256).
     """
 
     def __init__(
@@ -377,6 +388,7 @@ class Generator(nn.Module):
         lr_mlp: float = 0.01,
         channel_max: int = 512,
         channels: dict[int, int] | None = None,
+        conv_clamp: float | None = None,
     ) -> None:
         super().__init__()
         log_size = int(math.log2(size))
@@ -400,6 +412,10 @@ class Generator(nn.Module):
             "blur_kernel": list(blur_kernel),
             "lr_mlp": lr_mlp,
         }
+        if conv_clamp is not None:
+            # Only NVlabs models clamp; leaving the key out keeps other configs as they were.
+            self.config["conv_clamp"] = conv_clamp
+        layer_options = {"blur_kernel": blur_kernel, "conv_clamp": conv_clamp}
 
         self.style = nn.Sequential(
             PixelNorm(),
@@ -410,10 +426,8 @@ class Generator(nn.Module):
         )
 
         self.input = ConstantInput(self.channels[4])
-        self.conv1 = StyledConv(
-            self.channels[4], self.channels[4], 3, style_dim, blur_kernel=blur_kernel
-        )
-        self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False)
+        self.conv1 = StyledConv(self.channels[4], self.channels[4], 3, style_dim, **layer_options)
+        self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False, **layer_options)
 
         self.num_layers = (log_size - 2) * 2 + 1
         self.n_latent = log_size * 2 - 2
@@ -428,14 +442,10 @@ class Generator(nn.Module):
         for i in range(3, log_size + 1):
             out_channel = self.channels[2**i]
             self.convs.append(
-                StyledConv(
-                    in_channel, out_channel, 3, style_dim, upsample=True, blur_kernel=blur_kernel
-                )
+                StyledConv(in_channel, out_channel, 3, style_dim, upsample=True, **layer_options)
             )
-            self.convs.append(
-                StyledConv(out_channel, out_channel, 3, style_dim, blur_kernel=blur_kernel)
-            )
-            self.to_rgbs.append(ToRGB(out_channel, style_dim))
+            self.convs.append(StyledConv(out_channel, out_channel, 3, style_dim, **layer_options))
+            self.to_rgbs.append(ToRGB(out_channel, style_dim, **layer_options))
             in_channel = out_channel
 
         # The average w, pulled toward by truncation. Training tracks it as an EMA
