@@ -217,3 +217,26 @@ def test_colorize_stage_refuses_a_bad_palette(tmp_path):
     with pytest.raises(UserError, match="unknown palette region 'fur'"):
         _run_colorize(tmp_path, "fur=#fff")
     assert not (tmp_path / "run" / "colored.png").exists()
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_an_enlarged_generated_character_keeps_its_regions(seed):
+    # The example plugin's upscale (Lanczos x2 and an unsharp mask) once gave thin, broken
+    # XDoG outlines through which hair, skin and background leaked into one colour.
+    from PIL import ImageFilter
+
+    from acgmake.models.character import face_info, generate_character, shipped_checkpoint
+    from acgmake.models.checkpoint import load_generator
+
+    small = generate_character(load_generator(shipped_checkpoint()), seed)
+    face = Face.from_dict(face_info(small))
+    larger = Image.fromarray(small).resize((128, 128), Image.Resampling.LANCZOS)
+    larger = larger.filter(ImageFilter.UnsharpMask(radius=2, percent=60, threshold=2))
+    colored = colorize(np.asarray(larger), face, PALETTE, method="flat")
+    height, width = colored.shape[:2]
+    for region in ("hair", "skin", "clothes"):
+        x, y = Face.pixel_point(face.points[region][0], width, height)
+        pixel = np.median(colored[y - 3 : y + 4, x - 3 : x + 4, :3].reshape(-1, 3), axis=0)
+        assert np.abs(pixel - PALETTE[region]).max() <= 40, (region, pixel)
+    x, y = Face.pixel_point(face.points["background"][0], width, height)
+    assert colored[y, x, 3] == 0
