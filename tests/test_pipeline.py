@@ -9,7 +9,7 @@ import pytest
 
 from acgmake import Artifact, Param, Stage
 from acgmake.errors import PluginError, UserError
-from acgmake.pipeline import Registry, plan, replaced_by, run
+from acgmake.pipeline import NotAvailable, Registry, plan, replaced_by, run
 
 calls: list[str] = []
 
@@ -283,3 +283,66 @@ def test_a_used_kind_is_made_when_its_maker_can_run_and_skipped_when_it_cannot()
     assert names(plan(registry, ["framed"], ["words"])) == ["shout", "noter", "frame"]
     # Given 'loud' but no words: nothing can make the note, so frame runs without it.
     assert names(plan(registry, ["framed"], ["loud"])) == ["frame"]
+
+
+def shy(ctx):
+    calls.append("shy")
+    if ctx.params["able"]:
+        ctx.output("note").write_text("+note")
+    else:
+        raise NotAvailable("the words have no note")
+
+
+SHY = Stage(
+    "shy",
+    needs=("words",),
+    makes=("note",),
+    run=shy,
+    params=(Param("able", True, "make the note"),),
+    plugin="acgmake.test",
+)
+
+
+def test_a_stage_that_is_not_available_leaves_its_users_running_without_it(
+    tmp_path: Path, words: Path
+):
+    def stamp(ctx):
+        calls.append("stamp")
+        ctx.output("framed").write_text("stamped " + ctx.input("note").read_text())
+
+    stamper = Stage("stamp", needs=("note",), makes=("framed",), run=stamp, plugin="x.test")
+    registry = registry_with(SHOUT, SHY, FRAME)
+    workdir = tmp_path / "run"
+    run(registry, workdir, ["framed"], inputs={"words": words})
+    assert (workdir / "framed.txt").read_text() == "[HI+note]#0"
+    # Now the note cannot be made: the stale note.txt goes, frame runs without it.
+    result = run(
+        registry, workdir, ["framed"], inputs={"words": words}, params={"shy": {"able": False}}
+    )
+    assert (workdir / "framed.txt").read_text() == "[HI]#0"
+    assert not (workdir / "note.txt").exists()
+    assert "note" not in result.files
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    assert manifest["stages"]["shy"]["unavailable"] == "the words have no note"
+
+    # A stage that needs it is skipped in turn; asking for its output is a clear error.
+    registry = registry_with(SHY, stamper)
+    calls.clear()
+    with pytest.raises(UserError, match="framed was not made: the words have no note"):
+        run(
+            registry,
+            tmp_path / "run2",
+            ["framed"],
+            inputs={"words": words},
+            params={"shy": {"able": False}},
+        )
+    assert calls == ["shy"]
+    with pytest.raises(UserError, match="note was not made: the words have no note"):
+        run(
+            registry,
+            tmp_path / "run2",
+            ["note"],
+            inputs={"words": words},
+            params={"shy": {"able": False}},
+            only=["shy"],
+        )

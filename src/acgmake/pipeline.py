@@ -30,6 +30,15 @@ MANIFEST = "manifest.json"
 BUILTIN_PREFIX = "acgmake."
 
 
+class NotAvailable(Exception):  # noqa: N818 - it is a signal, not a failure
+    """Raised by a stage whose outputs cannot be made for this input (e.g. a generator file
+    without latent directions). The message says why, in the user's words.
+
+    The run goes on: stages that only ``use`` those outputs run without them, stages that
+    ``need`` them are skipped in turn, and only a kind the user asked for is an error.
+    """
+
+
 @dataclass(frozen=True)
 class Artifact:
     """A kind of file a stage makes or needs, e.g. ``Artifact("score", "score.musicxml", ...)``."""
@@ -608,8 +617,10 @@ def run(
     ``inputs`` maps kinds to the user's files, which are copied in under their kinds' names.
     ``force`` re-runs every stage (``True``) or the named ones. ``only`` runs just the named
     stages, reading their inputs from ``inputs`` or from the run folder (what single-stage
-    commands do); otherwise the stages come from :func:`plan`.
+    commands do); otherwise the stages come from :func:`plan`. A stage may raise
+    :class:`NotAvailable`; what it makes is then left out, and only a target is an error.
     """
+    targets = list(targets)
     reporter = reporter or Reporter()
     plugins = [dict(p) for p in plugins]
     plugin_versions = {p["name"]: p.get("version", "") for p in plugins}
@@ -651,12 +662,18 @@ def run(
         current: dict[str, Path] = dict(given)
         force_names = {s.name for s in stages} if force is True else set(force or ())
         cached: list[str] = []
+        unavailable: dict[str, str] = {}  # kind -> why it could not be made
         for number, stage in enumerate(stages, start=1):
             reporter.stage_started(number, len(stages), stage)
             stage_params = resolve_params(stage, (params or {}).get(stage.name))
+            lacking = [kind for kind in stage.needs if kind in unavailable]
+            if lacking:
+                _not_made(stage, unavailable[lacking[0]], unavailable, entries, folder, given)
+                reporter.log(stage, f"skipped: {unavailable[lacking[0]]}")
+                continue
             input_paths = {kind: current.get(kind, folder.file(kind)) for kind in stage.reads}
             for kind in stage.uses:
-                if not input_paths[kind].is_file():
+                if kind in unavailable or not input_paths[kind].is_file():
                     del input_paths[kind]
             for kind, path in input_paths.items():
                 if not path.is_file():
@@ -683,9 +700,14 @@ def run(
                 reporter.stage_finished(stage, 0.0, cached=True)
                 continue
 
-            seconds, assets = _execute(
-                stage, folder.path, input_paths, outputs, stage_params, seed, reporter
-            )
+            try:
+                seconds, assets = _execute(
+                    stage, folder.path, input_paths, outputs, stage_params, seed, reporter
+                )
+            except NotAvailable as why:
+                _not_made(stage, str(why), unavailable, entries, folder, given)
+                reporter.log(stage, f"not made: {why}")
+                continue
             current.update(outputs)
             entries[stage.name] = {
                 "plugin": stage.plugin,
@@ -712,7 +734,29 @@ def run(
 
         manifest["credits"] = _credits(entries, manifest["order"])
         folder.write_manifest(manifest)
+        for kind in targets:
+            if kind in unavailable:
+                raise UserError(f"{kind} was not made: {unavailable[kind]}")
         return RunResult(folder.path, stages, cached, current)
+
+
+def _not_made(
+    stage: Stage,
+    why: str,
+    unavailable: dict[str, str],
+    entries: dict[str, Any],
+    folder: RunFolder,
+    given: Mapping[str, Path],
+) -> None:
+    """Mark what ``stage`` makes as unavailable and remove its stale files from earlier runs,
+    so that no later stage reads an output that does not belong to this run."""
+    entries[stage.name] = {"plugin": stage.plugin, "version": stage.version, "unavailable": why}
+    for kind in stage.makes:
+        if kind in given:
+            continue
+        unavailable[kind] = why
+        with contextlib.suppress(FileNotFoundError):
+            folder.file(kind).unlink()
 
 
 def _execute(
@@ -757,7 +801,7 @@ def _call_stage(stage: Stage, context: StageContext) -> None:
     """Run a stage; a third-party stage's crash becomes one line that names its plugin."""
     try:
         stage.run(context)
-    except (UserError, KeyboardInterrupt):
+    except (UserError, NotAvailable, KeyboardInterrupt):
         raise
     except Exception as error:
         if stage.builtin:
