@@ -7,12 +7,14 @@ the normalised layout plus the colours found at the hint points. The stage in
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from acgmake.errors import UserError
 from acgmake.models.drawn import canonical_layout
 
 SHIPPED_NAME = "drawn64.safetensors"
@@ -42,6 +44,99 @@ def generate_character(generator: Any, seed: int, *, truncation_psi: float = 0.7
         return generate(generator, [seed], truncation_psi=truncation_psi, noise_mode="const")[0]
     finally:
         torch.set_num_threads(threads)
+
+
+def character_latent(
+    generator: Any,
+    seed: int,
+    *,
+    truncation_psi: float = 0.7,
+    mix_seed: int | None = None,
+    mix_layer: int | None = None,
+) -> Any:
+    """The styles (n_latent x style_dim tensor) that :func:`generate_character` draws for
+    ``seed``; with ``mix_seed``, the layers from ``mix_layer`` on come from that seed (style
+    mixing: low layers give the pose and shape, high layers the colours and fine detail)."""
+    import torch
+
+    from acgmake.models.stylegan2 import latents_for_seeds
+
+    seeds = [seed] if mix_seed is None else [seed, mix_seed]
+    with torch.no_grad():
+        w = generator.truncate(
+            generator.mapping(latents_for_seeds(seeds, generator.style_dim)), truncation_psi
+        )
+    styles = w[0][None].expand(generator.n_latent, -1).clone()
+    if mix_seed is not None:
+        if not 1 <= (mix_layer or 0) < generator.n_latent:
+            raise UserError(
+                f"--mix-layer must be 1 to {generator.n_latent - 1} for this model "
+                f"(it has {generator.n_latent} style layers); got {mix_layer}"
+            )
+        styles[mix_layer:] = w[1]
+    return styles
+
+
+def draw_latent(generator: Any, styles: Any) -> np.ndarray:
+    """The uint8 RGB pictures (N x H x W x 3) for styles N x n_latent x style_dim, drawn on
+    one thread with the stored noise, like :func:`generate_character`."""
+    import torch
+
+    from acgmake.models.stylegan2 import images_to_uint8
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            return images_to_uint8(generator.synthesis(styles, noise_mode="const"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def latent_record(styles: Any, generator_sha256: str, generator_file: str) -> dict:
+    """The ``latent`` entry of face.json: the styles (float32, base64) and their generator."""
+    data = styles.detach().float().contiguous().numpy().astype("<f4")
+    return {
+        "shape": list(data.shape),
+        "float32_base64": base64.b64encode(data.tobytes()).decode("ascii"),
+        "generator": generator_file,
+        "generator_sha256": generator_sha256,
+    }
+
+
+def latent_from_record(record: dict) -> Any:
+    """The styles tensor stored by :func:`latent_record`."""
+    import torch
+
+    data = np.frombuffer(base64.b64decode(record["float32_base64"]), dtype="<f4")
+    return torch.from_numpy(data.reshape(record["shape"]).copy())
+
+
+def character_grid(pictures: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """Pictures N x H x W x 3 laid out row by row (``columns`` default: about square),
+    empty cells white."""
+    count, height, width = pictures.shape[:3]
+    columns = columns or int(np.ceil(np.sqrt(count)))
+    rows = -(-count // columns)
+    grid = np.full((rows * height, columns * width, 3), 255, np.uint8)
+    for i, picture in enumerate(pictures):
+        r, c = divmod(i, columns)
+        grid[r * height : (r + 1) * height, c * width : (c + 1) * width] = picture
+    return grid
+
+
+def latent_walk(styles: Any, steps: int) -> Any:
+    """Styles along a walk through ``styles`` (K x n_latent x D), ``steps`` per leg, each leg
+    eased in and out so the walk pauses at every character: ((K-1) * steps + 1) x ... ."""
+    import torch
+
+    t = torch.linspace(0, 1, steps + 1)[:-1]
+    eased = (1 - torch.cos(torch.pi * t)) / 2
+    legs = [
+        torch.lerp(a[None], b[None], eased[:, None, None])
+        for a, b in zip(styles[:-1], styles[1:], strict=True)
+    ]
+    return torch.cat([*legs, styles[-1:]])
 
 
 def _hex(rgb: np.ndarray) -> str:

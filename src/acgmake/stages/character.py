@@ -1,5 +1,7 @@
 """The ``character`` stage: a StyleGAN2 generator draws the singer; face.json says where its
-face, eyes and mouth are (normalised, so a resized character.png keeps it valid)."""
+face, eyes and mouth are (normalised, so a resized character.png keeps it valid) and keeps
+the character's latent. The ``expressions`` stage draws the same character's mouth shapes and
+blink from that latent with the generator's learned directions."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 import click
 
 from acgmake import Artifact, Param, Stage, hookimpl
+from acgmake.pipeline import NotAvailable
 
 
 @hookimpl
@@ -27,21 +30,42 @@ def register_artifacts(register):
             "where face, eyes and mouth are in character.png (normalised 0..1) and colour hints",
         )
     )
+    register(
+        Artifact(
+            "expressions",
+            "expressions.png",
+            "the character's mouth shapes (rest, a, i, u, e, o) and blink, side by side",
+        )
+    )
+
+
+def _checkpoint(ckpt: str) -> Path:
+    from acgmake.models.character import shipped_checkpoint
+
+    return Path(ckpt).expanduser() if ckpt else shipped_checkpoint()
 
 
 def make_character(ctx) -> None:
     from PIL import Image
 
     from acgmake.models.character import (
+        character_latent,
+        draw_latent,
         face_info,
-        generate_character,
+        latent_record,
         layout_from_metadata,
-        shipped_checkpoint,
     )
     from acgmake.models.checkpoint import load_generator, read_metadata
+    from acgmake.models.directions import (
+        apply_edits,
+        directions_path,
+        load_directions,
+        parse_edit,
+    )
+    from acgmake.pipeline import sha256_file
 
-    ckpt = ctx.params["ckpt"]
-    path = Path(ckpt).expanduser() if ckpt else shipped_checkpoint()
+    path = _checkpoint(ctx.params["ckpt"])
+    edits = parse_edit(ctx.params["edit"])  # a malformed --edit fails before any loading
     generator = load_generator(path)  # a bad file is a UserError naming it
     metadata = read_metadata(path)
     ctx.use_asset(
@@ -50,10 +74,61 @@ def make_character(ctx) -> None:
         license=metadata.get("license", "unknown (user-supplied checkpoint)"),
         credit=metadata.get("credit", f"Character model: {path.name}"),
     )
-    image = generate_character(generator, ctx.seed, truncation_psi=ctx.params["truncation"])
+    generator_sha256 = sha256_file(path)
+    mix_seed = ctx.params["mix_seed"]
+    styles = character_latent(
+        generator,
+        ctx.seed,
+        truncation_psi=ctx.params["truncation"],
+        mix_seed=mix_seed,
+        mix_layer=ctx.params["mix_layer"] if mix_seed is not None else None,
+    )
+    if edits:
+        directions = load_directions(path, generator_sha256)
+        ctx.use_asset(directions_path(path), name=f"latent directions for {path.name}")
+        styles = apply_edits(directions, styles[None], edits)[0]
+    image = draw_latent(generator, styles[None])[0]
     Image.fromarray(image).save(ctx.output("character"), format="PNG")
     info = face_info(image, layout_from_metadata(metadata))
+    info["latent"] = latent_record(styles, generator_sha256, str(path.resolve()))
     ctx.output("face").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def make_expressions(ctx) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from acgmake.image.face import Face
+    from acgmake.models.character import latent_from_record
+    from acgmake.models.checkpoint import load_generator
+    from acgmake.models.directions import directions_path, load_directions, reproduce_command
+    from acgmake.models.expressions import expressions_strip
+    from acgmake.pipeline import sha256_file
+
+    raw = json.loads(ctx.input("face").read_text(encoding="utf-8"))
+    record = raw.get("latent")
+    if not isinstance(record, dict):
+        raise NotAvailable(
+            "face.json holds no latent (the character was not drawn by acgmake's generator), "
+            "so the animation draws its own mouths"
+        )
+    path = Path(record.get("generator", ""))
+    if not path.is_file() or sha256_file(path) != record.get("generator_sha256"):
+        raise NotAvailable(f"the generator {path} that drew the character is not there any more")
+    if not directions_path(path).is_file():
+        raise NotAvailable(
+            f"{path.name} has no latent directions, so the animation draws its own mouths; "
+            f"learn them with `{reproduce_command(path)}`"
+        )
+    generator = load_generator(path)
+    directions = load_directions(path, record["generator_sha256"])
+    ctx.use_asset(path, name=f"character model {path.name}")
+    ctx.use_asset(directions_path(path), name=f"latent directions for {path.name}")
+    with Image.open(ctx.input("character")) as picture:
+        character = np.asarray(picture.convert("RGB"))
+    face = Face.from_dict(raw)
+    strip = expressions_strip(generator, directions, latent_from_record(record), character, face)
+    Image.fromarray(strip).save(ctx.output("expressions"), format="PNG")
 
 
 @hookimpl
@@ -64,7 +139,7 @@ def register_stages(register):
             needs=(),
             makes=("character", "face"),
             run=make_character,
-            version="1",
+            version="2",  # 2: face.json keeps the latent; --edit, --mix-seed, --mix-layer
             params=(
                 Param(
                     "truncation",
@@ -75,10 +150,180 @@ def register_stages(register):
                 Param(
                     "ckpt",
                     "",
-                    "StyleGAN2 generator file (.safetensors from acgmake's trainer); "
+                    "StyleGAN2 generator file: acgmake's .safetensors, a rosinality .pt or an "
+                    "NVlabs stylegan2-ada-pytorch .pkl (loaded without running its code); "
                     "default: the shipped drawn64 model",
+                ),
+                Param(
+                    "edit",
+                    "",
+                    "latent edits, e.g. mouth=0.8,eyes=-1 (mouth, eyes, a, i, u, e, o; "
+                    "1 = from one class mean to the other); needs the model's directions",
+                ),
+                Param(
+                    "mix_seed",
+                    None,
+                    "style mixing: take the layers from --mix-layer on from this seed",
+                    type=int,
+                ),
+                Param(
+                    "mix_layer",
+                    6,
+                    "first style layer taken from --mix-seed (lower: more of that seed)",
+                    type=click.IntRange(1, 32),
                 ),
             ),
             help="Generate the character (character.png) and its face layout (face.json).",
         )
     )
+    register(
+        Stage(
+            "expressions",
+            needs=("character", "face"),
+            makes=("expressions",),
+            run=make_expressions,
+            version="1",
+            help="Draw the character's mouth shapes (rest, a, i, u, e, o) and a blink with the "
+            "generator's latent directions, side by side in expressions.png.",
+        )
+    )
+
+
+def _generator_and_edits(ckpt: str, edit: str):
+    from acgmake.models.checkpoint import load_generator
+    from acgmake.models.directions import load_directions, parse_edit
+
+    path = _checkpoint(ckpt)
+    edits = parse_edit(edit)
+    generator = load_generator(path)
+    directions = load_directions(path) if edits else None
+    return generator, directions, edits
+
+
+def _styles(generator, seeds, truncation: float, directions, edits):
+    import torch
+
+    from acgmake.models.character import character_latent
+    from acgmake.models.directions import apply_edits
+
+    styles = torch.stack([character_latent(generator, s, truncation_psi=truncation) for s in seeds])
+    return apply_edits(directions, styles, edits) if edits else styles
+
+
+_MODEL_OPTIONS = (
+    click.option(
+        "--truncation",
+        type=click.FloatRange(0.0, 1.5),
+        default=0.7,
+        show_default=True,
+        help="How typical: 0 = the average face, 1 = the full variety.",
+    ),
+    click.option("--ckpt", default="", help="Generator file [default: the shipped drawn64]."),
+    click.option("--edit", default="", help="Latent edits for every character, e.g. eyes=-1."),
+)
+
+
+def _model_options(command):
+    for option in reversed(_MODEL_OPTIONS):
+        command = option(command)
+    return command
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("characters")
+    @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
+    @click.option(
+        "--count",
+        type=click.IntRange(1, 1024),
+        default=16,
+        show_default=True,
+        help="How many characters (seeds --seed, --seed+1, ...).",
+    )
+    @_model_options
+    @click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="The grid picture to write (.png).",
+    )
+    def characters(seed, count, truncation, ckpt, edit, output):
+        """Draw COUNT characters from consecutive seeds as one grid picture.
+
+        Example: acgmake characters --seed 7 --count 16 -o grid.png
+        """
+        import numpy as np
+        from PIL import Image
+
+        from acgmake.models.character import character_grid, draw_latent
+        from acgmake.pipeline import check_writable
+
+        check_writable(output)
+        generator, directions, edits = _generator_and_edits(ckpt, edit)
+        seeds = range(seed, seed + count)
+        styles = _styles(generator, seeds, truncation, directions, edits)
+        # One at a time: a batch computes the last bits differently, and each cell should be
+        # exactly what `acgmake character --seed N` draws.
+        pictures = np.concatenate([draw_latent(generator, one[None]) for one in styles])
+        Image.fromarray(character_grid(pictures)).save(output, format="PNG")
+        click.echo(f"Wrote {output}")
+
+    @cli.command("interpolate")
+    @click.option(
+        "--seed",
+        "seeds",
+        type=int,
+        multiple=True,
+        required=True,
+        help="A character to pass through; give two or more, in order.",
+    )
+    @click.option(
+        "--seconds",
+        type=click.FloatRange(0.1, 60),
+        default=1.5,
+        show_default=True,
+        help="Seconds from one character to the next.",
+    )
+    @click.option("--fps", type=click.IntRange(1, 60), default=24, show_default=True)
+    @click.option(
+        "--size",
+        type=click.IntRange(16, 2048),
+        default=256,
+        show_default=True,
+        help="Width and height of the video in pixels.",
+    )
+    @_model_options
+    @click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="The video to write (.mp4).",
+    )
+    def interpolate(seeds, seconds, fps, size, truncation, ckpt, edit, output):
+        """Write a video that walks through the latent space from one character to the next.
+
+        Example: acgmake interpolate --seed 1 --seed 7 --seed 3 -o walk.mp4
+        """
+        import numpy as np
+        from PIL import Image
+
+        from acgmake.errors import UserError
+        from acgmake.models.character import draw_latent, latent_walk
+        from acgmake.pipeline import check_writable
+        from acgmake.video.encode import VideoEncoder
+
+        if len(seeds) < 2:
+            raise UserError("give two or more --seed to walk between (e.g. --seed 1 --seed 7)")
+        check_writable(output)
+        size += size % 2  # H.264 needs even sides
+        generator, directions, edits = _generator_and_edits(ckpt, edit)
+        styles = _styles(generator, seeds, truncation, directions, edits)
+        walk = latent_walk(styles, max(1, round(seconds * fps)))
+        with VideoEncoder(output, size, size, fps) as encoder:
+            for start in range(0, len(walk), 32):
+                for picture in draw_latent(generator, walk[start : start + 32]):
+                    frame = Image.fromarray(picture).resize((size, size), Image.LANCZOS)
+                    encoder.write(np.asarray(frame))
+        click.echo(f"Wrote {output} ({len(walk)} frames)")

@@ -1,0 +1,181 @@
+"""Steering and quality of the shipped character model, measured by the attribute classifier.
+
+    python benchmarks/steering_report.py [--seeds 50] [--figure docs/expressions.png]
+
+Edits: for seeds 0..N-1 at truncation 0.7, the expressions (rest, a, i, u, e, o, blink) are
+drawn from each character's latent with the learned directions. Two attribute classifiers read
+every raw edited picture and every frame of the strip: the "guide" (attributes64, which with
+attributes64-b guided the directions, so it can be fooled by them) and the "judge"
+(attributes64-judge: another seed and width, trained the same way, never used for learning
+directions). Reported: P(eyes open), and how often the
+mouth class is the intended one (closed for rest and blink, the vowel for a..o).
+
+Identity: mean absolute RGB difference (0..255) outside the mouth/eye edit mask between each
+raw edited picture and the character itself, and the change of the classifiers' hair colour
+estimates (0..255). The strip composites each edit onto character.png inside the mask, so
+its frames are identical outside it by construction; the raw figure says how much the edit
+alone moves the rest of the picture.
+
+Quality: KID (x 1000, polynomial kernel, unbiased, mean of 50 subsets of 250) between drawn64
+samples and the 500 held-out drawn pictures, in the attribute classifier's 128-d penultimate
+features (no Inception network is available offline; these features know the drawn set's
+attributes, not general image statistics), each standardised by the held-out set's mean and
+spread. Reference: KID between the held-out pictures and 1,000 pictures drawn with another
+seed of the same drawer, which should be about 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from acgmake.image.face import EXPRESSIONS, Face
+from acgmake.models.attributes import (
+    MOUTHS,
+    load_classifier,
+    load_labelled,
+    read_attributes,
+    shipped_classifier,
+)
+from acgmake.models.character import (
+    character_latent,
+    draw_latent,
+    face_info,
+    layout_from_metadata,
+    shipped_checkpoint,
+)
+from acgmake.models.checkpoint import load_generator, read_metadata
+from acgmake.models.directions import load_directions
+from acgmake.models.expressions import draw_expressions, expressions_strip, outside_difference
+
+
+def kid(x: np.ndarray, y: np.ndarray, subsets: int = 50, size: int = 250, seed: int = 0):
+    """Kernel Inception Distance between feature sets x and y: (mean, std) over subsets."""
+    rng = np.random.default_rng(seed)
+    d = x.shape[1]
+    values = []
+    for _ in range(subsets):
+        a = x[rng.choice(len(x), size, replace=False)].astype(np.float64)
+        b = y[rng.choice(len(y), size, replace=False)].astype(np.float64)
+        kaa, kbb, kab = ((p @ q.T / d + 1) ** 3 for p, q in ((a, a), (b, b), (a, b)))
+        m = size
+        mmd = (kaa.sum() - np.trace(kaa)) / (m * (m - 1))
+        mmd += (kbb.sum() - np.trace(kbb)) / (m * (m - 1))
+        mmd -= 2 * kab.mean()
+        values.append(mmd)
+    return float(np.mean(values)), float(np.std(values))
+
+
+def steering(generator, directions, classifiers: dict, layout, seeds: int) -> tuple[dict, list]:
+    raw_all, strips, characters = [], [], []
+    started = time.perf_counter()
+    for seed in range(seeds):
+        styles = character_latent(generator, seed, truncation_psi=0.7)
+        character = draw_latent(generator, styles[None])[0]
+        face = Face.from_dict(face_info(character, layout))
+        raw_all.append(draw_expressions(generator, directions, styles))
+        strips.append(expressions_strip(generator, directions, styles, character, face))
+        characters.append(character)
+    seconds = (time.perf_counter() - started) / seeds
+    face = Face.from_dict(face_info(characters[0], layout))
+    raw = np.stack(raw_all)  # seeds x 7 x H x W x 3
+    n, k = raw.shape[:2]
+    report: dict = {"seeds": seeds, "seconds_per_strip": round(seconds, 3)}
+    for j, name in enumerate(EXPRESSIONS):
+        report[name] = {
+            "outside_l1_vs_character": round(
+                float(
+                    np.mean([outside_difference(raw[i, j], characters[i], face) for i in range(n)])
+                ),
+                2,
+            )
+        }
+    frames = {
+        "raw": raw,
+        "strip": np.stack([np.stack(np.split(strip, k, axis=1)) for strip in strips]),
+    }
+    for who, classifier in classifiers.items():
+        base = read_attributes(classifier, np.stack(characters))
+        report[f"character ({who})"] = {
+            "mouth": {m: float(np.mean(np.array(base.mouth) == m)) for m in MOUTHS},
+            "p_eyes_open": round(float(base.eyes_open.mean()), 3),
+        }
+        for source, pictures in frames.items():
+            got = read_attributes(classifier, pictures.reshape(n * k, *pictures.shape[2:]))
+            mouth = np.array(got.mouth).reshape(n, k)
+            eyes = got.eyes_open.reshape(n, k)
+            hair = got.hair_rgb.reshape(n, k, 3)
+            for j, name in enumerate(EXPRESSIONS):
+                intended = name if name in MOUTHS else "closed"
+                report[name] |= {
+                    f"mouth_is_intended ({who}, {source})": float(np.mean(mouth[:, j] == intended)),
+                    f"p_eyes_open ({who}, {source})": round(float(eyes[:, j].mean()), 3),
+                    f"eyes_closed ({who}, {source})": float(np.mean(eyes[:, j] < 0.5)),
+                    f"hair_rgb_change ({who}, {source})": round(
+                        float(np.abs(hair[:, j] - base.hair_rgb).mean()), 2
+                    ),
+                }
+    return report, strips
+
+
+def quality(generator, classifier, holdout: Path, count: int = 1000) -> dict:
+    from acgmake.models.drawn import draw_character
+    from acgmake.models.stylegan2 import generate
+
+    held, _ = load_labelled(holdout)
+    reference = np.stack(
+        [np.asarray(draw_character(1, i).image.convert("RGB")) for i in range(count)]
+    )
+    feats = {
+        "heldout": read_attributes(classifier, held).features,
+        "drawn_seed1": read_attributes(classifier, reference).features,
+    }
+    for psi in (1.0, 0.7):
+        samples = generate(generator, list(range(100_000, 100_000 + count)), truncation_psi=psi)
+        feats[f"drawn64_psi{psi}"] = read_attributes(classifier, samples).features
+    # Standardise every feature by the held-out set's mean and spread, so that the cubic
+    # kernel sees numbers of the size Inception features have (these are unbounded).
+    mean, spread = feats["heldout"].mean(0), feats["heldout"].std(0) + 1e-6
+    feats = {name: (f - mean) / spread for name, f in feats.items()}
+    result = {}
+    for name in ("drawn_seed1", "drawn64_psi1.0", "drawn64_psi0.7"):
+        mean, std = kid(feats[name], feats["heldout"])
+        result[f"kid_x1000_{name}_vs_heldout"] = [round(mean * 1000, 2), round(std * 1000, 2)]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--ckpt", type=Path, default=None, help="generator (default: drawn64)")
+    parser.add_argument("--holdout", type=Path, default=Path("/work/data/drawn/holdout"))
+    parser.add_argument("--figure", type=Path, default=None, help="write strips of 6 seeds here")
+    parser.add_argument("--no-kid", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    path = args.ckpt or shipped_checkpoint()
+    generator = load_generator(path)
+    directions = load_directions(path)
+    classifier = load_classifier()
+    judge = load_classifier(shipped_classifier().with_name("attributes64-judge.safetensors"))
+    classifiers = {"guide": classifier, "judge": judge}
+    layout = layout_from_metadata(read_metadata(path))
+    report, strips = steering(generator, directions, classifiers, layout, args.seeds)
+    if not args.no_kid:
+        report["quality"] = quality(generator, classifier, args.holdout)
+    print(json.dumps(report, indent=2))
+    if args.figure:
+        from PIL import Image
+
+        grid = np.vstack(strips[:6])
+        height, width = grid.shape[:2]
+        Image.fromarray(grid).resize((width * 2, height * 2), Image.NEAREST).save(args.figure)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,372 @@
+"""Latent directions of a StyleGAN2 generator: shape the mouth for a vowel, close it, blink.
+
+InterFaceGAN finds a direction as the difference of class means of sampled ``w``. The shipped
+generator, though, draws nearly every character with open eyes and a slightly open mouth, so
+its samples hold too few of the other classes. Here the attribute classifier
+(``acgmake.models.attributes``) guides the sampled characters instead: gradient steps on the
+styles through the generator and the classifier move each one toward a mouth class or a
+blink while a penalty keeps its picture unchanged outside the mouth or eyes. A direction is
+the mean of those edits (a vector per style layer), the same for every character.
+
+The directions of ``model.safetensors`` live beside it in ``model.directions.safetensors``,
+whose metadata names the generator's sha256 and the command that made them:
+
+    python -m acgmake.models.directions src/acgmake/models/weights/drawn64.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from acgmake.errors import UserError
+from acgmake.models.attributes import MOUTHS, load_classifier
+
+VOWELS = MOUTHS[1:]
+#: What ``--edit`` knows: ``mouth`` opens (+) or closes (-) it, ``eyes`` opens or closes
+#: them, and each vowel shapes the mouth toward it. An amount of 1 is the mean learned edit
+#: from one state to the other (e.g. ``eyes=-1``: open eyes toward closed).
+EDIT_NAMES = ("mouth", "eyes", *VOWELS)
+#: Where the eyes are set for the expressions (in units of the eyes vector: 0 = the mean of
+#: the blink edits, 1 = the mean open-eyed styles) and how far a vowel is pushed (1 = the
+#: mean edit to it). Further than 0 paints a pale patch: the model never learned shut eyes.
+EYES_OPEN, EYES_CLOSED, VOWEL_STRENGTH = 1.0, 0.0, 1.0
+#: The attribute classifiers (in models/weights) that guide the edits by default.
+GUIDES = ("attributes64.safetensors", "attributes64-b.safetensors")
+
+
+def directions_path(ckpt: str | Path) -> Path:
+    """Where the directions of generator file ``ckpt`` are kept: ``NAME.directions.safetensors``."""
+    ckpt = Path(ckpt)
+    return ckpt.with_name(ckpt.name.removesuffix(".safetensors") + ".directions.safetensors")
+
+
+def reproduce_command(ckpt: str | Path) -> str:
+    return f"python -m acgmake.models.directions {ckpt}"
+
+
+@dataclass
+class Directions:
+    """Edit vectors in W, each n_latent x style_dim (one vector per style layer)."""
+
+    mouth_origin: torch.Tensor  # mean styles of the characters with the mouth closed
+    vowels: torch.Tensor  # 5 x n_latent x D: closed mouth -> each vowel (order VOWELS)
+    mouth: torch.Tensor  # closed mouth -> wide open (the "a" mouth)
+    eyes_origin: torch.Tensor  # mean styles of the characters with the eyes closed
+    eyes: torch.Tensor  # closed eyes -> open eyes
+    metadata: dict[str, str]
+
+    def vector(self, name: str) -> torch.Tensor:
+        """The edit vector called ``name`` (see EDIT_NAMES)."""
+        if name in ("eyes", "mouth"):
+            return getattr(self, name)
+        return self.vowels[VOWELS.index(name)]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        names = ("mouth_origin", "vowels", "mouth", "eyes_origin", "eyes")
+        return {name: getattr(self, name).contiguous() for name in names}
+
+
+def save_directions(directions: Directions, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file(directions.tensors(), str(path), metadata=directions.metadata)
+
+
+def load_directions(ckpt: str | Path, generator_sha256: str | None = None) -> Directions:
+    """The directions kept beside generator file ``ckpt``; UserError when there are none or
+    when they were learned for another generator (``generator_sha256`` differs)."""
+    from safetensors import safe_open
+
+    from acgmake.pipeline import sha256_file
+
+    path = directions_path(ckpt)
+    if not path.is_file():
+        raise UserError(
+            f"{Path(ckpt).name} has no latent directions ({path.name} is missing); "
+            f"learn them with `{reproduce_command(ckpt)}`"
+        )
+    try:
+        with safe_open(str(path), "pt") as handle:
+            metadata = dict(handle.metadata() or {})
+            tensors = {k: handle.get_tensor(k).float() for k in handle.keys()}  # noqa: SIM118
+        directions = Directions(**tensors, metadata=metadata)
+    except Exception as error:  # a damaged or foreign file: one clear line
+        raise UserError(
+            f"{path} is not a directions file acgmake can read ({type(error).__name__}); "
+            f"make it again with `{reproduce_command(ckpt)}`"
+        ) from None
+    expected = generator_sha256 or sha256_file(Path(ckpt))
+    if metadata.get("generator_sha256") != expected:
+        raise UserError(
+            f"{path.name} was learned for another generator than {Path(ckpt).name}; "
+            f"learn them again with `{reproduce_command(ckpt)}`"
+        )
+    return directions
+
+
+# ---------------------------------------------------------------------------------------------
+# Edits
+
+
+def parse_edit(text: str) -> dict[str, float]:
+    """``"mouth=0.8,eyes=-1"`` as ``{"mouth": 0.8, "eyes": -1.0}``; UserError when malformed."""
+    edits: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, amount = part.partition("=")
+        name = name.strip()
+        if name not in EDIT_NAMES:
+            raise UserError(
+                f"--edit: unknown attribute {name!r}; known: {', '.join(EDIT_NAMES)} "
+                "(e.g. --edit mouth=0.8,eyes=-1)"
+            )
+        try:
+            edits[name] = float(amount)
+        except ValueError:
+            raise UserError(
+                f"--edit: {part!r} needs a number after '=' (e.g. {name}=0.5)"
+            ) from None
+    return edits
+
+
+def per_layer(w: torch.Tensor, n_latent: int) -> torch.Tensor:
+    """``w`` as N x n_latent x D (a single w per picture is repeated for every layer)."""
+    return w[:, None].expand(-1, n_latent, -1).clone() if w.ndim == 2 else w.clone()
+
+
+def apply_edits(directions: Directions, w: torch.Tensor, edits: dict[str, float]) -> torch.Tensor:
+    """``w`` (N x n_latent x D) moved by ``amount`` times each named vector."""
+    w = w.clone()
+    for name, amount in edits.items():
+        w += amount * directions.vector(name)
+    return w
+
+
+def _mouth_coordinates(d: Directions, w: torch.Tensor) -> torch.Tensor:
+    """How far along each vowel vector the styles ``w`` (n_latent x D) lie from the closed
+    mouth (5 numbers; least squares)."""
+    v = d.vowels.flatten(1)
+    return torch.linalg.solve(v @ v.T, v @ (w - d.mouth_origin).flatten())
+
+
+def _eyes_coordinate(d: Directions, w: torch.Tensor) -> torch.Tensor:
+    """0 at the mean closed-eyed styles, 1 at the mean open-eyed ones."""
+    e = d.eyes.flatten()
+    return (w - d.eyes_origin).flatten() @ e / (e @ e)
+
+
+def set_expression(d: Directions, w: torch.Tensor, expression: str) -> torch.Tensor:
+    """Styles ``w`` (n_latent x D) with the mouth and eyes set for ``expression`` (see
+    EXPRESSIONS).
+
+    The mouth's coordinates along the vowel vectors are replaced (all zero for a closed
+    mouth, one vowel's for that vowel); the eyes' coordinate is set to open (when below) or
+    closed. Every other component of ``w`` is kept.
+    """
+    eyes_now = _eyes_coordinate(d, w)
+    eyes_target = EYES_CLOSED if expression == "blink" else max(float(eyes_now), EYES_OPEN)
+    # Eyes first: their vector moves the mouth a little too, which the mouth step then undoes.
+    w = w + (eyes_target - eyes_now) * d.eyes
+    target = torch.zeros(len(VOWELS))
+    if expression in VOWELS:
+        target[VOWELS.index(expression)] = VOWEL_STRENGTH
+    coordinates = _mouth_coordinates(d, w)
+    return w + torch.einsum("k,kld->ld", target - coordinates, d.vowels)
+
+
+def expression_latents(
+    d: Directions, w: torch.Tensor, expressions: tuple[str, ...]
+) -> torch.Tensor:
+    """One ``w`` (n_latent x D) per expression, stacked: len(expressions) x n_latent x D."""
+    return torch.stack([set_expression(d, w, name) for name in expressions])
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning
+
+
+def region_mask(boxes: list[list[float]], size: int, grow: float = 0.04) -> torch.Tensor:
+    """1 inside the normalised ``boxes`` grown by ``grow``, 0 elsewhere (size x size)."""
+    mask = torch.zeros(size, size)
+    for x0, y0, x1, y1 in boxes:
+        mask[
+            max(0, int((y0 - grow) * size)) : int(np.ceil((y1 + grow) * size)),
+            max(0, int((x0 - grow) * size)) : int(np.ceil((x1 + grow) * size)),
+        ] = 1
+    return mask
+
+
+#: What each learned edit asks the classifier for, and which face part it may change.
+TARGETS = {**{m: ("mouth", m) for m in MOUTHS}, "blink": ("eyes", "closed")}
+
+
+def _target_loss(read: dict, part: str, value: str) -> torch.Tensor:
+    """How far a classifier's reading is from ``value`` of ``part`` (mouth edits must also
+    leave the eyes open)."""
+    import torch.nn.functional as F
+
+    count = len(read["eyes_open"])
+    if part == "eyes":
+        return F.binary_cross_entropy_with_logits(read["eyes_open"], torch.zeros(count))
+    goal = torch.full((count,), MOUTHS.index(value))
+    return F.cross_entropy(read["mouth"], goal) + F.binary_cross_entropy_with_logits(
+        read["eyes_open"], torch.ones(count)
+    )
+
+
+def guided_edits(
+    generator,
+    classifiers: list,
+    styles: torch.Tensor,
+    target: str,
+    region: torch.Tensor,
+    *,
+    steps: int = 40,
+    keep: float = 4.0,
+    lr: float = 0.03,
+    layers: int | None = None,
+) -> torch.Tensor:
+    """Per-character edits (N x n_latent x D) that make the classifiers read ``target``
+    (a mouth class, or "blink") while the picture stays the same outside ``region``.
+
+    Gradient steps on the styles: the classifiers' losses for the target (more than one
+    classifier makes edits that fool one of them less likely), plus ``keep`` times
+    the mean absolute change outside the region (so the edit stays on the face part), plus
+    a small pull toward no change. Only the first ``layers`` style layers change (the coarse
+    ones, which shape the picture; the last ones mostly colour it).
+    """
+    for module in (generator, *classifiers):
+        for p in module.parameters():
+            p.requires_grad_(False)
+    with torch.no_grad():
+        before = generator.synthesis(styles, noise_mode="const")
+    outside = 1 - region
+    delta = torch.zeros_like(styles, requires_grad=True)
+    optimizer = torch.optim.Adam([delta], lr=lr)
+    part, value = TARGETS[target]
+    editable = (torch.arange(styles.shape[1]) < (layers or styles.shape[1])).float()[:, None]
+    for _ in range(steps):
+        pictures = generator.synthesis(styles + delta * editable, noise_mode="const")
+        loss = sum(_target_loss(c(pictures.clamp(-1, 1)), part, value) for c in classifiers)
+        loss = loss + keep * ((pictures - before).abs() * outside).mean()
+        loss = loss + 0.01 * delta.pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (delta * editable).detach()
+
+
+def learn_directions(
+    generator,
+    classifiers: list,
+    *,
+    count: int = 24,
+    seed: int = 0,
+    truncation_psi: float = 0.7,
+    layers: int | None = None,
+    layout: dict | None = None,
+    log=print,
+) -> tuple[Directions, dict]:
+    """Directions for ``generator``: the mean of edits of ``count`` characters guided by
+    ``classifiers``.
+
+    The shipped generator draws nearly every character with open eyes and a slightly open
+    mouth, so sampling finds too few closed eyes or vowels for InterFaceGAN's class means.
+    Instead each sampled character is edited toward each class by gradient steps through the
+    generator and the attribute classifier (:func:`guided_edits`), and a direction is the
+    mean edit over the characters: one vector per style layer, the same for every character.
+    Returns the directions (metadata not yet filled in) and figures about the fit.
+    """
+    from acgmake.models.drawn import canonical_layout
+
+    layout = layout or canonical_layout()
+    z = torch.randn(count, generator.style_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        w = generator.truncate(generator.mapping(z), truncation_psi)
+    styles = per_layer(w, generator.n_latent)
+    size = generator.size
+    regions = {
+        "mouth": region_mask([layout["mouth"]], size),
+        "eyes": region_mask(layout["eyes"], size),
+    }
+    edits = {}
+    for target, (part, _) in TARGETS.items():
+        started = time.perf_counter()
+        edits[target] = guided_edits(
+            generator, classifiers, styles, target, regions[part], layers=layers
+        )
+        log(f"{target}: {count} guided edits in {time.perf_counter() - started:.0f} s")
+    closed = styles + edits["closed"]
+    origin = closed.mean(0)
+    vowels = torch.stack([(edits[v] - edits["closed"]).mean(0) for v in VOWELS])
+    eyes = -edits["blink"].mean(0)
+    eyes_origin = (styles + edits["blink"]).mean(0)
+    directions = Directions(origin, vowels, vowels[0].clone(), eyes_origin, eyes, {})
+    figures = {
+        name: round(float(vector.norm() / styles.mean(0).norm()), 3)
+        for name, vector in zip(EDIT_NAMES, (directions.mouth, eyes, *vowels), strict=True)
+    }
+    return directions, {"relative_size": figures}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from acgmake.models.attributes import shipped_classifier
+    from acgmake.models.character import layout_from_metadata
+    from acgmake.models.checkpoint import load_generator, read_metadata
+    from acgmake.pipeline import sha256_file
+
+    parser = argparse.ArgumentParser(
+        description="Learn latent directions (mouth, vowels, eyes) for a generator file and "
+        "write them beside it as NAME.directions.safetensors."
+    )
+    parser.add_argument("ckpt", type=Path, help="generator file (.safetensors)")
+    parser.add_argument("--count", type=int, default=24, help="characters to edit")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--truncation", type=float, default=0.7)
+    parser.add_argument(
+        "--classifier",
+        type=Path,
+        action="append",
+        help=f"attribute classifier to guide the edits; repeat for several [default: {GUIDES}]",
+    )
+    parser.add_argument("--layers", type=int, default=None, help="edit only the first N styles")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    generator = load_generator(args.ckpt)
+    guides = args.classifier or [shipped_classifier().with_name(name) for name in GUIDES]
+    layout = layout_from_metadata(read_metadata(args.ckpt))
+    directions, figures = learn_directions(
+        generator,
+        [load_classifier(path) for path in guides],
+        count=args.count,
+        seed=args.seed,
+        truncation_psi=args.truncation,
+        layers=args.layers,
+        layout=layout,
+    )
+    directions.metadata = {
+        "generator": args.ckpt.name,
+        "generator_sha256": sha256_file(args.ckpt),
+        "classifiers": json.dumps({path.name: sha256_file(path) for path in guides}),
+        "command": "python -m acgmake.models.directions " + " ".join(argv or sys.argv[1:]),
+        "count": str(args.count),
+        "seed": str(args.seed),
+        "truncation": str(args.truncation),
+        "figures": json.dumps(figures),
+        "license": "MIT",
+    }
+    out = directions_path(args.ckpt)
+    save_directions(directions, out)
+    print(f"wrote {out} ({out.stat().st_size} bytes) in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The expressions strip from latent edits: the same character with its mouth closed, shaped
+for a, i, u, e, o, and blinking (``acgmake.image.face.EXPRESSIONS``).
+
+Each expression is drawn from the character's own styles with the mouth and eyes set by the
+learned directions (:func:`acgmake.models.directions.set_expression`). An edit in W also
+nudges colours and outlines elsewhere a little, and the animation needs every frame to be
+the same character, so only a soft region around the mouth and the eyes (boxes from
+face.json, grown and feathered) is taken from the edited picture; the rest of each frame is
+character.png itself, pixel for pixel. All mouth frames share the rest frame's eyes, and the
+blink shares its mouth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from acgmake.image.face import EXPRESSIONS, Face
+
+#: How far the mouth and eye regions reach past their boxes (fraction of the picture side),
+#: and the feather width (Gaussian sigma) as a fraction of the same.
+GROW, FEATHER = 0.04, 0.015
+
+
+def part_mask(boxes, width: int, height: int) -> np.ndarray:
+    """Float mask H x W: 1 over the normalised ``boxes`` grown by GROW, fading to 0 past them."""
+    from scipy.ndimage import gaussian_filter
+
+    mask = np.zeros((height, width), np.float32)
+    for x0, y0, x1, y1 in boxes:
+        box = (x0 - GROW, y0 - GROW, x1 + GROW, y1 + GROW)
+        left, top, right, bottom = Face.pixel_box(box, width, height)
+        mask[top:bottom, left:right] = 1
+    sigma = FEATHER * max(width, height)
+    # Blur, then stretch so the grown boxes stay fully inside (1) and the edge still fades.
+    return np.clip(gaussian_filter(mask, sigma) * 2, 0, 1) if sigma > 0 else mask
+
+
+def edit_mask(face: Face, width: int, height: int) -> np.ndarray:
+    """Where an expression may differ from the character: the mouth and eyes regions."""
+    return part_mask([face.mouth, *face.eyes], width, height)
+
+
+def composite(base: np.ndarray, edited: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``edited`` inside ``mask``, ``base`` outside (uint8 RGB, same size)."""
+    m = mask[..., None]
+    return (base * (1 - m) + edited * m).round().clip(0, 255).astype(np.uint8)
+
+
+def _resize(picture: np.ndarray, width: int, height: int) -> np.ndarray:
+    from PIL import Image
+
+    if picture.shape[1] == width and picture.shape[0] == height:
+        return picture
+    return np.asarray(Image.fromarray(picture).resize((width, height), Image.LANCZOS))
+
+
+def draw_expressions(generator: Any, directions: Any, styles: Any) -> np.ndarray:
+    """The raw edited pictures, one per expression (7 x H x W x 3, model resolution)."""
+    from acgmake.models.character import draw_latent
+    from acgmake.models.directions import expression_latents
+
+    return draw_latent(generator, expression_latents(directions, styles, EXPRESSIONS))
+
+
+def expressions_strip(
+    generator: Any, directions: Any, styles: Any, character: np.ndarray, face: Face
+) -> np.ndarray:
+    """expressions.png's pixels: the 7 expressions side by side, each the size of
+    ``character`` (uint8 RGB H x 7W x 3), equal to ``character`` outside the edit mask.
+
+    Every frame takes its eyes from the rest picture (the blink from the blink picture) and
+    its mouth from its own picture (the blink from the rest picture), so the eyes are the
+    same in all six mouth frames and the mouth the same in rest and blink.
+    """
+    height, width = character.shape[:2]
+    mouth = part_mask([face.mouth], width, height)
+    eyes = part_mask(face.eyes, width, height)
+    raw = [_resize(p, width, height) for p in draw_expressions(generator, directions, styles)]
+    rest, blink = raw[EXPRESSIONS.index("rest")], raw[EXPRESSIONS.index("blink")]
+    frames = []
+    for name, picture in zip(EXPRESSIONS, raw, strict=True):
+        with_eyes = composite(character, blink if name == "blink" else rest, eyes)
+        frames.append(composite(with_eyes, rest if name == "blink" else picture, mouth))
+    return np.hstack(frames)
+
+
+def outside_difference(a: np.ndarray, b: np.ndarray, face: Face) -> float:
+    """Identity measure: mean absolute difference (0..255) of two pictures outside the edit
+    mask (where the mask is below 0.01)."""
+    height, width = a.shape[:2]
+    outside = edit_mask(face, width, height) < 0.01
+    diff = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(-1)
+    return float(diff[outside].mean())
