@@ -12,7 +12,13 @@ from PIL import Image
 from acgmake.errors import UserError
 from acgmake.image.face import EXPRESSIONS, Face
 from acgmake.video.encode import VideoEncoder, encode_frames, encode_video, read_media_info
-from acgmake.video.expressions import CharacterSprite, drawn_expressions, scale_rgba, split_strip
+from acgmake.video.expressions import (
+    CharacterSprite,
+    drawn_blink,
+    drawn_expressions,
+    scale_rgba,
+    split_strip,
+)
 from acgmake.video.frames import FrameRenderer, Look, blink_amounts, layout_for, plan_motion
 from acgmake.video.lipsync import (
     MOUTH_SHAPES,
@@ -288,6 +294,44 @@ def test_the_mouths_and_blinks_come_from_the_expressions_strip(tmp_path):
     # Outside the mouth and eyes every frame is the rest expression: no flicker.
     hair = (slice(20, 40), slice(120, 200))
     assert np.array_equal(model.render(rest)[hair], model.render(rest)[hair])
+
+
+def test_a_drawn_blink_shuts_the_eyes_of_the_strips_rest_expression(tmp_path):
+    from acgmake.video.clip import clip_renderer
+
+    strip = write_expressions(tmp_path / "in")
+    paths = {**write_song(tmp_path / "song", duration_s=2.0), **write_colored(tmp_path / "c")}
+    with Image.open(strip) as picture:
+        images = split_strip(np.asarray(picture.convert("RGBA")))
+    face = Face.read(paths["face"])
+    shut = drawn_blink(images[0], face)
+    iris = np.array([70, 110, 170])
+
+    def iris_pixels(image):
+        height, width = image.shape[:2]
+        x0, y0, x1, y1 = Face.pixel_box(face.eyes[0], width, height)
+        part = image[y0:y1, x0:x1, :3].astype(int)
+        return int((np.abs(part - iris).max(axis=2) < 40).sum())
+
+    assert iris_pixels(images[0]) > 20 and iris_pixels(shut) < iris_pixels(images[0]) / 10
+    assert np.array_equal(shut[-20:], images[0][-20:])  # nothing but the eyes changes
+
+    def blink_patch(blink):
+        renderer = clip_renderer(
+            colored=paths["colored"],
+            face=paths["face"],
+            timing=paths["timing"],
+            phonemes=paths["phonemes"],
+            song_s=2.0,
+            width=320,
+            height=180,
+            fps=FPS,
+            expressions=strip,
+            blink=blink,
+        )
+        return renderer.character.eyes.pixels[1]
+
+    assert not np.array_equal(blink_patch("drawn"), blink_patch("model"))
 
 
 def test_a_strip_of_the_wrong_width_is_a_user_error():

@@ -98,6 +98,7 @@ def animate(ctx) -> None:
         fps=fps,
         end_card_s=float(ctx.params["end_card"]),
         expressions=ctx.input("colored_expressions"),
+        blink=ctx.params["blink"],
         # The singing's credits come from timing.json; the band's and the model's from the
         # run so far; the font's is this stage's own.
         credits=[*run_credits(ctx.workdir / MANIFEST), FONT_CREDIT],
@@ -140,7 +141,7 @@ def register_stages(register):
             makes=("clip",),
             uses=("colored_expressions",),
             run=animate,
-            version="2",  # 2: vowel mouths, expressions, blinks, camera, title and credits
+            version="3",  # 3: the blink drawn over the model's expressions unless --blink model
             params=(
                 Param(
                     "size",
@@ -156,6 +157,14 @@ def register_stages(register):
                     "Seconds the credits (voice, synthesis, font) stay after the last sung "
                     "line; the clip runs on in silence if the song ends sooner.",
                     click.FloatRange(0.0, 30.0),
+                ),
+                Param(
+                    "blink",
+                    "drawn",
+                    "How the eyes close: drawn (eyelids drawn over the open eyes) or model (the "
+                    "character model's own closed-eye edit, from colored_expressions.png; the "
+                    "shipped model only half closes them).",
+                    click.Choice(["drawn", "model"]),
                 ),
             ),
             help="Animate the colored character singing the song, with karaoke lyrics, a "

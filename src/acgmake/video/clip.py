@@ -16,7 +16,14 @@ from PIL import Image
 
 from acgmake.errors import UserError
 from acgmake.image.face import Face
-from acgmake.video.expressions import CharacterSprite, drawn_expressions, scale_rgba, split_strip
+from acgmake.video.expressions import (
+    BLINK,
+    CharacterSprite,
+    drawn_blink,
+    drawn_expressions,
+    scale_rgba,
+    split_strip,
+)
 from acgmake.video.frames import FrameRenderer, Look, layout_for
 from acgmake.video.lipsync import mouth_shapes
 from acgmake.voice.labels import Timing, read_lab
@@ -50,14 +57,18 @@ def clip_renderer(
     fps: float,
     end_card_s: float = 4.0,
     expressions: Path | None = None,
+    blink: str = "drawn",
     credits: Sequence[str] = (),
     seed: int = 0,
     look: Look | None = None,
 ) -> FrameRenderer:
     """The renderer of the clip (``renderer.frame_count`` frames at ``fps``).
 
-    The mouths and blinks come from the ``expressions`` strip (colored_expressions.png) when
-    given, else they are drawn over ``colored``. ``credits`` follow timing.json's own.
+    The mouths come from the ``expressions`` strip (colored_expressions.png) when given,
+    else they are drawn over ``colored``. The blink is drawn (eyelids over the open eyes)
+    unless ``blink`` is ``"model"`` and there is a strip: the shipped model's closed-eye edit
+    only half closes the eyes (benchmarks/steering_report.py). ``credits`` follow
+    timing.json's own.
     """
     look = look or Look()
     layout_face = Face.read(face)
@@ -71,6 +82,8 @@ def clip_renderer(
     if expressions is None:
         # No mouth shapes from the character model: draw them over the colored character.
         images = drawn_expressions(images[0], layout_face)
+    elif blink == "drawn":
+        images[BLINK] = drawn_blink(images[0], layout_face)
     frame_count = clip_frame_count(sung, song_s, fps, end_card_s)
     lines = list(sung.credits)
     lines += [line for line in dict.fromkeys(credits) if line and line not in lines]

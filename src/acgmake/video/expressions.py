@@ -98,11 +98,17 @@ def drawn_expressions(colored: np.ndarray, face: Face, ink: Ink | None = None) -
     for name in EXPRESSIONS:
         image = colored.copy()
         draw_mouth(image, mouth, MOUTH_DRAWINGS.get(name), ink)
-        if name == "blink":
-            for eye in face.eyes:
-                draw_closed_eye(image, Face.pixel_box(eye, width, height), ink)
-        images.append(image)
+        images.append(drawn_blink(image, face, ink) if name == "blink" else image)
     return images
+
+
+def drawn_blink(rest: np.ndarray, face: Face, ink: Ink | None = None) -> np.ndarray:
+    """Straight RGBA ``rest`` with closed eyelids drawn over its eyes."""
+    image = rest.copy()
+    height, width = image.shape[:2]
+    for eye in face.eyes:
+        draw_closed_eye(image, Face.pixel_box(eye, width, height), ink or Ink())
+    return image
 
 
 def _skin_around(sprite: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
