@@ -257,7 +257,7 @@ def register_commands(cli):
         from PIL import Image
 
         from acgmake.models.character import character_grid, draw_latent
-        from acgmake.pipeline import check_writable
+        from acgmake.pipeline import atomic_path, check_writable
 
         check_writable(output)
         generator, directions, edits = _generator_and_edits(ckpt, edit)
@@ -266,7 +266,8 @@ def register_commands(cli):
         # One at a time: a batch computes the last bits differently, and each cell should be
         # exactly what `acgmake character --seed N` draws.
         pictures = np.concatenate([draw_latent(generator, one[None]) for one in styles])
-        Image.fromarray(character_grid(pictures)).save(output, format="PNG")
+        with atomic_path(output) as temporary:
+            Image.fromarray(character_grid(pictures)).save(temporary, format="PNG")
         click.echo(f"Wrote {output}")
 
     @cli.command("interpolate")
@@ -311,7 +312,7 @@ def register_commands(cli):
 
         from acgmake.errors import UserError
         from acgmake.models.character import draw_latent, latent_walk
-        from acgmake.pipeline import check_writable
+        from acgmake.pipeline import atomic_path, check_writable
         from acgmake.video.encode import VideoEncoder
 
         if len(seeds) < 2:
@@ -321,7 +322,7 @@ def register_commands(cli):
         generator, directions, edits = _generator_and_edits(ckpt, edit)
         styles = _styles(generator, seeds, truncation, directions, edits)
         walk = latent_walk(styles, max(1, round(seconds * fps)))
-        with VideoEncoder(output, size, size, fps) as encoder:
+        with atomic_path(output) as temporary, VideoEncoder(temporary, size, size, fps) as encoder:
             for start in range(0, len(walk), 32):
                 for picture in draw_latent(generator, walk[start : start + 32]):
                     frame = Image.fromarray(picture).resize((size, size), Image.LANCZOS)
