@@ -240,3 +240,21 @@ def test_an_enlarged_generated_character_keeps_its_regions(seed):
         assert np.abs(pixel - PALETTE[region]).max() <= 40, (region, pixel)
     x, y = Face.pixel_point(face.points["background"][0], width, height)
     assert colored[y, x, 3] == 0
+
+
+def test_no_clothes_colour_on_a_generated_face():
+    # Seed 0's pale eye whites were once matched to the clothes and painted as a blue patch.
+    from acgmake.models.character import face_info, generate_character, shipped_checkpoint
+    from acgmake.models.checkpoint import load_generator
+
+    small = generate_character(load_generator(shipped_checkpoint()), 0)
+    face = Face.from_dict(face_info(small))
+    palette = {**PALETTE, "clothes": (240, 40, 30)}  # far from the skin, the hair and the ink
+    colored = colorize(small, face, palette, method="flat")
+    height, width = colored.shape[:2]
+    x0, y0, x1, y1 = Face.pixel_box(face.face, width, height)
+    cheeks_and_eyes = colored[
+        (y0 + y1) // 2 - (y1 - y0) // 5 : (y0 + y1) // 2 + (y1 - y0) // 5, x0:x1
+    ]
+    clothes = np.abs(cheeks_and_eyes[..., :3].astype(int) - palette["clothes"]).max(axis=2) < 40
+    assert clothes.mean() < 0.01

@@ -748,6 +748,7 @@ def _colorize_character(working, rgb, face, palette, lines, ink, method, model) 
         ).astype(bool)
         smoothing_px = max(1.0, 0.5 * enlargement(region_rgb, region_working))
         labels = segment(region_working, region_ink, hints, smoothing_px=smoothing_px)
+    _keep_clothes_off_the_face(labels, face)
     colours = region_colours(working, labels, palette, face)
     flat = colours[labels]
     if method == "neural":
@@ -757,6 +758,30 @@ def _colorize_character(working, rgb, face, palette, lines, ink, method, model) 
         shade = shading(working, labels, ink)
     character = labels != LABELS.index(BACKGROUND)
     return paint_layers(flat, character, shade, lines, ink, keep_lines=character)
+
+
+def _keep_clothes_off_the_face(labels: np.ndarray, face: Face) -> None:
+    """Relabel as skin the islands of clothes that lie within the face box, and clothes or
+    background inside an eye: the pale whites and grey shadows of a small model's eyes are
+    nearer the clothes' colour than the skin's and came out as patches of it. Clothes that
+    reach out of the face box (long hair the colour match took for clothes) stay. In place."""
+    height, width = labels.shape
+    skin, clothes = LABELS.index("skin"), LABELS.index("clothes")
+    background = LABELS.index(BACKGROUND)
+    inside = np.zeros((height, width), bool)
+    x0, y0, x1, y1 = Face.pixel_box(face.face, width, height)
+    inside[y0:y1, x0:x1] = True
+    islands, count = ndimage.label(labels == clothes)
+    if count:
+        total = np.bincount(islands.ravel(), minlength=count + 1)
+        within = np.bincount(islands[inside], minlength=count + 1)
+        enclosed = within >= 0.9 * np.maximum(total, 1)
+        enclosed[0] = False
+        labels[enclosed[islands]] = skin
+    for eye in face.eyes:
+        x0, y0, x1, y1 = Face.pixel_box(eye, width, height)
+        part = labels[y0:y1, x0:x1]
+        part[(part == clothes) | (part == background)] = skin
 
 
 def _leaked(labels: np.ndarray, hints: list[Hint]) -> bool:
