@@ -122,6 +122,42 @@ def _model() -> str:
     )
 
 
+def _directions() -> str:
+    from acgmake.models.character import shipped_checkpoint
+    from acgmake.models.directions import directions_path, load_directions
+
+    load_directions(shipped_checkpoint())  # a missing, damaged or mismatched file: UserError
+    return f"{directions_path(shipped_checkpoint()).name} belongs to the shipped model"
+
+
+def _colorizer() -> str:
+    import cv2
+    import numpy as np
+
+    from acgmake.image.colorize import neural_colours
+    from acgmake.image.hints import empty_hints
+    from acgmake.models.colorizer import SHIPPED, load_colorizer
+
+    if not SHIPPED.is_file():
+        raise UserError(f"the shipped colorizer {SHIPPED} is missing")
+    model = load_colorizer()
+    # A ring of ink with a red dot inside: the network must paint the inside red-ish.
+    ink = np.zeros((256, 256), np.uint8)
+    cv2.circle(ink, (128, 128), 80, 1, 6)
+    hints = empty_hints(256, 256)
+    hints.seeds[120:136, 120:136] = 1
+    hints.pixels[120:136, 120:136] = (220, 40, 40)
+    hints.colours = np.array([[220, 40, 40]], np.uint8)
+    started = time.perf_counter()
+    colours = neural_colours(ink.astype(bool), hints, model=model)
+    seconds = time.perf_counter() - started
+    red, green, blue = np.asarray(colours, np.float32)[100:156, 100:156].reshape(-1, 3).mean(0)
+    if not red > max(green, blue) + 0.15:  # colours in 0..1
+        raise UserError(f"the shipped colorizer {SHIPPED.name} does not follow a colour hint")
+    size_mb = SHIPPED.stat().st_size / 1e6
+    return f"{SHIPPED.name} ({size_mb:.1f} MB) follows a colour hint in {seconds:.2f} s"
+
+
 def _font() -> str:
     from acgmake.video.text import FONT_NAME, font_path
 
@@ -146,6 +182,18 @@ CHECKS: list[tuple[str, Callable[[], str], str]] = [
         "model",
         _model,
         "reinstall acgmake, or rebuild the model with: python -m acgmake.models.reproduce",
+    ),
+    (
+        "directions",
+        _directions,
+        "reinstall acgmake, or learn them again with: python -m acgmake.models.directions "
+        "(the animation falls back to drawn mouths without them)",
+    ),
+    (
+        "colorizer",
+        _colorizer,
+        "reinstall acgmake, or use --method flat; rebuild it with: "
+        "python -m acgmake.models.colorizer_train",
     ),
     ("font", _font, "pip install matplotlib-fontja"),
 ]
