@@ -8,6 +8,14 @@ Plugins import what they need from here::
 __version__ = "0.1.0"
 
 from acgmake.hookspecs import hookimpl  # noqa: E402
-from acgmake.pipeline import Artifact, Param, Stage, StageContext  # noqa: E402
+from acgmake.pipeline import Artifact, NotAvailable, Param, Stage, StageContext  # noqa: E402
 
-__all__ = ["Artifact", "Param", "Stage", "StageContext", "hookimpl", "__version__"]
+__all__ = [
+    "Artifact",
+    "NotAvailable",
+    "Param",
+    "Stage",
+    "StageContext",
+    "hookimpl",
+    "__version__",
+]
