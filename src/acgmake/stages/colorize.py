@@ -207,7 +207,9 @@ def register_stages(register):
             uses=("face", "hints"),
             makes=("colored", "layers"),
             run=colorize,
-            version="2",
+            # 2: line art from scans, hints images, gap-aware fill, the neural method, layers;
+            # 3: regions found again on a small copy when they leak; no clothes on the face.
+            version="3",
             params=_params(),
             help="Colour line art or the character from colour hints (--hints hints.png, or "
             "--palette with face.json); writes colored.png (transparent background) and "
@@ -223,7 +225,7 @@ def register_stages(register):
             uses=("hints", "character", "colored"),
             makes=("colored_expressions",),
             run=colorize_expressions,
-            version="1",
+            version="2",  # 2: the character regions of colorize version 3
             help="Colour the character's expressions strip (rest, a, i, u, e, o, blink) in "
             "the colours of colored.png, so the mouth and blinks do not flicker.",
         )
