@@ -487,14 +487,16 @@ def stages(as_json: bool, score: bool) -> None:
         click.echo(json.dumps({"stages": rows, "not_run": idle}, indent=2))
         return
     click.echo(f"acgmake song, from {given[0]}:")
+    width = max(len(row["name"]) for row in rows + idle)
+    number = len(str(len(rows)))
     for row in rows:
         reads = ", ".join(row["needs"] + [f"{k} (if there)" for k in row["uses"]]) or "nothing"
         click.echo(
-            f"  {row['order']}. {row['name']:<10} needs {reads}; makes "
+            f"  {row['order']:>{number}}. {row['name']:<{width}}  needs {reads}; makes "
             f"{', '.join(row['makes'])}  [{row['plugin']}]"
         )
     for row in idle:
-        click.echo(f"  -  {row['name']:<10} {row['why']}  [{row['plugin']}]")
+        click.echo(f"  {'-':>{number}}  {row['name']:<{width}}  {row['why']}  [{row['plugin']}]")
 
 
 @cli.command("plugins")
