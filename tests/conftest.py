@@ -53,3 +53,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def load_error():
+    """``load_error(path)``: the one-line UserError message that loading generator ``path``
+    gives (the test fails if it loads, or if the message is not one line naming the file)."""
+    from pathlib import Path
+
+    from acgmake.errors import UserError
+    from acgmake.models import load_generator
+
+    def message_for(path: Path) -> str:
+        with pytest.raises(UserError) as caught:
+            load_generator(path)
+        message = caught.value.format_message()
+        assert "\n" not in message and str(path) in message
+        return message
+
+    return message_for

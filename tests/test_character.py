@@ -176,40 +176,32 @@ def test_checkpoint_round_trip(tmp_path):
     assert json.loads(metadata["config"])["channels"] == {"16": 8, "4": 16, "8": 16}
 
 
-def _user_error(path: Path) -> str:
-    with pytest.raises(UserError) as caught:
-        load_generator(path)
-    message = caught.value.format_message()
-    assert "\n" not in message and str(path) in message
-    return message
-
-
-def test_bad_checkpoints_are_user_errors(tmp_path):
+def test_bad_checkpoints_are_user_errors(tmp_path, load_error):
     from safetensors.torch import save_file
 
     good = save_generator(tiny_generator(), tmp_path / "good.safetensors")
     data = good.read_bytes()
 
-    assert "does not exist" in _user_error(tmp_path / "missing.safetensors")
+    assert "does not exist" in load_error(tmp_path / "missing.safetensors")
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(data[: len(data) // 2])
-    assert "truncated" in _user_error(truncated)
+    assert "truncated" in load_error(truncated)
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"not a model at all" * 10)
-    assert "truncated or not a safetensors file" in _user_error(garbage)
+    assert "truncated or not a safetensors file" in load_error(garbage)
     flipped = bytearray(data)
     flipped[-100] ^= 0xFF
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(bytes(flipped))
-    assert "damaged" in _user_error(corrupt)
+    assert "damaged" in load_error(corrupt)
     foreign = tmp_path / "foreign.safetensors"
     save_file({"weight": torch.zeros(2)}, str(foreign))
-    assert "not an acgmake StyleGAN2 generator" in _user_error(foreign)
+    assert "not an acgmake StyleGAN2 generator" in load_error(foreign)
     # A file whose tensors do not fit the architecture it declares.
     other = tmp_path / "other.safetensors"
     big = Generator(16, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 16})
     save_generator(big, other, config=tiny_generator().config)
-    assert "does not match the architecture" in _user_error(other)
+    assert "does not match the architecture" in load_error(other)
 
 
 def test_models_package_does_not_import_torch():

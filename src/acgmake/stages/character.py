@@ -229,6 +229,12 @@ def _model_options(command):
     return command
 
 
+def _output_option(help_text: str):
+    return click.option(
+        "-o", "--output", type=click.Path(path_type=Path), required=True, help=help_text
+    )
+
+
 @hookimpl
 def register_commands(cli):
     @cli.command("characters")
@@ -241,13 +247,7 @@ def register_commands(cli):
         help="How many characters (seeds --seed, --seed+1, ...).",
     )
     @_model_options
-    @click.option(
-        "-o",
-        "--output",
-        type=click.Path(path_type=Path),
-        required=True,
-        help="The grid picture to write (.png).",
-    )
+    @_output_option("The grid picture to write (.png).")
     def characters(seed, count, truncation, ckpt, edit, output):
         """Draw COUNT characters from consecutive seeds as one grid picture.
 
@@ -295,13 +295,7 @@ def register_commands(cli):
         help="Width and height of the video in pixels.",
     )
     @_model_options
-    @click.option(
-        "-o",
-        "--output",
-        type=click.Path(path_type=Path),
-        required=True,
-        help="The video to write (.mp4).",
-    )
+    @_output_option("The video to write (.mp4).")
     def interpolate(seeds, seconds, fps, size, truncation, ckpt, edit, output):
         """Write a video that walks through the latent space from one character to the next.
 
