@@ -17,11 +17,13 @@ its frames are identical outside it by construction; the raw figure says how muc
 alone moves the rest of the picture.
 
 Quality: KID (x 1000, polynomial kernel, unbiased, mean of 50 subsets of 250) between drawn64
-samples and the 500 held-out drawn pictures, in the attribute classifier's 128-d penultimate
-features (no Inception network is available offline; these features know the drawn set's
+samples and the 500 held-out drawn pictures, in the 128-d penultimate features of each
+attribute classifier (the judge's count more: the guide also served the trainer's coverage
+loss) (no Inception network is available offline; these features know the drawn set's
 attributes, not general image statistics), each standardised by the held-out set's mean and
 spread. Reference: KID between the held-out pictures and 1,000 pictures drawn with another
-seed of the same drawer, which should be about 0.
+seed of the same drawer, which should be about 0. Coverage: the share of closed eyes and of
+each mouth class among the samples at truncation 1, against the held-out set's labels.
 """
 
 from __future__ import annotations
@@ -123,29 +125,43 @@ def steering(generator, directions, classifiers: dict, layout, seeds: int) -> tu
     return report, strips
 
 
-def quality(generator, classifier, holdout: Path, count: int = 1000) -> dict:
+def quality(generator, classifiers: dict, holdout: Path, count: int = 1000) -> dict:
     from acgmake.models.drawn import draw_character
     from acgmake.models.stylegan2 import generate
 
-    held, _ = load_labelled(holdout)
+    held, labels = load_labelled(holdout)
     reference = np.stack(
         [np.asarray(draw_character(1, i).image.convert("RGB")) for i in range(count)]
     )
-    feats = {
-        "heldout": read_attributes(classifier, held).features,
-        "drawn_seed1": read_attributes(classifier, reference).features,
-    }
+    pictures = {"heldout": held, "drawn_seed1": reference}
     for psi in (1.0, 0.7):
-        samples = generate(generator, list(range(100_000, 100_000 + count)), truncation_psi=psi)
-        feats[f"drawn64_psi{psi}"] = read_attributes(classifier, samples).features
-    # Standardise every feature by the held-out set's mean and spread, so that the cubic
-    # kernel sees numbers of the size Inception features have (these are unbounded).
-    mean, spread = feats["heldout"].mean(0), feats["heldout"].std(0) + 1e-6
-    feats = {name: (f - mean) / spread for name, f in feats.items()}
-    result = {}
-    for name in ("drawn_seed1", "drawn64_psi1.0", "drawn64_psi0.7"):
-        mean, std = kid(feats[name], feats["heldout"])
-        result[f"kid_x1000_{name}_vs_heldout"] = [round(mean * 1000, 2), round(std * 1000, 2)]
+        seeds = list(range(100_000, 100_000 + count))
+        pictures[f"drawn64_psi{psi}"] = generate(generator, seeds, truncation_psi=psi)
+    result: dict = {}
+    for who, classifier in classifiers.items():
+        reads = {name: read_attributes(classifier, p) for name, p in pictures.items()}
+        # Standardise every feature by the held-out set's mean and spread, so that the cubic
+        # kernel sees numbers of the size Inception features have (these are unbounded).
+        mean = reads["heldout"].features.mean(0)
+        spread = reads["heldout"].features.std(0) + 1e-6
+        feats = {name: (r.features - mean) / spread for name, r in reads.items()}
+        for name in ("drawn_seed1", "drawn64_psi1.0", "drawn64_psi0.7"):
+            kid_mean, kid_std = kid(feats[name], feats["heldout"])
+            result[f"kid_x1000_{name}_vs_heldout ({who})"] = [
+                round(kid_mean * 1000, 2),
+                round(kid_std * 1000, 2),
+            ]
+        # Coverage: how often the samples at psi 1 blink or show each mouth, against the
+        # held-out set's own labels (mode dropping shows here first).
+        read = reads["drawn64_psi1.0"]
+        result[f"samples_psi1.0 ({who})"] = {
+            "eyes_closed": round(float(np.mean(read.eyes_open < 0.5)), 3),
+            **{m: round(float(np.mean(np.array(read.mouth) == m)), 3) for m in MOUTHS},
+        }
+    result["heldout (labels)"] = {
+        "eyes_closed": round(float(np.mean(labels["eyes_open"] < 0.5)), 3),
+        **{m: round(float(np.mean(labels["mouth"] == i)), 3) for i, m in enumerate(MOUTHS)},
+    }
     return result
 
 
@@ -167,7 +183,7 @@ def main() -> None:
     layout = layout_from_metadata(read_metadata(path))
     report, strips = steering(generator, directions, classifiers, layout, args.seeds)
     if not args.no_kid:
-        report["quality"] = quality(generator, classifier, args.holdout)
+        report["quality"] = quality(generator, classifiers, args.holdout)
     print(json.dumps(report, indent=2))
     if args.figure:
         from PIL import Image

@@ -30,7 +30,14 @@ from acgmake.models.stylegan2 import (
     generate,
     upfirdn2d,
 )
-from acgmake.models.train import TrainConfig, Trainer, augment, load_images
+from acgmake.models.train import (
+    TrainConfig,
+    Trainer,
+    attribute_shares,
+    augment,
+    coverage_loss,
+    load_images,
+)
 
 TINY = {4: 16, 8: 16, 16: 8}
 
@@ -279,6 +286,63 @@ def test_trainer_steps_and_resumes_exactly(tiny_set, tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(SystemExit):
         Trainer(tiny_config(lr=0.01), images).load(tmp_path / "checkpoint.pt")
+
+
+def _read(mouth: list[int], closed: list[bool], sure: float = 12.0) -> dict[str, torch.Tensor]:
+    """What a classifier would say of pictures with these mouth classes and eye states."""
+    logits = torch.full((len(mouth), 6), -sure / 2)
+    logits[torch.arange(len(mouth)), torch.tensor(mouth)] = sure / 2
+    eyes = torch.tensor([-sure if c else sure for c in closed])
+    return {"mouth": logits, "eyes_open": eyes}
+
+
+def test_coverage_loss_is_low_at_the_shares_and_pulls_toward_a_dropped_class():
+    shares = torch.tensor([0.5, 0.0, 0.0, 0.0, 0.5, 0.0])
+    matched = _read([0, 0, 4, 4], [True, False, False, False])
+    dropped = _read([4, 4, 4, 4], [False] * 4)
+    blurred = _read([0, 4, 0, 4], [False] * 4, sure=0.5)
+    at_shares = coverage_loss([matched], shares, 0.25).item()
+    assert at_shares < 0.01
+    assert coverage_loss([dropped], shares, 0.25).item() > 1.0
+    # Meeting the shares by making every picture a little of each class costs too.
+    assert coverage_loss([blurred], shares, 0.25).item() > 0.5
+
+    # Its gradient raises the dropped classes: closed mouth and closed eyes.
+    logits = dropped["mouth"].clone().requires_grad_(True)
+    eyes = dropped["eyes_open"].clone().requires_grad_(True)
+    coverage_loss([{"mouth": logits, "eyes_open": eyes}], shares, 0.25).backward()
+    assert (logits.grad[:, 0] < 0).all() and (eyes.grad > 0).all()
+
+
+def test_attribute_shares_come_from_the_drawn_set(tiny_set, tmp_path):
+    rows = [json.loads(line) for line in (tiny_set / "attributes.jsonl").open()]
+    mouth, closed = attribute_shares(tiny_set)
+    assert mouth.sum().item() == pytest.approx(1.0)
+    assert mouth[MOUTH_SHAPES.index(rows[0]["mouth"])] > 0
+    assert closed == sum(not r["eyes_open"] for r in rows) / len(rows)
+    with pytest.raises(SystemExit, match="attributes"):
+        attribute_shares(tmp_path)
+
+
+def test_fine_tuning_with_coverage_starts_from_another_run(tiny_set, tmp_path):
+    images = load_images(tiny_set, 16)
+    plain = Trainer(tiny_config(), images)
+    plain.step()
+    plain.save(tmp_path / "checkpoint.pt")
+
+    config = tiny_config(cover=1.0, guides=("attributes64.safetensors",), iters=3)
+    tuned = Trainer(config, images, shares=attribute_shares(tiny_set))
+    tuned.start_from(tmp_path / "checkpoint.pt")
+    assert tuned.iteration == 1
+    for a, b in zip(plain.ema.parameters(), tuned.ema.parameters(), strict=True):
+        assert torch.equal(a, b)
+    stats = tuned.step()
+    assert math.isfinite(stats["cover"]) and stats["cover"] > 0
+    # Its settings differ, so it cannot resume the run; other sizes cannot start from it.
+    with pytest.raises(SystemExit, match="other settings"):
+        Trainer(config, images, shares=attribute_shares(tiny_set)).load(tmp_path / "checkpoint.pt")
+    with pytest.raises(SystemExit, match="network sizes"):
+        Trainer(tiny_config(style_dim=8), images).start_from(tmp_path / "checkpoint.pt")
 
 
 def test_train_command_writes_samples_and_a_loadable_export(tiny_set, tmp_path):

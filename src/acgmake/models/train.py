@@ -8,6 +8,13 @@ which keeps the discriminator from memorising a small data set. Path-length regu
 left out (it costs a third more time per step; the exported model does not need smooth
 interpolation).
 
+One addition of acgmake's own, off by default: ``--cover W`` adds W times an *attribute
+coverage* loss to the generator's (:func:`coverage_loss`): two attribute classifiers read each
+generated batch, and the loss grows when the batch's share of closed eyes or of a mouth shape
+falls short of the training set's (its ``attributes.jsonl``). Plain GAN training dropped
+those modes from the shipped model, and a fine-tune with it (``--start-from`` an earlier
+run's checkpoint) brought them back; ``python -m acgmake.models.reproduce`` runs both.
+
     python -m acgmake.models.train --data /work/data/drawn --out runs/drawn64 --size 64 \\
         --iters 8000 --export src/acgmake/models/weights/drawn64.safetensors
 
@@ -58,10 +65,16 @@ class TrainConfig:
     ema_rampup: float = 0.05  # short runs: half-life at most this fraction of images seen
     augment: str = "color,translation"
     seed: int = 0
+    # Attribute coverage (0 = off): the weight of a loss that holds the mouth shapes and
+    # closed eyes of the generated batch at their shares in the training set, read by the
+    # attribute classifiers named in ``guides``. See :func:`coverage_loss`.
+    cover: float = 0.0
+    guides: tuple[str, ...] = ()
 
     def as_json(self) -> dict:
         record = asdict(self)
         record["channels"] = {str(k): v for k, v in sorted(self.channels.items())}
+        record["guides"] = list(self.guides)
         return record
 
 
@@ -181,6 +194,55 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
     return grad.square().sum(dim=(1, 2, 3)).mean()
 
 
+def coverage_loss(
+    reads: list[dict[str, torch.Tensor]], mouth_share: torch.Tensor, closed_share: float
+) -> torch.Tensor:
+    """How far a generated batch's mouth shapes and closed eyes are from their shares.
+
+    GAN training drops modes: the discriminator judges one picture at a time, so a generator
+    that draws every character with open eyes and a half-open mouth is never told that a
+    tenth of the set blinks. This loss says so. ``reads`` are the attribute classifiers'
+    outputs for the batch (averaged: a picture has to convince all of them); the batch's mean
+    mouth-class probabilities and closed-eye probability are compared with the training set's
+    shares by KL divergence (the set's share first, so a missing class costs the most), and
+    each picture's entropy is added so that the shares are met by characters that clearly
+    blink or clearly say "o", not by every character being a little of each.
+    """
+    mouth = torch.stack([F.softmax(r["mouth"], 1) for r in reads]).mean(0)  # N x classes
+    closed = torch.stack([torch.sigmoid(-r["eyes_open"]) for r in reads]).mean(0)  # N
+    eps = 1e-6
+    batch_mouth = mouth.mean(0).clamp_min(eps)
+    batch_closed = closed.mean().clamp(eps, 1 - eps)
+    target = mouth_share.clamp_min(eps)
+    t = min(max(closed_share, eps), 1 - eps)
+    kl = (target * (target / batch_mouth).log()).sum()
+    kl = kl + t * math.log(t) - t * batch_closed.log()
+    kl = kl + (1 - t) * math.log(1 - t) - (1 - t) * (1 - batch_closed).log()
+    c = closed.clamp(eps, 1 - eps)
+    entropy = -(mouth * mouth.clamp_min(eps).log()).sum(1).mean()
+    entropy = entropy - (c * c.log() + (1 - c) * (1 - c).log()).mean()
+    return kl + entropy
+
+
+def attribute_shares(folder: Path, limit: int | None = None) -> tuple[torch.Tensor, float]:
+    """The mouth-class shares and the closed-eye share of a drawn set (its attributes.jsonl)."""
+    from acgmake.models.attributes import MOUTHS
+
+    path = Path(folder) / "attributes.jsonl"
+    if not path.is_file():
+        raise SystemExit(
+            f"--cover needs the attributes of the pictures ({path} is missing); "
+            "draw the set with python -m acgmake.models.drawn, or leave --cover at 0"
+        )
+    rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    rows = rows[:limit] if limit else rows
+    counts = torch.zeros(len(MOUTHS))
+    for row in rows:
+        counts[MOUTHS.index(row["mouth"])] += 1
+    closed = sum(1 for row in rows if not row["eyes_open"]) / len(rows)
+    return counts / counts.sum(), closed
+
+
 @torch.no_grad()
 def update_ema(ema: Generator, generator: Generator, beta: float) -> None:
     """EMA of the weights; buffers (noise, w_avg) are copied."""
@@ -198,7 +260,11 @@ class Trainer:
     """Owns the networks, optimisers and data of one run; ``step()`` trains one iteration."""
 
     def __init__(
-        self, config: TrainConfig, images: torch.Tensor, device: str | torch.device = "cpu"
+        self,
+        config: TrainConfig,
+        images: torch.Tensor,
+        device: str | torch.device = "cpu",
+        shares: tuple[torch.Tensor, float] | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
@@ -221,6 +287,18 @@ class Trainer:
         self.sampler = torch.Generator().manual_seed(c.seed)
         self.iteration = 0
         self.last: dict[str, float] = {}
+        self.guides: list = []
+        if c.cover > 0:
+            from acgmake.models.attributes import load_classifier, shipped_classifier
+
+            if shares is None or not c.guides:
+                raise ValueError("cover > 0 needs the set's attribute shares and guides")
+            weights = shipped_classifier().parent
+            for name in c.guides:
+                path = Path(name) if Path(name).is_file() else weights / name
+                self.guides.append(load_classifier(path).to(self.device).requires_grad_(False))
+            self.mouth_share = shares[0].to(self.device)
+            self.closed_share = float(shares[1])
 
     def _real_batch(self) -> torch.Tensor:
         index = torch.randint(0, len(self.images), (self.config.batch,), generator=self.sampler)
@@ -275,10 +353,16 @@ class Trainer:
         d.requires_grad_(False)
         fake = self._fake(c.batch)
         g_loss = g_nonsaturating_loss(d(augment(fake, c.augment)))
+        stats["g"] = g_loss.item()
+        if self.guides:
+            cover = coverage_loss(
+                [guide(fake) for guide in self.guides], self.mouth_share, self.closed_share
+            )
+            g_loss = g_loss + c.cover * cover
+            stats["cover"] = cover.item()
         self.g_optim.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_optim.step()
-        stats["g"] = g_loss.item()
 
         # EMA, with the half-life ramped up over the start of the run.
         seen = (self.iteration + 1) * c.batch
@@ -330,6 +414,22 @@ class Trainer:
         self.d_optim.load_state_dict(state["d_optim"])
         torch.set_rng_state(state["torch_rng"])
         self.sampler.set_state(state["sampler_rng"])
+        self.iteration = int(state["iteration"])
+
+    def start_from(self, path: Path) -> None:
+        """Take the networks, optimiser states and iteration count of another run's checkpoint
+        (same network sizes; other training settings, such as ``cover``, may differ)."""
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        stored, mine = state["config"], self.config.as_json()
+        sizes = ("size", "style_dim", "n_mlp", "channels")
+        differ = [k for k in sizes if stored.get(k) != mine[k]]
+        if differ:
+            raise SystemExit(f"{path} has other network sizes ({', '.join(differ)})")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.ema.load_state_dict(state["ema"])
+        self.g_optim.load_state_dict(state["g_optim"])
+        self.d_optim.load_state_dict(state["d_optim"])
         self.iteration = int(state["iteration"])
 
     # -- looking at it -------------------------------------------------------------------
@@ -392,6 +492,7 @@ def train(
     export_path: Path | None = None,
     export_metadata: dict | None = None,
     limit: int | None = None,
+    start_from: Path | None = None,
     log=print,
 ) -> Trainer:
     """Train on the images in ``data`` into the run folder ``out``; returns the trainer."""
@@ -400,11 +501,15 @@ def train(
     started = time.perf_counter()
     images = load_images(Path(data), config.size, limit)
     log(f"loaded {len(images)} images from {data} in {time.perf_counter() - started:.1f} s")
-    trainer = Trainer(config, images, device)
+    shares = attribute_shares(Path(data), limit) if config.cover > 0 else None
+    trainer = Trainer(config, images, device, shares)
     checkpoint = out / "checkpoint.pt"
     if resume and checkpoint.is_file():
         trainer.load(checkpoint)
         log(f"resumed from {checkpoint} at iteration {trainer.iteration}")
+    elif start_from is not None:
+        trainer.start_from(Path(start_from))
+        log(f"starting from {start_from} at iteration {trainer.iteration}")
     (out / "config.json").write_text(json.dumps(config.as_json(), indent=2) + "\n", "utf-8")
     g_params = sum(p.numel() for p in trainer.generator.parameters())
     d_params = sum(p.numel() for p in trainer.discriminator.parameters())
@@ -422,8 +527,9 @@ def train(
             elapsed = time.perf_counter() - window_start
             rate = window_iters / elapsed
             eta = (config.iters - it) / rate
+            cover = f"  cover {stats['cover']:.3f}" if "cover" in stats else ""
             log(
-                f"iter {it}/{config.iters}  d {stats['d']:.3f}  g {stats['g']:.3f}  "
+                f"iter {it}/{config.iters}  d {stats['d']:.3f}  g {stats['g']:.3f}{cover}  "
                 f"real {stats['real']:+.2f}  fake {stats['fake']:+.2f}  "
                 f"{rate:.2f} it/s ({rate * config.batch:.1f} img/s)  eta {eta / 60:.0f} min"
             )
@@ -471,9 +577,26 @@ def build_parser() -> argparse.ArgumentParser:
     add("--ema-kimg", type=float, default=defaults.ema_kimg, help="EMA half-life, kimg")
     add("--augment", default=defaults.augment, help="DiffAugment policy: color,translation,cutout")
     add("--seed", type=int, default=defaults.seed, help="random seed (default 0)")
+    add(
+        "--cover",
+        type=float,
+        default=defaults.cover,
+        help="weight of the attribute coverage loss (default 0: off); needs DATA/attributes.jsonl",
+    )
+    add(
+        "--guides",
+        default="attributes64.safetensors,attributes64-b.safetensors",
+        help="attribute classifiers that read the coverage (files, or names in models/weights)",
+    )
     add("--device", default="auto", help="cpu, cuda, or auto (default)")
     add("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     add("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    add(
+        "--start-from",
+        type=Path,
+        default=None,
+        help="fine-tune: begin with another run's checkpoint.pt (same sizes, other settings)",
+    )
     add("--save-every", type=int, default=500, help="checkpoint interval, iterations")
     add("--sample-every", type=int, default=500, help="sample grid interval, iterations")
     add("--log-every", type=int, default=50, help="progress line interval, iterations")
@@ -497,6 +620,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         ema_kimg=args.ema_kimg,
         augment=args.augment,
         seed=args.seed,
+        cover=args.cover,
+        guides=tuple(filter(None, args.guides.split(","))) if args.cover > 0 else (),
     )
 
 
@@ -521,6 +646,7 @@ def main(argv: list[str] | None = None) -> None:
         log_every=args.log_every,
         export_path=args.export,
         limit=args.limit,
+        start_from=args.start_from,
         log=lambda line: print(line, flush=True, file=sys.stdout),
     )
 
