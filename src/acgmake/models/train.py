@@ -407,11 +407,7 @@ class Trainer:
                 f"{path} was trained with other settings ({', '.join(differ)}); "
                 "give the same options or another --out"
             )
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.ema.load_state_dict(state["ema"])
-        self.g_optim.load_state_dict(state["g_optim"])
-        self.d_optim.load_state_dict(state["d_optim"])
+        self._take_networks(state)
         torch.set_rng_state(state["torch_rng"])
         self.sampler.set_state(state["sampler_rng"])
         self.iteration = int(state["iteration"])
@@ -425,12 +421,15 @@ class Trainer:
         differ = [k for k in sizes if stored.get(k) != mine[k]]
         if differ:
             raise SystemExit(f"{path} has other network sizes ({', '.join(differ)})")
+        self._take_networks(state)
+        self.iteration = int(state["iteration"])
+
+    def _take_networks(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.ema.load_state_dict(state["ema"])
         self.g_optim.load_state_dict(state["g_optim"])
         self.d_optim.load_state_dict(state["d_optim"])
-        self.iteration = int(state["iteration"])
 
     # -- looking at it -------------------------------------------------------------------
 
