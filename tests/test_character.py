@@ -343,6 +343,8 @@ def test_fine_tuning_with_coverage_starts_from_another_run(tiny_set, tmp_path):
         Trainer(config, images, shares=attribute_shares(tiny_set)).load(tmp_path / "checkpoint.pt")
     with pytest.raises(SystemExit, match="network sizes"):
         Trainer(tiny_config(style_dim=8), images).start_from(tmp_path / "checkpoint.pt")
+    with pytest.raises(SystemExit, match="no checkpoint at"):
+        Trainer(tiny_config(), images).start_from(tmp_path / "missing.pt")
 
 
 def test_train_command_writes_samples_and_a_loadable_export(tiny_set, tmp_path):

@@ -415,6 +415,8 @@ class Trainer:
     def start_from(self, path: Path) -> None:
         """Take the networks, optimiser states and iteration count of another run's checkpoint
         (same network sizes; other training settings, such as ``cover``, may differ)."""
+        if not Path(path).is_file():
+            raise SystemExit(f"--start-from: no checkpoint at {path}; give a run's checkpoint.pt")
         state = torch.load(path, map_location=self.device, weights_only=True)
         stored, mine = state["config"], self.config.as_json()
         sizes = ("size", "style_dim", "n_mlp", "channels")
