@@ -16,6 +16,13 @@ colorize_expressions (face.json from the canonical layout, palette "sky"), again
 colorized on its own: mean ΔE00 to the rest expression outside the mouth and eye boxes, and the
 largest ΔE00 between the colours a region (hair, skin, clothes) got in two expressions.
 
+Regions (the character path, which finds hair, skin, eyes, clothes and background from a
+generated picture's own colours): held-out drawn characters at 64 px, the shipped model's size,
+against their true label maps (intersection over union per region, pixels of lines and
+accessories left out); and pictures of the shipped model (seeds 0..N-1, truncation 0.7, or
+--ckpt), where truth is unknown but the cheeks (between the eyes and the mouth's bottom) are
+skin by the model's layout: how many faces have less than half their cheeks found as skin.
+
 Speed: seconds per 512 x 512 line art (examples/lineart.png with examples/hints.png), one
 thread, median of 3.
 """
@@ -31,16 +38,32 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from acgmake.image.colorize import colorize_layers, parse_palette
+from acgmake.image.colorize import LABELS, character_regions, colorize_layers, parse_palette
 from acgmake.image.expressions import colorize_expressions
 from acgmake.image.face import Face
 from acgmake.image.fidelity import delta_e, mean_delta_e, psnr
 from acgmake.image.hints import hints_from_rgba, read_hints
 from acgmake.image.lineart import line_art
-from acgmake.models.character import face_info
+from acgmake.models.character import (
+    face_info,
+    generate_character,
+    layout_from_metadata,
+    shipped_checkpoint,
+)
+from acgmake.models.checkpoint import read_metadata
 from acgmake.models.colorizer import ink_for_net
 from acgmake.models.colorizer_train import LINE_LABEL, draw_expressions, sample_hints
-from acgmake.models.drawn import BACKGROUND, draw_character
+from acgmake.models.drawn import (
+    ACCESSORY,
+    BACKGROUND,
+    CLOTHES,
+    EYE,
+    HAIR,
+    LINE,
+    MOUTH,
+    SKIN,
+    draw_character,
+)
 
 HELD_OUT_SEED = 99
 DENSITIES = (1, 3, 10)
@@ -155,6 +178,54 @@ def _region_spread(colored: list[np.ndarray], face: Face) -> float:
     return worst
 
 
+#: The drawn set's label ids as colorize's regions (a mouth is painted with the skin).
+TRUE_REGION = {
+    BACKGROUND: "background",
+    HAIR: "hair",
+    SKIN: "skin",
+    MOUTH: "skin",
+    EYE: "eyes",
+    CLOTHES: "clothes",
+}
+
+
+def cheek_skin(labels: np.ndarray, face: Face) -> float:
+    """The share of skin in ``labels`` between the eyes and the bottom of the mouth."""
+    height, width = labels.shape
+    left, right, mouth = (Face.pixel_box(box, width, height) for box in (*face.eyes, face.mouth))
+    return float(np.mean(labels[left[3] : mouth[3], left[0] : right[2]] == LABELS.index("skin")))
+
+
+def regions(count: int, seeds: int, ckpt: Path | None) -> dict:
+    scores: dict[str, list[float]] = {name: [] for name in LABELS}
+    for index in range(count):
+        drawing = draw_character(HELD_OUT_SEED, index, 64, labels=True)
+        picture = np.asarray(drawing.image.convert("RGB"))
+        found = character_regions(picture, Face.from_dict(face_info(picture)))
+        found = np.asarray(Image.fromarray(found.astype(np.uint8)).resize((64, 64), Image.NEAREST))
+        judged = ~np.isin(drawing.labels, (LINE, ACCESSORY))
+        for name in LABELS:
+            truth = np.isin(drawing.labels, [i for i, n in TRUE_REGION.items() if n == name])
+            mine = (found == LABELS.index(name)) & judged
+            if truth.any():
+                scores[name].append((truth & mine).sum() / (truth | mine).sum())
+    report = {f"drawn IoU {name}": round(float(np.mean(v)), 3) for name, v in scores.items() if v}
+    path = ckpt or shipped_checkpoint()
+    from acgmake.models import load_generator
+
+    generator = load_generator(path)
+    layout = layout_from_metadata(read_metadata(path)) if path.suffix == ".safetensors" else None
+    lost = []
+    for seed in range(seeds):
+        picture = generate_character(generator, seed)
+        face = Face.from_dict(face_info(picture, layout))
+        if cheek_skin(character_regions(picture, face), face) < 0.5:
+            lost.append(seed)
+    report[f"{path.name}: faces with < half their cheeks skin, of {seeds}"] = len(lost)
+    report[f"{path.name}: those seeds"] = lost
+    return report
+
+
 def speed() -> dict:
     import torch
 
@@ -209,10 +280,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128, help="drawing size (px)")
     parser.add_argument("--expressions", type=int, default=6, help="characters for ΔE")
     parser.add_argument("--figure", type=Path, help="also draw the before/after PNG here")
+    parser.add_argument("--seeds", type=int, default=100, help="generated characters checked")
+    parser.add_argument("--ckpt", type=Path, help="generator for the regions check")
+    parser.add_argument("--only-regions", action="store_true", help="just the regions section")
     args = parser.parse_args(argv)
     if args.figure:
         figure(args.figure)
+    if args.only_regions:
+        print(json.dumps(regions(args.count, args.seeds, args.ckpt), indent=1))
+        return 0
     report = {
+        "regions (character path)": regions(args.count, args.seeds, args.ckpt),
         "fidelity (character pixels; PSNR dB, mean CIEDE2000)": fidelity(args.count, args.size),
         "expressions, flat": expressions(args.expressions, args.size, "flat"),
         "expressions, neural": expressions(args.expressions, args.size, "neural"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,6 +15,7 @@ from acgmake.image.colorize import (
     LABELS,
     PRESETS,
     Hint,
+    character_regions,
     colorize,
     default_palette,
     parse_palette,
@@ -92,6 +96,38 @@ def test_regions_separated_by_a_line_keep_their_own_hints():
     left, right = labels[:, :90], labels[:, 110:]
     assert np.all(left == LABELS.index("hair"))
     assert np.all(right == LABELS.index("skin"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # The shipped model's seed 1: the fringe's line is broken, so hair and face are one
+        # area; the face was painted the hair's colour.
+        "fringe-gap-hair",
+        # A fine-tuned model's pale, faint-outlined face: it was taken for background and
+        # came out transparent.
+        "pale-skin",
+    ],
+)
+def test_a_face_joined_to_the_hair_or_background_keeps_its_skin(name):
+    folder = Path(__file__).parent / "data"
+    picture = np.asarray(Image.open(folder / f"{name}.png").convert("RGB"))
+    face = Face.from_dict(json.loads((folder / f"{name}.json").read_text()))
+    labels = character_regions(picture, face)
+    height, width = labels.shape
+    left_eye, right_eye, mouth = (
+        Face.pixel_box(box, width, height) for box in (*face.eyes, face.mouth)
+    )
+    # Between the eyes and the mouth's bottom, across both eyes: cheeks and nose.
+    cheeks = labels[left_eye[3] : mouth[3], left_eye[0] : right_eye[2]]
+    assert np.mean(cheeks == LABELS.index("skin")) > 0.5
+    for region in ("hair", "skin", "background", "clothes"):
+        for point in face.points[region]:
+            x, y = Face.pixel_point(point, width, height)
+            assert LABELS[labels[y, x]] == region, f"the {region} hint's pixel"
+    x0, y0, x1, y1 = Face.pixel_box(face.face, width, height)
+    # The box's corners lie outside the chin: a quarter at most is background.
+    assert np.mean(labels[y0:y1, x0:x1] == LABELS.index("background")) < 0.25
 
 
 def test_colorize_paints_each_region_with_its_hint(character, colored):

@@ -202,6 +202,7 @@ def segment(
     claims: dict[int, set[int]] = {}
     radius = max(2, round(2 * smoothing_px))
     yy, xx = np.ogrid[:height, :width]
+    seeded: list[tuple[int, int, int, int]] = []
     for hint in hints:
         y, x = int(near_y[hint.y, hint.x]), int(near_x[hint.y, hint.x])
         label, area = LABELS.index(hint.region) + 1, int(areas[y, x])
@@ -210,10 +211,21 @@ def segment(
         claims.setdefault(area, set()).add(label)
         disk = ((yy - y) ** 2 + (xx - x) ** 2 <= radius * radius) & (areas == area)
         markers[disk] = label
-        samples.setdefault(label, []).append(lab[areas == area])
+        seeded.append((label, area, y, x))
+    # An area two regions claim (a broken line let hair into the face) is split by the flood
+    # below and is no one's to take by colour; its hints' colours are those around them.
+    contested = np.zeros(count + 1, bool)
     for area, labels_here in claims.items():
-        if len(labels_here) == 1:  # two hints in one area: the flood below splits it
+        if len(labels_here) == 1:
             area_label[area] = next(iter(labels_here))
+        else:
+            contested[area] = True
+    near = 3 * radius
+    for label, area, y, x in seeded:
+        inside = areas == area
+        if contested[area]:
+            inside &= (yy - y) ** 2 + (xx - x) ** 2 <= near * near
+        samples.setdefault(label, []).append(lab[inside])
     # Eyes are small and each has its own hint: only the large regions claim areas by colour.
     reference = {
         label: np.median(np.vstack(found), axis=0)
@@ -225,7 +237,8 @@ def segment(
     # colours for a few pixels along every line).
     distance_to_border = ndimage.distance_transform_edt(~borders)
     min_px = max(16, height * width // 4000)
-    for area in np.flatnonzero((sizes >= min_px) & (area_label == 0)):
+    large = (sizes >= min_px) & ~contested
+    for area in np.flatnonzero(large & (area_label == 0)):
         if area == 0:
             continue
         box = boxes[area - 1]
@@ -240,7 +253,7 @@ def segment(
             if close.mean() >= 0.8:
                 area_label[area] = label
             break
-    _join_neighbours(areas, boxes, sizes >= min_px, area_label, lab, touches_border, background)
+    _join_neighbours(areas, boxes, large, area_label, lab, touches_border, background)
 
     seeds = markers > 0
     markers = np.where(area_label[areas] > 0, area_label[areas], markers)
@@ -723,8 +736,23 @@ def on_paper(picture: np.ndarray) -> np.ndarray:
     return pixels[..., :3]
 
 
-def _colorize_character(working, rgb, face, palette, lines, ink, method, model) -> Painting:
-    """A generated character with its face.json: regions found by colour (:func:`segment`)."""
+def character_regions(
+    picture: np.ndarray, face: Face, *, size_px: int = WORKING_SIZE_PX
+) -> np.ndarray:
+    """The region of every pixel of a generated character ``picture`` (uint8 RGB, any size),
+    found from its colours and lines with hints at ``face``'s points, at the working size
+    (``size_px`` on the longer side when the picture is smaller). int32 indexes into
+    :data:`LABELS`; what :func:`colorize` paints."""
+    picture = np.asarray(picture)
+    if picture.ndim == 2:
+        picture = np.dstack([picture] * 3)
+    rgb = np.round(on_paper(picture)).astype(np.uint8)
+    _, ink, _ = extract_line_art(picture, mode="xdog", size_px=size_px)
+    return _character_labels(to_working_size(rgb, size_px), rgb, face, ink)
+
+
+def _character_labels(working, rgb, face, ink) -> np.ndarray:
+    """:func:`character_regions` of the picture ``rgb``, given its working-size copy and ink."""
     height, width = ink.shape
     hints = face_hints(face, width, height)
     smoothing_px = max(1.0, 0.5 * enlargement(rgb, working))
@@ -749,6 +777,12 @@ def _colorize_character(working, rgb, face, palette, lines, ink, method, model) 
         smoothing_px = max(1.0, 0.5 * enlargement(region_rgb, region_working))
         labels = segment(region_working, region_ink, hints, smoothing_px=smoothing_px)
     _keep_clothes_off_the_face(labels, face)
+    return labels
+
+
+def _colorize_character(working, rgb, face, palette, lines, ink, method, model) -> Painting:
+    """A generated character with its face.json: regions found by colour (:func:`segment`)."""
+    labels = _character_labels(working, rgb, face, ink)
     colours = region_colours(working, labels, palette, face)
     flat = colours[labels]
     if method == "neural":
