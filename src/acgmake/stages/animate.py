@@ -163,7 +163,7 @@ def register_stages(register):
                     "drawn",
                     "How the eyes close: drawn (eyelids drawn over the open eyes) or model (the "
                     "character model's own closed-eye edit, from colored_expressions.png; the "
-                    "shipped model only half closes them).",
+                    "shipped model's edit often only half closes them).",
                     click.Choice(["drawn", "model"]),
                 ),
             ),
