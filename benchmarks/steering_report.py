@@ -2,8 +2,10 @@
 
     python benchmarks/steering_report.py [--seeds 50] [--figure docs/expressions.png]
 
-Edits: for seeds 0..N-1 at truncation 0.7, the expressions (rest, a, i, u, e, o, blink) are
-drawn from each character's latent with the learned directions. Two attribute classifiers read
+Edits: for seeds S..S+N-1 (default 100..149: the fit's settings were chosen on seeds 0-19) at
+truncation 0.7, the expressions (rest, a, i, u, e, o, blink) are drawn from each character's
+latent with the learned directions, then fitted to the character (acgmake.models.expressions.
+fit_expressions; --no-fit: the directions alone). Two attribute classifiers read
 every raw edited picture and every frame of the strip: the "guide" (attributes64, which with
 attributes64-b guided the directions, so it can be fooled by them) and the "judge"
 (attributes64-judge: another seed and width, trained the same way, never used for learning
@@ -52,8 +54,13 @@ from acgmake.models.character import (
     shipped_checkpoint,
 )
 from acgmake.models.checkpoint import load_generator, read_metadata
-from acgmake.models.directions import load_directions
-from acgmake.models.expressions import draw_expressions, expressions_strip, outside_difference
+from acgmake.models.directions import guide_classifiers, load_directions
+from acgmake.models.expressions import (
+    FIT_STEPS,
+    draw_expressions,
+    outside_difference,
+    strip_from_pictures,
+)
 
 
 def kid(x: np.ndarray, y: np.ndarray, subsets: int = 50, size: int = 250, seed: int = 0):
@@ -73,21 +80,32 @@ def kid(x: np.ndarray, y: np.ndarray, subsets: int = 50, size: int = 250, seed: 
     return float(np.mean(values)), float(np.std(values))
 
 
-def steering(generator, directions, classifiers: dict, layout, seeds: int) -> tuple[dict, list]:
+def steering(
+    generator,
+    directions,
+    classifiers: dict,
+    layout,
+    seeds: range,
+    guides: list | None,
+) -> tuple[dict, list]:
     raw_all, strips, characters = [], [], []
     started = time.perf_counter()
-    for seed in range(seeds):
+    for seed in seeds:
         styles = character_latent(generator, seed, truncation_psi=0.7)
         character = draw_latent(generator, styles[None])[0]
         face = Face.from_dict(face_info(character, layout))
-        raw_all.append(draw_expressions(generator, directions, styles))
-        strips.append(expressions_strip(generator, directions, styles, character, face))
+        raw = draw_expressions(generator, directions, styles, face, guides)
+        raw_all.append(raw)
+        strips.append(strip_from_pictures(raw, character, face))
         characters.append(character)
-    seconds = (time.perf_counter() - started) / seeds
+    seconds = (time.perf_counter() - started) / len(seeds)
     face = Face.from_dict(face_info(characters[0], layout))
     raw = np.stack(raw_all)  # seeds x 7 x H x W x 3
     n, k = raw.shape[:2]
-    report: dict = {"seeds": seeds, "seconds_per_strip": round(seconds, 3)}
+    report: dict = {
+        "seeds": f"{seeds.start}..{seeds.stop - 1}",
+        "seconds_per_strip": round(seconds, 3),
+    }
     for j, name in enumerate(EXPRESSIONS):
         report[name] = {
             "outside_l1_vs_character": round(
@@ -168,10 +186,19 @@ def quality(generator, classifiers: dict, holdout: Path, count: int = 1000) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=100,
+        help="first seed (the fit's settings were chosen on seeds 0-19)",
+    )
     parser.add_argument("--ckpt", type=Path, default=None, help="generator (default: drawn64)")
     parser.add_argument("--holdout", type=Path, default=Path("/work/data/drawn/holdout"))
     parser.add_argument("--figure", type=Path, default=None, help="write strips of 6 seeds here")
     parser.add_argument("--no-kid", action="store_true")
+    parser.add_argument(
+        "--no-fit", action="store_true", help="the directions alone, no per-character fit"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     path = args.ckpt or shipped_checkpoint()
@@ -181,7 +208,10 @@ def main() -> None:
     judge = load_classifier(shipped_classifier().with_name("attributes64-judge.safetensors"))
     classifiers = {"guide": classifier, "judge": judge}
     layout = layout_from_metadata(read_metadata(path))
-    report, strips = steering(generator, directions, classifiers, layout, args.seeds)
+    guides = None if args.no_fit else guide_classifiers()
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    report, strips = steering(generator, directions, classifiers, layout, seeds, guides)
+    report["fit_steps"] = 0 if args.no_fit else FIT_STEPS
     if not args.no_kid:
         report["quality"] = quality(generator, classifiers, args.holdout)
     print(json.dumps(report, indent=2))

@@ -27,14 +27,17 @@ from acgmake.models.checkpoint import load_generator
 from acgmake.models.directions import (
     apply_edits,
     directions_path,
+    guide_classifiers,
     load_directions,
     parse_edit,
 )
 from acgmake.models.expressions import (
+    FIT_STEPS,
     draw_expressions,
     edit_mask,
     expressions_strip,
     outside_difference,
+    strip_from_pictures,
 )
 from acgmake.pipeline import sha256_file
 
@@ -107,46 +110,54 @@ def test_edits_move_the_classifier_the_intended_way(model):
     assert opened.mouth.count("a") >= 5 and before.mouth.count("a") == 0
 
 
+def _judged_strip(generator, directions, styles, character, face, judge, guides):
+    """The raw expression pictures, the strip's frames, and what the judge reads in them."""
+    raw = draw_expressions(generator, directions, styles, face, guides)
+    frames = np.stack(np.split(strip_from_pictures(raw, character, face), 7, axis=1))
+    return raw, frames, _read(judge, frames)
+
+
 def test_expressions_have_the_intended_mouth_and_eyes_and_keep_the_character(model):
     generator, directions, judge = model
+    guides = guide_classifiers()
     hits = {name: 0 for name in EXPRESSIONS}
-    not_closed = {name: 0 for name in EXPRESSIONS}
-    eyes_open = {"rest": [], "blink": []}
+    alone = {name: 0 for name in EXPRESSIONS}
+    blinks = 0
     for seed in SEEDS[:4]:
         styles = character_latent(generator, seed)
         character = draw_latent(generator, styles[None])[0]
         face = Face.from_dict(face_info(character))
-        raw = draw_expressions(generator, directions, styles)
+        raw, frames, got = _judged_strip(
+            generator, directions, styles, character, face, judge, guides
+        )
         for j, name in enumerate(EXPRESSIONS):
-            # The raw edit changes the face part more than the rest of the picture (opening
-            # a closed mouth to "a" or "o" moves the whole picture too: 21 to 42 of 255 on
-            # these seeds, docs/character.md)...
+            # The raw edit changes the face part more than the rest of the picture...
             outside = outside_difference(raw[j], character, face)
             inside = np.abs(raw[j].astype(float) - character)[edit_mask(face, 64, 64) > 0.99]
             assert outside < 45.0, (name, seed)
             if name in ("a", "o", "blink"):
                 assert inside.mean() > outside, (name, seed)
         # ...and the strip is exactly the character outside the mouth and eyes.
-        strip = expressions_strip(generator, directions, styles, character, face)
-        assert strip.shape == (64, 7 * 64, 3)
-        frames = np.stack(np.split(strip, 7, axis=1))
         outside = edit_mask(face, 64, 64) == 0
         for frame in frames:
             assert np.array_equal(frame[outside], character[outside])
-        got = _read(judge, frames)
-        eyes_open["rest"].append(got.eyes_open[0])
-        eyes_open["blink"].append(got.eyes_open[-1])
         for j, name in enumerate(EXPRESSIONS):
-            mouth_ok = got.mouth[j] == (name if name in "aiueo" else "closed")
-            eyes_ok = (got.eyes_open[j] < 0.5) == (name == "blink")
-            hits[name] += mouth_ok and eyes_ok
-            not_closed[name] += got.mouth[j] != "closed"
-    # What the judge (not the classifier that guided the directions) reads, on 4 seeds;
-    # i, e and the blink are the weak ones (see docs/character.md, "Steering"): i and e
-    # often stay closed, and the blink half closes the eyes.
-    assert hits["rest"] >= 3 and hits["a"] == 4 and hits["u"] >= 2, hits
-    assert np.mean(eyes_open["rest"]) > 0.95 and np.mean(eyes_open["blink"]) < 0.9, eyes_open
-    assert not_closed["u"] == 4 and not_closed["o"] == 4 and not_closed["e"] >= 3, not_closed
+            intended = name if name in "aiueo" else "closed"
+            eyes_ok = name == "blink" or got.eyes_open[j] >= 0.5
+            hits[name] += got.mouth[j] == intended and eyes_ok
+        blinks += got.eyes_open[-1] < 0.5
+        # The directions alone, without the fit to this character.
+        _, _, plain = _judged_strip(generator, directions, styles, character, face, judge, None)
+        for j, name in enumerate(EXPRESSIONS):
+            alone[name] += plain.mouth[j] == (name if name in "aiueo" else "closed")
+    # What the judge (not the classifiers that guided the directions and the fit) reads, on
+    # 4 seeds (docs/character.md, "Steering"): every mouth is the intended one nearly always;
+    # the blink is the weak one.
+    assert hits["rest"] == 4 and hits["a"] == 4 and hits["blink"] >= 3, hits
+    assert min(hits[v] for v in "iueo") >= 3, hits
+    assert blinks >= 2, blinks
+    # The directions alone leave most i and e mouths closed: the fit is what shapes them.
+    assert alone["i"] + alone["e"] <= 3 and hits["i"] + hits["e"] >= 7, (alone, hits)
 
 
 def test_edit_names_and_amounts_are_checked():
@@ -168,7 +179,7 @@ def _plugins(*stages: Stage):
     return plugins
 
 
-def _run(folder: Path, targets, params=None, stages=(), seed=7):
+def _run(folder: Path, targets, params=None, stages=(), seed=7, expressions=None):
     from acgmake.pipeline import run
 
     return run(
@@ -176,7 +187,7 @@ def _run(folder: Path, targets, params=None, stages=(), seed=7):
         folder,
         targets,
         seed=seed,
-        params={"character": params or {}},
+        params={"character": params or {}, "expressions": expressions or {}},
     )
 
 
@@ -197,6 +208,23 @@ def test_the_stages_edit_mix_and_write_the_expressions_strip(tmp_path):
     result = _run(tmp_path / "plain", ["expressions"])
     with Image.open(result.files["expressions"]) as strip:
         assert strip.mode == "RGB" and strip.size == (7 * 64, 64)
+        made = np.asarray(strip)
+    # The stage fits every expression to the character; --fit-steps 0: the directions alone.
+    stage = next(s for s in _plugins().registry.stages if s.name == "expressions")
+    assert {p.name: p.default for p in stage.params} == {"fit_steps": FIT_STEPS}
+    character = np.asarray(Image.open(plain.files["character"]))
+    raw = json.loads(plain.files["face"].read_text("utf-8"))
+    styles, face = latent_from_record(raw["latent"]), Face.from_dict(raw)
+    directions = load_directions(shipped_checkpoint())
+    fitted = expressions_strip(generator, directions, styles, character, face, guide_classifiers())
+    assert np.array_equal(made, fitted)
+    alone = _run(tmp_path / "alone", ["expressions"], expressions={"fit_steps": 0})
+    with Image.open(alone.files["expressions"]) as strip:
+        unfitted = np.asarray(strip)
+    assert np.array_equal(
+        unfitted, expressions_strip(generator, directions, styles, character, face)
+    )
+    assert not np.array_equal(unfitted, made)
 
     with pytest.raises(UserError, match="mix-layer must be 1 to 9"):
         _run(tmp_path / "bad", ["character"], {"mix_seed": 3, "mix_layer": 10})

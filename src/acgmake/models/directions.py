@@ -221,46 +221,78 @@ def _target_loss(read: dict, part: str, value: str) -> torch.Tensor:
     )
 
 
+def _targets_loss(read: dict, rows: dict[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`_target_loss` of a batch whose ``rows`` (per target, the row numbers) ask for
+    different targets: each target's loss weighted by its share of the batch."""
+    if len(rows) == 1:
+        return _target_loss(read, *TARGETS[next(iter(rows))])
+    count = sum(len(which) for which in rows.values())
+    return sum(
+        _target_loss({name: value[which] for name, value in read.items()}, *TARGETS[target])
+        * (len(which) / count)
+        for target, which in rows.items()
+    )
+
+
 def guided_edits(
     generator,
     classifiers: list,
     styles: torch.Tensor,
-    target: str,
-    region: torch.Tensor,
+    targets: str | list[str],
+    regions: torch.Tensor,
     *,
+    start: torch.Tensor | None = None,
+    paste: bool = False,
     steps: int = 40,
     keep: float = 4.0,
     lr: float = 0.03,
     layers: int | None = None,
 ) -> torch.Tensor:
-    """Per-character edits (N x n_latent x D) that make the classifiers read ``target``
-    (a mouth class, or "blink") while the picture stays the same outside ``region``.
+    """Per-character edits (N x n_latent x D) that make the classifiers read ``targets``
+    (a mouth class or "blink": one for every row of ``styles``, or one each) while each
+    picture stays the same outside its region (``regions``: H x W, or N x H x W).
 
-    Gradient steps on the styles: the classifiers' losses for the target (more than one
-    classifier makes edits that fool one of them less likely), plus ``keep`` times
-    the mean absolute change outside the region (so the edit stays on the face part), plus
-    a small pull toward no change. Only the first ``layers`` style layers change (the coarse
-    ones, which shape the picture; the last ones mostly colour it).
+    Gradient steps on the styles, from the edits ``start`` (default: none): the classifiers'
+    losses for the targets (more than one classifier makes edits that fool one of them less
+    likely), plus ``keep`` times the mean absolute change outside the region (so the edit
+    stays on the face part), plus a small pull toward no change. With ``paste``, the
+    classifiers read what will be shown: the edited picture inside the (soft) region, the
+    unedited one outside. Only the first ``layers`` style layers change (the coarse ones,
+    which shape the picture; the last ones mostly colour it).
     """
     for module in (generator, *classifiers):
         for p in module.parameters():
             p.requires_grad_(False)
+    count = len(styles)
+    targets = [targets] * count if isinstance(targets, str) else list(targets)
+    rows = {
+        t: torch.tensor([i for i, x in enumerate(targets) if x == t])
+        for t in dict.fromkeys(targets)  # in order of first use: the same sum every run
+    }
     with torch.no_grad():
         before = generator.synthesis(styles, noise_mode="const")
-    outside = 1 - region
-    delta = torch.zeros_like(styles, requires_grad=True)
-    optimizer = torch.optim.Adam([delta], lr=lr)
-    part, value = TARGETS[target]
+    inside = (regions if regions.ndim == 3 else regions.expand(count, -1, -1))[:, None]
+    outside = 1 - inside
     editable = (torch.arange(styles.shape[1]) < (layers or styles.shape[1])).float()[:, None]
+    delta = (torch.zeros_like(styles) if start is None else start.clone()).requires_grad_(True)
+    optimizer = torch.optim.Adam([delta], lr=lr)
     for _ in range(steps):
         pictures = generator.synthesis(styles + delta * editable, noise_mode="const")
-        loss = sum(_target_loss(c(pictures.clamp(-1, 1)), part, value) for c in classifiers)
+        shown = before * outside + pictures * inside if paste else pictures
+        loss = sum(_targets_loss(c(shown.clamp(-1, 1)), rows) for c in classifiers)
         loss = loss + keep * ((pictures - before).abs() * outside).mean()
         loss = loss + 0.01 * delta.pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     return (delta * editable).detach()
+
+
+def guide_classifiers() -> list:
+    """The shipped attribute classifiers that guide edits (:data:`GUIDES`)."""
+    from acgmake.models.attributes import shipped_classifier
+
+    return [load_classifier(shipped_classifier().with_name(name)) for name in GUIDES]
 
 
 def learn_directions(

@@ -99,9 +99,16 @@ def make_expressions(ctx) -> None:
     from PIL import Image
 
     from acgmake.image.face import Face
+    from acgmake.models.attributes import shipped_classifier
     from acgmake.models.character import latent_from_record
     from acgmake.models.checkpoint import load_generator
-    from acgmake.models.directions import directions_path, load_directions, reproduce_command
+    from acgmake.models.directions import (
+        GUIDES,
+        directions_path,
+        guide_classifiers,
+        load_directions,
+        reproduce_command,
+    )
     from acgmake.models.expressions import expressions_strip
     from acgmake.pipeline import sha256_file
 
@@ -124,10 +131,16 @@ def make_expressions(ctx) -> None:
     directions = load_directions(path, record["generator_sha256"])
     ctx.use_asset(path, name=f"character model {path.name}")
     ctx.use_asset(directions_path(path), name=f"latent directions for {path.name}")
+    steps = ctx.params["fit_steps"]
+    guides = guide_classifiers() if steps else None
+    for name in GUIDES if steps else ():
+        ctx.use_asset(shipped_classifier().with_name(name), name=f"attribute classifier {name}")
     with Image.open(ctx.input("character")) as picture:
         character = np.asarray(picture.convert("RGB"))
     face = Face.from_dict(raw)
-    strip = expressions_strip(generator, directions, latent_from_record(record), character, face)
+    strip = expressions_strip(
+        generator, directions, latent_from_record(record), character, face, guides, steps
+    )
     Image.fromarray(strip).save(ctx.output("expressions"), format="PNG")
 
 
@@ -182,9 +195,19 @@ def register_stages(register):
             needs=("character", "face"),
             makes=("expressions",),
             run=make_expressions,
-            version="1",
+            version="2",  # 2: each expression fitted to the character
+            params=(
+                Param(
+                    "fit_steps",
+                    40,  # acgmake.models.expressions.FIT_STEPS, not imported here (numpy)
+                    "guided steps that fit each expression to this character (0: the latent "
+                    "directions alone; each step draws 5 pictures, so a large model takes long)",
+                    type=click.IntRange(0, 500),
+                ),
+            ),
             help="Draw the character's mouth shapes (rest, a, i, u, e, o) and a blink with the "
-            "generator's latent directions, side by side in expressions.png.",
+            "generator's latent directions, fitted to the character, side by side in "
+            "expressions.png.",
         )
     )
 
