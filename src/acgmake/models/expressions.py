@@ -131,10 +131,11 @@ def draw_expressions(
     from acgmake.models.character import draw_latent
     from acgmake.models.directions import expression_latents
 
-    if face is None or not guides:
+    if face is None:
         return draw_latent(generator, expression_latents(directions, styles, EXPRESSIONS))
-    latents = fit_expressions(generator, directions, styles, face, guides, steps=steps)
-    return draw_latent(generator, latents)
+    return draw_latent(
+        generator, fit_expressions(generator, directions, styles, face, guides or [], steps=steps)
+    )
 
 
 def expressions_strip(

@@ -85,6 +85,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu (default, as shipped) or cuda")
     parser.add_argument("--iters", type=int, default=None, help="override the iterations")
+    parser.add_argument(
+        "--cover-iters",
+        type=int,
+        default=COVERAGE_ITERS,
+        help=f"iterations of the coverage fine-tune (default {COVERAGE_ITERS}, as shipped)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     log = lambda line: print(line, flush=True)  # noqa: E731
     train(TrainConfig(**settings), args.data, args.run, device=args.device, resume=True, log=log)
     settings |= COVERAGE_SETTINGS
-    settings["iters"] += COVERAGE_ITERS
+    settings["iters"] += args.cover_iters
     export_path = args.export or args.run / SHIPPED_NAME
     log("fine-tuning with the attribute coverage loss")
     train(
