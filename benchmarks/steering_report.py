@@ -1,6 +1,7 @@
 """Steering and quality of the shipped character model, measured by the attribute classifier.
 
-    python benchmarks/steering_report.py [--seeds 50] [--figure docs/expressions.png]
+    python benchmarks/steering_report.py [--seeds 50] [--holdout DATA/holdout]
+        [--figure docs/expressions.png]
 
 Edits: for seeds S..S+N-1 (default 100..149: the fit's settings were chosen on seeds 0-19) at
 truncation 0.7, the expressions (rest, a, i, u, e, o, blink) are drawn from each character's
@@ -193,9 +194,14 @@ def main() -> None:
         help="first seed (the fit's settings were chosen on seeds 0-19)",
     )
     parser.add_argument("--ckpt", type=Path, default=None, help="generator (default: drawn64)")
-    parser.add_argument("--holdout", type=Path, default=Path("/work/data/drawn/holdout"))
+    parser.add_argument(
+        "--holdout",
+        type=Path,
+        default=None,
+        help="the drawn set's held-out folder (python -m acgmake.models.reproduce draws it "
+        "into DATA/holdout): KID and attribute coverage are measured against it",
+    )
     parser.add_argument("--figure", type=Path, default=None, help="write strips of 6 seeds here")
-    parser.add_argument("--no-kid", action="store_true")
     parser.add_argument(
         "--no-fit", action="store_true", help="the directions alone, no per-character fit"
     )
@@ -212,7 +218,7 @@ def main() -> None:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     report, strips = steering(generator, directions, classifiers, layout, seeds, guides)
     report["fit_steps"] = 0 if args.no_fit else FIT_STEPS
-    if not args.no_kid:
+    if args.holdout:
         report["quality"] = quality(generator, classifiers, args.holdout)
     print(json.dumps(report, indent=2))
     if args.figure:
