@@ -236,7 +236,10 @@ def save_classifier(net: AttributeNet, path: Path, metadata: dict[str, str]) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the attribute classifier on the drawn set.")
+    parser = argparse.ArgumentParser(
+        prog="python -m acgmake.models.attributes",
+        description="Train the attribute classifier on the drawn set.",
+    )
     parser.add_argument("--data", type=Path, required=True, help="drawn-set folder to train on")
     parser.add_argument("--holdout", type=Path, required=True, help="drawn-set folder to test on")
     parser.add_argument("--out", type=Path, required=True, help="weights file to write")

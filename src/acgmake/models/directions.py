@@ -355,8 +355,9 @@ def main(argv: list[str] | None = None) -> None:
     from acgmake.pipeline import sha256_file
 
     parser = argparse.ArgumentParser(
+        prog="python -m acgmake.models.directions",
         description="Learn latent directions (mouth, vowels, eyes) for a generator file and "
-        "write them beside it as NAME.directions.safetensors."
+        "write them beside it as NAME.directions.safetensors.",
     )
     parser.add_argument("ckpt", type=Path, help="generator file (.safetensors)")
     parser.add_argument("--count", type=int, default=24, help="characters to edit")
