@@ -288,11 +288,16 @@ def guided_edits(
     return (delta * editable).detach()
 
 
-def guide_classifiers() -> list:
-    """The shipped attribute classifiers that guide edits (:data:`GUIDES`)."""
+def guide_paths() -> list[Path]:
+    """The files of the shipped attribute classifiers that guide edits (:data:`GUIDES`)."""
     from acgmake.models.attributes import shipped_classifier
 
-    return [load_classifier(shipped_classifier().with_name(name)) for name in GUIDES]
+    return [shipped_classifier().with_name(name) for name in GUIDES]
+
+
+def guide_classifiers() -> list:
+    """The shipped attribute classifiers that guide edits, loaded."""
+    return [load_classifier(path) for path in guide_paths()]
 
 
 def learn_directions(
@@ -349,7 +354,6 @@ def learn_directions(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from acgmake.models.attributes import shipped_classifier
     from acgmake.models.character import layout_from_metadata
     from acgmake.models.checkpoint import load_generator, read_metadata
     from acgmake.pipeline import sha256_file
@@ -374,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     started = time.perf_counter()
     generator = load_generator(args.ckpt)
-    guides = args.classifier or [shipped_classifier().with_name(name) for name in GUIDES]
+    guides = args.classifier or guide_paths()
     layout = layout_from_metadata(read_metadata(args.ckpt))
     directions, figures = learn_directions(
         generator,

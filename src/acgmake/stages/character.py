@@ -99,13 +99,12 @@ def make_expressions(ctx) -> None:
     from PIL import Image
 
     from acgmake.image.face import Face
-    from acgmake.models.attributes import shipped_classifier
     from acgmake.models.character import latent_from_record
     from acgmake.models.checkpoint import load_generator
     from acgmake.models.directions import (
-        GUIDES,
         directions_path,
         guide_classifiers,
+        guide_paths,
         load_directions,
         reproduce_command,
     )
@@ -131,10 +130,11 @@ def make_expressions(ctx) -> None:
     directions = load_directions(path, record["generator_sha256"])
     ctx.use_asset(path, name=f"character model {path.name}")
     ctx.use_asset(directions_path(path), name=f"latent directions for {path.name}")
-    steps = ctx.params["fit_steps"]
-    guides = guide_classifiers() if steps else None
-    for name in GUIDES if steps else ():
-        ctx.use_asset(shipped_classifier().with_name(name), name=f"attribute classifier {name}")
+    steps, guides = ctx.params["fit_steps"], None
+    if steps:
+        for guide in guide_paths():
+            ctx.use_asset(guide, name=f"attribute classifier {guide.name}")
+        guides = guide_classifiers()
     with Image.open(ctx.input("character")) as picture:
         character = np.asarray(picture.convert("RGB"))
     face = Face.from_dict(raw)
