@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "acgmake.stages.accompany",
     "acgmake.stages.mix",
     "acgmake.stages.character",
+    "acgmake.stages.upscale",
     "acgmake.stages.colorize",
     "acgmake.stages.animate",
     "acgmake.stages.subtitles",

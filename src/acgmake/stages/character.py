@@ -1,7 +1,7 @@
 """The ``character`` stage: a StyleGAN2 generator draws the singer; face.json says where its
 face, eyes and mouth are (normalised, so a resized character.png keeps it valid) and keeps
 the character's latent. The ``expressions`` stage draws the same character's mouth shapes and
-blink from that latent with the generator's learned directions."""
+blink from that latent with the generator's learned directions, at the model's size."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def register_artifacts(register):
         Artifact(
             "character",
             "character.png",
-            "the generated character (RGB, model resolution, plain light background)",
+            "the generated character (RGB, plain light background; enlarged by the upscale stage)",
         )
     )
     register(
@@ -95,11 +95,10 @@ def make_character(ctx) -> None:
 
 
 def make_expressions(ctx) -> None:
-    import numpy as np
     from PIL import Image
 
     from acgmake.image.face import Face
-    from acgmake.models.character import latent_from_record
+    from acgmake.models.character import draw_latent, latent_from_record
     from acgmake.models.checkpoint import load_generator
     from acgmake.models.directions import (
         directions_path,
@@ -135,12 +134,12 @@ def make_expressions(ctx) -> None:
         for guide in guide_paths():
             ctx.use_asset(guide, name=f"attribute classifier {guide.name}")
         guides = guide_classifiers()
-    with Image.open(ctx.input("character")) as picture:
-        character = np.asarray(picture.convert("RGB"))
+    # The resting face is drawn again from the latent, at the model's size: character.png
+    # may already be enlarged by the upscale stage, which enlarges this strip the same way.
+    styles = latent_from_record(record)
+    character = draw_latent(generator, styles[None])[0]
     face = Face.from_dict(raw)
-    strip = expressions_strip(
-        generator, directions, latent_from_record(record), character, face, guides, steps
-    )
+    strip = expressions_strip(generator, directions, styles, character, face, guides, steps)
     Image.fromarray(strip).save(ctx.output("expressions"), format="PNG")
 
 
@@ -192,10 +191,12 @@ def register_stages(register):
     register(
         Stage(
             "expressions",
-            needs=("character", "face"),
+            needs=("face",),
             makes=("expressions",),
             run=make_expressions,
-            version="2",  # 2: each expression fitted to the character
+            # 2: each expression fitted to the character; 3: at the model's size, from the
+            # latent alone (the upscale stage enlarges it as it enlarges character.png)
+            version="3",
             params=(
                 Param(
                     "fit_steps",

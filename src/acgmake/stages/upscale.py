@@ -1,0 +1,148 @@
+"""The ``upscale`` and ``upscale_expressions`` stages: the generated character and its
+expressions strip enlarged by an anime super-resolution network (:mod:`acgmake.image.upscale`)
+before they are colorized, so the clip shows clean lines at 512-1000 px instead of a 64 px
+picture blown up.
+
+``upscale`` refines ``character``; the size and upscaler it used are written into
+character.png's PNG text (``acgmake:upscaler``), and ``upscale_expressions`` enlarges every
+frame of ``expressions`` the same way, so the mouth and blink frames stay pixel for pixel
+the resting face outside the parts that move.
+"""
+
+from __future__ import annotations
+
+import click
+
+from acgmake import Param, Stage, hookimpl
+
+#: Kept here, not imported, so that `acgmake --help` does not load numpy and OpenCV.
+UPSCALER_NAMES = ("realesrgan", "waifu2x", "none")
+DEFAULT_SIZE_PX = 1024  # acgmake.image.upscale.DEFAULT_SIZE_PX
+#: The PNG text key that says how character.png was enlarged: "NAME SIZE".
+UPSCALER_KEY = "acgmake:upscaler"
+
+
+def _read(path, what: str):
+    import numpy as np
+    from PIL import Image
+
+    from acgmake.errors import UserError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            clear = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            return np.asarray(image.convert("RGBA" if clear else "RGB")), dict(image.info)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise UserError(
+            f"cannot read the {what} {path}: it is not an image acgmake can open ({error}); "
+            "give a PNG or JPEG"
+        ) from None
+
+
+def _save(picture, path, note: str | None) -> None:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    if note:
+        info.add_text(UPSCALER_KEY, note)
+    Image.fromarray(picture).save(path, format="PNG", pnginfo=info)
+
+
+def _record(ctx, name: str, size_px: int, passes_from: int) -> None:
+    from acgmake.image.upscale import UPSCALERS, model_files, plan_passes
+
+    upscaler = UPSCALERS[name]
+    for factor in sorted(set(plan_passes(passes_from, size_px, upscaler.factors))):
+        param, weights = model_files(upscaler, factor)
+        ctx.use_asset(param, name=f"{upscaler.title} x{factor} (network)")
+        ctx.use_asset(
+            weights,
+            name=f"{upscaler.title} x{factor} (weights)",
+            license=upscaler.license,
+            credit=upscaler.credit,
+        )
+
+
+def upscale_character(ctx) -> None:
+    from acgmake.image.upscale import upscale
+
+    name, size_px = ctx.params["upscaler"], ctx.params["upscale_size"]
+    picture, _ = _read(ctx.input("character"), "character picture")
+    if name == "none":
+        _save(picture, ctx.output("character"), None)
+        return
+    _record(ctx, name, size_px, max(picture.shape[:2]))
+    enlarged = upscale(picture, size_px=size_px, upscaler=name)
+    _save(enlarged, ctx.output("character"), f"{name} {size_px}")
+
+
+def upscale_expressions(ctx) -> None:
+    from acgmake.errors import UserError
+    from acgmake.image.face import EXPRESSIONS
+    from acgmake.image.upscale import upscale_strip
+
+    strip, _ = _read(ctx.input("expressions"), "expressions strip")
+    count = len(EXPRESSIONS)
+    height, width = strip.shape[:2]
+    if width % count:
+        raise UserError(
+            f"the expressions strip is {width}x{height} pixels; it must be {count} pictures of "
+            f"one size side by side ({', '.join(EXPRESSIONS)})"
+        )
+    note = None
+    character = ctx.input("character")
+    if character is not None:
+        note = _read(character, "character picture")[1].get(UPSCALER_KEY)
+    if not note:  # character.png was not enlarged: neither is its strip
+        _save(strip, ctx.output("expressions"), None)
+        return
+    name, size_text = note.split(" ", 1)
+    size_px = int(size_text)
+    _record(ctx, name, size_px, max(height, width // count))
+    enlarged = upscale_strip(strip, count, size_px=size_px, upscaler=name)
+    _save(enlarged, ctx.output("expressions"), note)
+
+
+@hookimpl
+def register_stages(register):
+    register(
+        Stage(
+            "upscale",
+            needs=("character",),
+            makes=("character",),
+            run=upscale_character,
+            version="1",
+            params=(
+                Param(
+                    "upscaler",
+                    "realesrgan",
+                    "anime super-resolution network: realesrgan (Real-ESRGAN "
+                    "realesr-animevideov3: clean lines, flat colour), waifu2x (upconv_7 anime "
+                    "art: sharper, a little noisier, slower) or none (keep the model's size)",
+                    type=click.Choice(UPSCALER_NAMES),
+                ),
+                Param(
+                    "upscale_size",
+                    DEFAULT_SIZE_PX,
+                    "pixels on the character's longer side after upscaling (1024 suits a "
+                    "1080x1920 clip; a larger picture is kept as it is)",
+                    type=click.IntRange(64, 4096),
+                ),
+            ),
+            help="Enlarge the character with an anime super-resolution network (Real-ESRGAN "
+            "or waifu2x) to the size the clip shows it.",
+        )
+    )
+    register(
+        Stage(
+            "upscale_expressions",
+            needs=("expressions",),
+            uses=("character",),
+            makes=("expressions",),
+            run=upscale_expressions,
+            version="1",
+            help="Enlarge each frame of the expressions strip exactly as character.png was "
+            "enlarged (its PNG text says how), so the mouths match the face.",
+        )
+    )
