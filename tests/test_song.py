@@ -1,7 +1,7 @@
 """`acgmake song` end to end on real components: Sinsy, the shipped StyleGAN2, ffmpeg.
 
 These run the installed console script in a subprocess, as a user would, on a short new
-lyrics file, with the example plugin `acgmake-upscale` installed (the README's test command
+lyrics file, with the example plugin `acgmake-sticker` installed (the README's test command
 installs it).
 """
 
@@ -79,9 +79,9 @@ def decode_frame(clip: Path, index: int, size: tuple[int, int] = SIZE) -> np.nda
 def song(tmp_path_factory) -> Path:
     """One real `acgmake song` run, shared by the tests that read its results."""
     try:
-        importlib.metadata.distribution("acgmake-upscale")
+        importlib.metadata.distribution("acgmake-sticker")
     except importlib.metadata.PackageNotFoundError:
-        pytest.fail("the example plugin is not installed: pip install ./plugins/acgmake-upscale")
+        pytest.fail("the example plugin is not installed: pip install ./plugins/acgmake-sticker")
     folder = tmp_path_factory.mktemp("song")
     (folder / "spring.txt").write_text(LYRICS, encoding="utf-8")
     result = acgmake(
@@ -118,15 +118,19 @@ def test_the_voice_sings_every_mora_of_the_new_lyrics(song: Path):
     assert len(vowels) == 13
 
 
-def test_the_plugin_stage_ran_between_character_and_colorize(song: Path):
+def test_the_plugin_stage_ran_between_colorize_and_animate(song: Path):
     manifest = json.loads((song / "spring.acgmake" / "manifest.json").read_text())
     order = manifest["order"]
     assert order[0] == "compose"
     assert order.index("character") < order.index("upscale") < order.index("colorize")
-    assert order.index("colorize") < order.index("animate")
+    assert order.index("expressions") < order.index("upscale_expressions")
+    assert order.index("upscale_expressions") < order.index("colorize_expressions")
+    assert order.index("colorize") < order.index("sticker") < order.index("animate")
     assert order.index("sing") < order.index("animate")
-    assert {"name": "acgmake-upscale", "version": "0.1.0"} in manifest["plugins"]
-    assert manifest["stages"]["upscale"]["plugin"] == "acgmake-upscale"
+    assert {"name": "acgmake-sticker", "version": "0.1.0"} in manifest["plugins"]
+    assert manifest["stages"]["sticker"]["plugin"] == "acgmake-sticker"
+    assert manifest["stages"]["upscale"]["plugin"] == "acgmake.stages.upscale"
+    assert any("Real-ESRGAN" in line for line in manifest["credits"])
     assert any("nitech_jp_song070_f001" in line for line in manifest["credits"])
     assert any("Character model" in line for line in manifest["credits"])
     assert manifest["seed"] == 3

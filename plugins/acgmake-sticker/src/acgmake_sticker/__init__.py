@@ -1,4 +1,4 @@
-"""acgmake-upscale: a stage that enlarges the character image before it is colorized."""
+"""acgmake-sticker: a stage that gives the colored character a sticker-style outline."""
 
 from __future__ import annotations
 
@@ -9,36 +9,51 @@ from acgmake import Param, Stage, hookimpl
 __version__ = "0.1.0"
 
 
-def upscale(ctx) -> None:
-    """Lanczos-resize ``character`` by the factor, then sharpen the edges a little."""
+def sticker(ctx) -> None:
+    """Draw a soft-edged outline of ``sticker_px`` pixels around the character's shape."""
+    import numpy as np
     from PIL import Image, ImageFilter
 
-    factor = ctx.params["upscale_factor"]
-    with Image.open(ctx.input("character")) as image:
-        image = image.convert("RGB")
-        size = (image.width * factor, image.height * factor)
-        larger = image.resize(size, Image.Resampling.LANCZOS)
-    sharper = larger.filter(ImageFilter.UnsharpMask(radius=factor, percent=60, threshold=2))
-    sharper.save(ctx.output("character"), format="PNG")
+    width_px = ctx.params["sticker_px"]
+    colour = ctx.params["sticker_colour"]
+    with Image.open(ctx.input("colored")) as image:
+        character = image.convert("RGBA")
+    shape = character.getchannel("A")
+    # Grow the shape by the outline's width (a max filter is a dilation), then soften it.
+    grown = shape.filter(ImageFilter.MaxFilter(2 * width_px + 1)) if width_px else shape
+    grown = grown.filter(ImageFilter.GaussianBlur(0.6))
+    outline = Image.new("RGBA", character.size, colour)
+    outline.putalpha(grown)
+    outline.alpha_composite(character)
+    if not np.asarray(outline.getchannel("A")).any():
+        from acgmake.errors import UserError
+
+        raise UserError("colored.png is fully transparent: there is no character to outline")
+    outline.save(ctx.output("colored"), format="PNG")
 
 
 @hookimpl
 def register_stages(register):
     register(
         Stage(
-            "upscale",
-            needs=("character",),
-            makes=("character",),
-            run=upscale,
+            "sticker",
+            needs=("colored",),
+            makes=("colored",),
+            run=sticker,
             version="1",
             params=(
                 Param(
-                    "upscale_factor",
-                    2,
-                    "How many times larger to make the character.",
-                    type=click.IntRange(1, 8),
+                    "sticker_px",
+                    12,
+                    "Width of the outline in pixels of colored.png (0: none).",
+                    type=click.IntRange(0, 64),
+                ),
+                Param(
+                    "sticker_colour",
+                    "white",
+                    "Colour of the outline: a name or #rrggbb.",
                 ),
             ),
-            help="Enlarge the character image (Lanczos + unsharp mask) before colorizing.",
+            help="Outline the colored character like a sticker (white by default).",
         )
     )
