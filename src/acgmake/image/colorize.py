@@ -3,18 +3,19 @@
 The picture is enlarged to a working size and turned into line art (:mod:`.lineart`: XDoG
 for a coloured picture, the ink itself for a scan or drawing). Then one of two ways:
 
-- A generated character with its ``face.json`` (:func:`segment`): each hint (a region name,
-  a point from ``face.json``, a colour from the palette) seeds a watershed whose barriers are
-  the ink lines and, more weakly, the picture's own colour edges. Closed regions without a
-  hint (a strand of hair cut off by a line) join the hinted region whose colour they share.
+- A generated character with its ``face.json`` and no hints image is finished art: its
+  regions are found (:func:`segment`: each hint, a point from ``face.json``, seeds a
+  watershed whose barriers are the ink lines and the picture's own colour edges) and
+  recoloured in place to the palette, its own lines and shading kept
+  (:mod:`acgmake.image.recolor`).
 - Line art with a hints image (dots and strokes of colour, :mod:`.hints`): each hint floods
   the area it sits in (:mod:`.fill`, a colour stops at the lines and at gaps narrower than
   ``gap_px``); what no hint reaches from the border is the background.
 
-Each area is painted flat in its colour; shading comes from the picture's own luminance (a
-coloured picture), from the hint colorizer network (``method="neural"``, which also colours
-areas no hint covers) or not at all (flat line art). The lines go back on top in a dark tint
-of the colour they border, and the background becomes transparent. The result is a
+For line art, each area is painted flat in its colour; shading comes from the picture's own
+luminance (a coloured picture), from the hint colorizer network (``method="neural"``, which
+also colours areas no hint covers) or not at all (flat line art). The lines go back on top in
+a dark tint of the colour they border, and the background becomes transparent. The result is a
 :class:`Painting`: flats, shadow, light and lines layers, and their composite.
 """
 
@@ -333,36 +334,6 @@ def _join_neighbours(
 # Painting
 
 
-def region_colours(
-    rgb: np.ndarray, labels: np.ndarray, palette: Mapping[str, RGB], face: Face | None = None
-) -> np.ndarray:
-    """A (len(LABELS), 3) uint8 table of the colour to paint each region.
-
-    From ``palette``, else the colour ``face.json`` recorded for the region, else the region's
-    own median colour in ``rgb`` (so a region the user did not name keeps its colour).
-    """
-    table = np.zeros((len(LABELS), 3), np.uint8)
-    recorded = face.colors if face else {}
-    for index, region in enumerate(LABELS):
-        if region in palette:
-            table[index] = palette[region]
-        elif region in recorded and _recorded_colour(recorded[region]) is not None:
-            table[index] = _recorded_colour(recorded[region])
-        elif np.any(labels == index):
-            table[index] = np.median(rgb[labels == index], axis=0)
-    return table
-
-
-def _recorded_colour(value: object) -> RGB | None:
-    """A colour face.json recorded ("#rrggbb", or a list of them, one per eye), or None."""
-    if isinstance(value, (list, tuple)) and value:
-        value = value[0]
-    try:
-        return parse_colour(str(value))
-    except ValueError:
-        return None
-
-
 def shading(
     rgb: np.ndarray,
     labels: np.ndarray,
@@ -527,36 +498,6 @@ def neural_shading(
     return shade.astype(np.float32)
 
 
-def region_dots(
-    labels: np.ndarray, colours: np.ndarray, ink: np.ndarray, *, per_region: int = 12
-) -> Hints:
-    """Hint dots for the network from a segmentation: up to ``per_region`` dots of each
-    region's colour (``colours[label]``), spread over its interior, background left out.
-
-    The same labels always give the same dots (a fixed random generator).
-    """
-    rng = np.random.default_rng(0)
-    height, width = labels.shape
-    hints = empty_hints(height, width)
-    inner = ndimage.distance_transform_edt(~ink) > 4
-    background = LABELS.index(BACKGROUND)
-    table = []
-    for label in np.unique(labels):
-        if label == background:
-            continue
-        where = np.flatnonzero((inner & (labels == label)).ravel())
-        if where.size == 0:
-            continue
-        table.append(colours[label])
-        chosen = rng.choice(where, size=min(per_region, where.size), replace=False)
-        ys, xs = np.unravel_index(chosen, labels.shape)
-        for y, x in zip(ys, xs, strict=True):
-            hints.seeds[y : y + 3, x : x + 3] = len(table)
-            hints.pixels[y : y + 3, x : x + 3] = colours[label]
-    hints.colours = np.array(table, np.uint8).reshape(-1, 3)
-    return hints
-
-
 # ---------------------------------------------------------------------------------------------
 # Colorizing
 
@@ -610,7 +551,11 @@ def colorize_layers(
     palette = dict(palette or {})
 
     if mode == "xdog" and face is not None and hints is None:
-        return _colorize_character(working, rgb, face, palette, lines, ink, method, model)
+        # A generated character is finished art: its colours are changed in place, its
+        # own lines and shading kept (re-lining and flat-filling it only made it worse).
+        from acgmake.image.recolor import recolor_character
+
+        return recolor_character(working, face, palette)
 
     seeds = empty_hints(height, width)
     if hints is not None:
@@ -778,20 +723,6 @@ def _character_labels(working, rgb, face, ink) -> np.ndarray:
         labels = segment(region_working, region_ink, hints, smoothing_px=smoothing_px)
     _keep_clothes_off_the_face(labels, face)
     return labels
-
-
-def _colorize_character(working, rgb, face, palette, lines, ink, method, model) -> Painting:
-    """A generated character with its face.json: regions found by colour (:func:`segment`)."""
-    labels = _character_labels(working, rgb, face, ink)
-    colours = region_colours(working, labels, palette, face)
-    flat = colours[labels]
-    if method == "neural":
-        dots = region_dots(labels, colours, ink)
-        shade = neural_shading(neural_colours(ink, dots, model=model), labels, ink)
-    else:
-        shade = shading(working, labels, ink)
-    character = labels != LABELS.index(BACKGROUND)
-    return paint_layers(flat, character, shade, lines, ink, keep_lines=character)
 
 
 def _keep_clothes_off_the_face(labels: np.ndarray, face: Face) -> None:

@@ -208,8 +208,9 @@ def register_stages(register):
             makes=("colored", "layers"),
             run=colorize,
             # 2: line art from scans, hints images, gap-aware fill, the neural method, layers;
-            # 3: regions found again on a small copy when they leak; no clothes on the face.
-            version="3",
+            # 3: regions found again on a small copy when they leak; no clothes on the face;
+            # 4: a generated character is recoloured in place at its own size.
+            version="4",
             params=_params(),
             help="Colour line art or the character from colour hints (--hints hints.png, or "
             "--palette with face.json); writes colored.png (transparent background) and "
@@ -225,7 +226,7 @@ def register_stages(register):
             uses=("hints", "character", "colored"),
             makes=("colored_expressions",),
             run=colorize_expressions,
-            version="2",  # 2: the character regions of colorize version 3
+            version="3",  # 3: the recoloured characters of colorize version 4
             help="Colour the character's expressions strip (rest, a, i, u, e, o, blink) in "
             "the colours of colored.png, so the mouth and blinks do not flicker.",
         )

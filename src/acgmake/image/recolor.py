@@ -1,0 +1,236 @@
+"""Recolouring a generated character: its own lines and shading kept, the colours changed.
+
+A generated character already is finished art: the network drew its lines, shading and
+highlights. Re-extracting lines and flat-filling them (what line art needs) can only make it
+worse, so a character with its ``face.json`` is recoloured instead, the way a colour
+adjustment layer or a hair-colour transfer does it:
+
+1. The regions (background, hair, eyes, skin, clothes) are found as colorize finds them
+   (:func:`acgmake.image.colorize.character_regions`, at the working size) and turned into
+   soft masks at the picture's own size.
+2. Each region's own colour is its median in CIELAB over its painted (not ink) pixels.
+3. Every pixel of a region is moved from that colour to the palette's, keeping its light
+   and shadow: lightness through a curve that takes the region's colour to the target and
+   keeps black black and white white, the colour (a, b) shifted by the difference, less in
+   shadows and highlights. Ink (pixels much darker than their region) keeps its lightness
+   and colour, so the lines stay exactly as the network drew them.
+4. The background becomes transparent, softly at the outline.
+
+A region whose target is its own colour comes out unchanged: colouring a character with
+the colours it has gives back the same picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from acgmake.image.colorize import BACKGROUND, LABELS, REGIONS, RGB, character_regions
+from acgmake.image.face import Face
+from acgmake.image.lineart import WORKING_SIZE_PX
+
+#: Soft mask edges: the Gaussian sigma as a fraction of the working size's pixel, and the
+#: background's (its edge is the character's outline, which stays on the character).
+FEATHER_PX, OUTLINE_FEATHER_PX = 1.2, 0.8
+#: A pixel darker than its surroundings by INK_FULL (CIELAB lightness) is ink, kept as it
+#: is; by less than INK_FROM it is paint, recoloured; in between it is blended.
+INK_FROM, INK_FULL = 10.0, 30.0
+#: ... and ink is dark: about this lightness or below (a shadow band beside a highlight is
+#: locally darker too, but lighter than this, and is recoloured with its region).
+INK_LIGHTNESS = 35.0
+#: Line width of the shipped model's characters, as a fraction of the picture's longer side.
+LINE_WIDTH = 1 / 170
+
+
+def _lab(rgb_uint8: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb_uint8.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def _rgb(lab: np.ndarray) -> np.ndarray:
+    rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_Lab2RGB)
+    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def colour_lab(colour: RGB) -> np.ndarray:
+    """CIELAB (L 0..100) of one RGB colour."""
+    return _lab(np.asarray(colour, np.uint8).reshape(1, 1, 3))[0, 0]
+
+
+def region_masks(picture: np.ndarray, face: Face) -> np.ndarray:
+    """Soft masks (len(LABELS) x H x W float32, summing to 1) of the regions of the
+    character ``picture`` (uint8 RGB), found at the working size and brought to its size."""
+    height, width = picture.shape[:2]
+    scale = WORKING_SIZE_PX / max(height, width)
+    if scale < 1.0:  # find the regions where colorize is tuned: lines about 3 px wide
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        source = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+    else:
+        source = picture
+    labels = character_regions(source, face)
+    _mend_labels(
+        labels, _lab(cv2.resize(source, labels.shape[::-1], interpolation=cv2.INTER_AREA)), face
+    )
+    one_hot = (labels[None] == np.arange(len(LABELS))[:, None, None]).astype(np.float32)
+    pixel = max(height, width) / max(labels.shape)  # picture pixels per label pixel
+    masks = []
+    for index, layer in enumerate(one_hot):
+        layer = cv2.resize(layer, (width, height), interpolation=cv2.INTER_LINEAR)
+        feather = OUTLINE_FEATHER_PX if LABELS[index] == BACKGROUND else FEATHER_PX
+        masks.append(cv2.GaussianBlur(layer, (0, 0), feather * pixel))
+    masks = np.stack(masks)
+    return masks / np.maximum(masks.sum(axis=0, keepdims=True), 1e-6)
+
+
+#: A pixel labelled background whose colour is further than this (CIELAB distance) from
+#: the background's own is part of the character (a shoulder the flood took for backdrop).
+BACKGROUND_DIFFERENCE = 22.0
+
+
+def _mend_labels(labels: np.ndarray, lab: np.ndarray, face: Face) -> None:
+    """Two mends of the regions found from lines and colour, in place: background that does
+    not look like the background goes to the nearest character region, and inside each eye
+    box the pixels nearer the iris's colour than the skin's (and not the eye's white) are
+    the eye."""
+    from scipy import ndimage
+
+    background, skin, eyes = (LABELS.index(name) for name in (BACKGROUND, "skin", "eyes"))
+    is_background = labels == background
+    if is_background.any() and (~is_background).any():
+        own = np.median(lab[is_background], axis=0)
+        unlike = is_background & (np.linalg.norm(lab - own, axis=2) > BACKGROUND_DIFFERENCE)
+        # Specks in the backdrop stay backdrop; the outline drawn around the character (a
+        # line the flood took for background) joins the character.
+        touching = unlike & ndimage.binary_dilation(~is_background, iterations=3)
+        unlike = ndimage.binary_opening(unlike, iterations=2) | touching
+        if unlike.any():
+            source = ~is_background
+            _, (rows, cols) = ndimage.distance_transform_edt(~source, return_indices=True)
+            labels[unlike] = labels[rows[unlike], cols[unlike]]
+    height, width = labels.shape
+    skin_lab = np.median(lab[labels == skin], axis=0) if (labels == skin).any() else None
+    for box in face.eyes:
+        x0, y0, x1, y1 = Face.pixel_box(box, width, height)
+        part, colour = labels[y0:y1, x0:x1], lab[y0:y1, x0:x1]
+        if part.size == 0 or skin_lab is None:
+            continue
+        lightness = colour[..., 0]
+        iris_lab = np.percentile(colour.reshape(-1, 3), 20, axis=0)  # the eye's dark colours
+        nearer = np.linalg.norm(colour - iris_lab, axis=2) < np.linalg.norm(
+            colour - skin_lab, axis=2
+        )
+        white = (lightness > 85) & (np.hypot(colour[..., 1], colour[..., 2]) < 12)
+        part[nearer & ~white & (part != background)] = eyes
+
+
+def own_colours(lab: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Each region's own colour (len(LABELS) x 3, CIELAB): the median over the pixels that
+    are mostly that region, leaving out its darkest third (ink and deep shadow)."""
+    colours = np.zeros((len(LABELS), 3), np.float32)
+    for index, mask in enumerate(masks):
+        inside = lab[mask > 0.75]
+        if len(inside) == 0:
+            colours[index] = (50.0, 0.0, 0.0)
+            continue
+        lit = inside[inside[:, 0] >= np.percentile(inside[:, 0], 33)]
+        colours[index] = np.median(lit, axis=0)
+    return colours
+
+
+def lightness_curve(lightness: np.ndarray, own: float, target: float) -> np.ndarray:
+    """``lightness`` (0..100) through the line from (0, 0) to (own, target) to (100, 100):
+    the region's own lightness becomes the target's, black and white stay where they are,
+    and shading keeps its order."""
+    own = float(np.clip(own, 5.0, 99.0))
+    target = float(np.clip(target, 0.0, 100.0))
+    below = lightness * (target / own)
+    above = target + (lightness - own) * (100.0 - target) / (100.0 - own)
+    return np.where(lightness <= own, below, above)
+
+
+def paint_amount(lightness: np.ndarray, line_px: float) -> np.ndarray:
+    """How much each pixel is paint (1) rather than ink (0): ink is a dark, thin stroke,
+    darker than what surrounds it within about ``line_px`` (a morphological black-hat), so
+    shadows stay paint and are recoloured while the lines are kept."""
+    size = max(3, int(round(line_px * 2.5)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    darker = cv2.morphologyEx(lightness.astype(np.float32), cv2.MORPH_BLACKHAT, kernel)
+    stroke = np.clip((darker - INK_FROM) / (INK_FULL - INK_FROM), 0.0, 1.0)
+    dark = np.clip((INK_LIGHTNESS + 10.0 - lightness) / 20.0, 0.0, 1.0)
+    return 1.0 - stroke * dark
+
+
+def _shade(lightness: np.ndarray, colour_lightness: float) -> np.ndarray:
+    """How much of a colour's chroma its shade at ``lightness`` keeps: all of it at the
+    colour's own lightness, falling to none at black and at white."""
+    darker = np.clip(lightness / max(colour_lightness, 1.0), 0.0, 1.0)
+    lighter = np.clip((100.0 - lightness) / max(100.0 - colour_lightness, 1.0), 0.0, 1.0)
+    return darker * lighter
+
+
+def recolor_region(
+    lab: np.ndarray, own: np.ndarray, target: np.ndarray, paint: np.ndarray
+) -> np.ndarray:
+    """``lab`` (H x W x 3) as if its region's colour ``own`` were ``target`` (both CIELAB);
+    ``paint`` (:func:`paint_amount`) keeps the ink as it is."""
+    lightness = lab[..., 0]
+    new_lightness = lightness + paint * (lightness_curve(lightness, own[0], target[0]) - lightness)
+    # A shade of a colour is that colour with less chroma toward black and toward white:
+    # each pixel keeps how it differs from the shade of its region's own colour at its
+    # lightness and takes the shade of the target at its new lightness.
+    own_shade = _shade(lightness, float(own[0]))[..., None] * own[1:]
+    target_shade = _shade(new_lightness, float(target[0]))[..., None] * target[1:]
+    recoloured = lab[..., 1:] + (target_shade - own_shade)
+    shifted = lab[..., 1:] + paint[..., None] * (recoloured - lab[..., 1:])
+    return np.dstack([new_lightness, shifted]).astype(np.float32)
+
+
+@dataclass
+class Recolored:
+    """A recoloured character: the picture (RGBA uint8, background clear) and its regions."""
+
+    picture: np.ndarray
+    #: The region each pixel belongs to most (indexes into LABELS), for the layers.
+    labels: np.ndarray
+
+    def composite(self) -> np.ndarray:
+        return self.picture
+
+    def layers(self) -> list[tuple[str, np.ndarray]]:
+        """(name, RGBA) bottom first: the whole character, then each region on its own
+        (the same pixels, so the stack looks like the character; select one to adjust it)."""
+        result = [("character", self.picture)]
+        for index, region in enumerate(LABELS):
+            if region == BACKGROUND:
+                continue
+            layer = self.picture.copy()
+            layer[self.labels != index, 3] = 0
+            result.append((region, layer))
+        return result
+
+
+def recolor_character(
+    picture: np.ndarray, face: Face, palette: Mapping[str, RGB] | None = None
+) -> Recolored:
+    """The character ``picture`` (uint8 RGB, any size) with each region of ``palette``
+    (hair, eyes, skin, clothes) moved to its colour, the rest kept; background clear."""
+    rgb = np.ascontiguousarray(np.asarray(picture)[..., :3])
+    masks = region_masks(rgb, face)
+    lab = _lab(rgb)
+    owns = own_colours(lab, masks)
+    result = lab.copy()
+    paint = paint_amount(lab[..., 0], LINE_WIDTH * max(rgb.shape[:2]))
+    for region, colour in (palette or {}).items():
+        if region not in REGIONS:
+            continue
+        index = LABELS.index(region)
+        target = colour_lab(colour)
+        if np.allclose(target, owns[index], atol=0.05):
+            continue
+        weight = masks[index][..., None]
+        result += weight * (recolor_region(lab, owns[index], target, paint) - lab)
+    alpha = 1.0 - masks[LABELS.index(BACKGROUND)]
+    out = np.dstack([_rgb(result), np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)])
+    return Recolored(out, masks.argmax(axis=0).astype(np.int32))

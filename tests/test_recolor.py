@@ -1,0 +1,127 @@
+"""Recolouring a generated character (acgmake.image.recolor): the picture's own lines and
+shading kept, each region moved to its palette colour, and its own colours giving back the
+same picture. On real characters of the shipped model, upscaled as the chain does."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage.color import deltaE_ciede2000
+from skimage.metrics import structural_similarity
+
+from acgmake.image.colorize import LABELS, colorize_layers, parse_palette
+from acgmake.image.face import Face
+from acgmake.image.recolor import (
+    colour_lab,
+    lightness_curve,
+    paint_amount,
+    recolor_character,
+    region_masks,
+)
+from acgmake.image.upscale import upscale
+
+SEEDS = (1, 4, 9)
+
+
+@pytest.fixture(scope="module")
+def characters() -> dict[int, tuple[np.ndarray, Face]]:
+    """Seed -> (the character upscaled to 512 px as the chain does, its face)."""
+    from acgmake.models.character import face_info, generate_character, shipped_checkpoint
+    from acgmake.models.checkpoint import load_generator
+
+    generator = load_generator(shipped_checkpoint())
+    result = {}
+    for seed in SEEDS:
+        small = generate_character(generator, seed)
+        result[seed] = (upscale(small, size_px=512), Face.from_dict(face_info(small)))
+    return result
+
+
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    return np.round(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+
+def _luminance_ssim(a: np.ndarray, b: np.ndarray, size: int = 64) -> float:
+    grey = [
+        cv2.cvtColor(cv2.resize(p, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        for p in (a, b)
+    ]
+    return structural_similarity(*grey)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_its_own_colours_give_back_the_same_picture(characters, seed):
+    picture, face = characters[seed]
+    own = {k: v for k, v in face.colors.items() if k in ("hair", "skin", "clothes")}
+    own["eyes"] = face.colors["eyes"][0]
+    palette = parse_palette(",".join(f"{region}={colour}" for region, colour in own.items()))
+    result = colorize_layers(picture, face=face, palette=palette).composite()
+    assert result.shape == (512, 512, 4)
+    # The colours sampled at one point each, not the regions' medians: close, not exact.
+    assert _luminance_ssim(_on_white(result), picture) > 0.9
+    assert _luminance_ssim(_on_white(result), picture, size=512) > 0.9
+    # With no palette at all the character is untouched, pixel for pixel (up to rounding).
+    untouched = recolor_character(picture, face, {}).picture
+    opaque = untouched[..., 3] == 255
+    difference = np.abs(untouched[..., :3].astype(int) - picture.astype(int))[opaque]
+    assert difference.max() <= 2
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_each_region_takes_its_palette_colour_and_keeps_its_lines(characters, seed):
+    picture, face = characters[seed]
+    palette = parse_palette("hair=#8fd3ff,eyes=#2f7fd0,skin=#ffe0cc,clothes=#c23b4a")
+    recolored = recolor_character(picture, face, palette)
+    masks = region_masks(picture, face)
+    lab = cv2.cvtColor(recolored.picture[..., :3].astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    for region in ("hair", "skin", "clothes"):
+        inside = lab[masks[LABELS.index(region)] > 0.9]
+        lit = inside[inside[:, 0] >= np.percentile(inside[:, 0], 33)]
+        difference = deltaE_ciede2000(np.median(lit, axis=0), colour_lab(palette[region]))
+        assert difference < 10, (region, difference)
+    # The lines: where the original has ink, the result has the same dark ink.
+    original_lab = cv2.cvtColor(picture.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    ink = paint_amount(original_lab[..., 0], 512 / 170) < 0.2
+    ink &= recolored.picture[..., 3] == 255
+    assert ink.mean() > 0.01
+    kept = np.abs(lab[..., 0][ink] - original_lab[..., 0][ink])
+    assert np.median(kept) < 2 and np.mean(kept < 8) > 0.9
+    # The background is clear, the character opaque.
+    alpha = recolored.picture[..., 3]
+    x, y = Face.pixel_point(face.points["background"][0], 512, 512)
+    assert alpha[y, x] == 0
+    x, y = Face.pixel_point(face.points["skin"][0], 512, 512)
+    assert alpha[y, x] == 255
+
+
+def test_shading_keeps_its_order_and_black_and_white_stay():
+    lightness = np.linspace(0, 100, 101, dtype=np.float32)
+    for own, target in [(60, 30), (30, 85), (50, 50), (95, 20)]:
+        curve = lightness_curve(lightness, own, target)
+        assert np.all(np.diff(curve) >= 0)
+        assert curve[0] == pytest.approx(0) and curve[-1] == pytest.approx(100)
+        assert curve[own] == pytest.approx(target, abs=1e-4)
+
+
+def test_ink_is_thin_and_dark_shadow_is_paint():
+    lightness = np.full((60, 60), 70.0, np.float32)
+    lightness[:, 20:23] = 12.0  # a line
+    lightness[30:, 40:] = 40.0  # a broad shadow
+    paint = paint_amount(lightness, 3.0)
+    assert paint[10, 21] < 0.1
+    assert paint[45, 50] == pytest.approx(1.0)
+    assert paint[5, 5] == pytest.approx(1.0)
+
+
+def test_the_layers_stack_into_the_character(characters):
+    picture, face = characters[SEEDS[0]]
+    recolored = recolor_character(picture, face, parse_palette("sakura"))
+    layers = dict(recolored.layers())
+    assert list(layers) == ["character", "hair", "eyes", "skin", "clothes"]
+    # Each region layer is the character's own pixels where that region is.
+    hair = layers["hair"]
+    shown = hair[..., 3] > 0
+    assert shown.mean() > 0.05
+    assert np.array_equal(hair[shown][:, :3], recolored.picture[shown][:, :3])
