@@ -112,12 +112,18 @@ def test_tiles_join_without_seams():
     assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
 
 
-def test_a_strip_is_upscaled_frame_by_frame():
-    frame = _rgb(DATA / "input.png")
-    strip = np.hstack([frame, frame[:, ::-1]])
-    out = upscale_strip(strip, 2, size_px=96, upscaler="waifu2x")
-    assert out.shape == (96, 192, 3)
-    assert np.array_equal(out[:, :96], upscale(frame, size_px=96, upscaler="waifu2x"))
+def test_a_strip_is_upscaled_as_each_frame_alone_would_be():
+    # A real expressions strip (the example song's): rest, "a", ..., blink at 64 px. Only
+    # the parts where a frame differs from the rest frame are recomputed.
+    strip = _rgb(DATA / "expressions-kaeru.png")
+    each = strip.shape[1] // 7
+    frames = [np.ascontiguousarray(strip[:, i * each : (i + 1) * each]) for i in (0, 1, 6)]
+    out = upscale_strip(np.hstack(frames), 3, size_px=1024)
+    assert out.shape == (1024, 3 * 1024, 3)
+    for index, frame in enumerate(frames):
+        alone = upscale(frame, size_px=1024)
+        difference = np.abs(out[:, index * 1024 : (index + 1) * 1024].astype(int) - alone)
+        assert difference.max() <= 1
 
 
 def test_a_missing_model_package_is_one_line(monkeypatch):

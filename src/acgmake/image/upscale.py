@@ -33,6 +33,10 @@ from acgmake.errors import UserError
 DEFAULT_SIZE_PX = 1024
 #: Pictures past this many pixels are not characters to enlarge.
 MAX_INPUT_PIXELS = 4096 * 4096
+#: How far from a changed pixel (input pixels) :func:`upscale_like` recomputes the result.
+#: The networks *see* 17-23 pixels around, but what lies further than this changes the result by
+#: at most one level (tests/test_upscale.py measures it on a real expression strip).
+REACH_PX = 12
 #: Input pixels per side of one tile (the memory of one pass stays under ~100 MB).
 TILE_PX = 256
 
@@ -172,9 +176,9 @@ def _pass(rgb: np.ndarray, upscaler: Upscaler, factor: int) -> np.ndarray:
             crop_y = extra_y * above // max(above + below, 1)
             crop_x = extra_x * before // max(before + after, 1)
             result = result[:, crop_y : crop_y + rows, crop_x : crop_x + cols]
-            out[top * factor : bottom * factor, left * factor : right * factor] = (
-                result.permute(1, 2, 0).numpy()
-            )
+            out[top * factor : bottom * factor, left * factor : right * factor] = result.permute(
+                1, 2, 0
+            ).numpy()
     return out
 
 
@@ -214,11 +218,86 @@ def upscale(
     return result
 
 
+def _upscale_box(
+    rgb: np.ndarray, model: Upscaler, passes: list[int], box: tuple[int, int, int, int]
+) -> np.ndarray:
+    """The pixels inside ``box`` (top, left, bottom, right, in the output of all ``passes``)
+    of what upscaling float ``rgb`` gives, computed from a crop: each pass runs on just the
+    part of its input that the next needs, with the network's full context around it (a
+    crop's edge inside the picture is far enough away to change none of the kept pixels)."""
+    sizes = [rgb.shape[:2]]
+    for factor in passes:
+        sizes.append((sizes[-1][0] * factor, sizes[-1][1] * factor))
+    needed = [box]  # the box each pass must produce, last pass first
+    for factor, (height, width) in zip(reversed(passes), reversed(sizes[:-1]), strict=True):
+        top, left, bottom, right = needed[-1]
+        margin = model.context_px
+        needed.append(
+            (
+                max(top // factor - margin, 0),
+                max(left // factor - margin, 0),
+                min(-(-bottom // factor) + margin, height),
+                min(-(-right // factor) + margin, width),
+            )
+        )
+    needed.reverse()  # needed[k]: the part of pass k's input to run it on
+    top, left, bottom, right = needed[0]
+    part = rgb[top:bottom, left:right]
+    for index, factor in enumerate(passes):
+        part = np.clip(_pass(part, model, factor), 0.0, 1.0)
+        top, left = needed[index][0] * factor, needed[index][1] * factor
+        y0, x0, y1, x1 = needed[index + 1]
+        part = part[y0 - top : y1 - top, x0 - left : x1 - left]
+    return part
+
+
+def upscale_like(
+    picture: np.ndarray,
+    base: np.ndarray,
+    base_result: np.ndarray,
+    *,
+    size_px: int = DEFAULT_SIZE_PX,
+    upscaler: str = DEFAULT_UPSCALER,
+) -> np.ndarray:
+    """What :func:`upscale` gives for ``picture`` (uint8 RGB), given the result for ``base``
+    (the same size, differing from it in a small part, as an expression differs from the
+    resting face): only the part of the result that the difference can reach is computed."""
+    model = UPSCALERS[upscaler]
+    height, width = picture.shape[:2]
+    passes = plan_passes(max(height, width), size_px, model.factors)
+    total = int(np.prod(passes)) if passes else 1
+    changed = np.any(picture[..., :3] != base[..., :3], axis=2)
+    if not changed.any():
+        return base_result.copy()
+    if not passes or max(height, width) * total != max(base_result.shape[:2]):
+        return upscale(picture, size_px=size_px, upscaler=upscaler)  # resized at the end
+    rows, columns = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+    grow = REACH_PX
+    box = (
+        max(rows[0] - grow, 0) * total,
+        max(columns[0] - grow, 0) * total,
+        min(rows[-1] + 1 + grow, height) * total,
+        min(columns[-1] + 1 + grow, width) * total,
+    )
+    rgb = picture[..., :3].astype(np.float32) / 255.0
+    part = _upscale_box(rgb, model, passes, box)
+    result = base_result.copy()
+    top, left, bottom, right = box
+    result[top:bottom, left:right, :3] = np.round(part * 255.0).astype(np.uint8)
+    return result
+
+
 def upscale_strip(
     strip: np.ndarray, count: int, *, size_px: int, upscaler: str = DEFAULT_UPSCALER
 ) -> np.ndarray:
-    """A strip of ``count`` pictures side by side, each upscaled as :func:`upscale` does
-    (so each frame is exactly what upscaling that picture alone gives)."""
+    """A strip of ``count`` pictures side by side (uint8 RGB), each upscaled as
+    :func:`upscale` does. The first is upscaled whole; the others, which differ from it
+    only where the mouth or eyes move, only where they differ (:func:`upscale_like`)."""
     each = strip.shape[1] // count
-    frames = [strip[:, i * each : (i + 1) * each] for i in range(count)]
-    return np.hstack([upscale(frame, size_px=size_px, upscaler=upscaler) for frame in frames])
+    frames = [np.ascontiguousarray(strip[:, i * each : (i + 1) * each]) for i in range(count)]
+    first = upscale(frames[0], size_px=size_px, upscaler=upscaler)
+    rest = [
+        upscale_like(frame, frames[0], first, size_px=size_px, upscaler=upscaler)
+        for frame in frames[1:]
+    ]
+    return np.hstack([first, *rest])
