@@ -38,6 +38,7 @@ from acgmake.image.lineart import (
     WORKING_SIZE_PX,
     enlargement,
     extract_line_art,
+    is_line_art,
     line_art,
     to_gray,
     to_working_size,
@@ -545,17 +546,17 @@ def colorize_layers(
     if picture.ndim == 2:
         picture = np.dstack([picture] * 3)
     rgb = np.round(on_paper(picture)).astype(np.uint8)
-    lines, ink, mode = extract_line_art(picture, mode=lines_mode, size_px=size_px)
     working = to_working_size(rgb, size_px)
-    height, width = ink.shape
     palette = dict(palette or {})
+    if face is not None and hints is None and lines_mode != "scan":
+        if lines_mode == "xdog" or not is_line_art(picture):
+            # A generated character is finished art: its colours are changed in place, its
+            # own lines and shading kept (re-lining and flat-filling it only made it worse).
+            from acgmake.image.recolor import recolor_character
 
-    if mode == "xdog" and face is not None and hints is None:
-        # A generated character is finished art: its colours are changed in place, its
-        # own lines and shading kept (re-lining and flat-filling it only made it worse).
-        from acgmake.image.recolor import recolor_character
-
-        return recolor_character(working, face, palette)
+            return recolor_character(working, face, palette)
+    lines, ink, mode = extract_line_art(picture, mode=lines_mode, size_px=size_px)
+    height, width = ink.shape
 
     seeds = empty_hints(height, width)
     if hints is not None:

@@ -23,6 +23,17 @@ from acgmake.image.hints import Hints
 from acgmake.image.lineart import WORKING_SIZE_PX, to_working_size
 
 
+def _disk(radius: float) -> np.ndarray:
+    size = 2 * max(1, round(radius)) + 1
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def _grown(mask: np.ndarray, radius: float) -> np.ndarray:
+    """``mask`` grown by ``radius`` pixels (a distance transform: fast for any radius)."""
+    outside = (~mask.astype(bool)).astype(np.uint8)
+    return cv2.distanceTransform(outside, cv2.DIST_L2, 5) <= radius
+
+
 def changed_part(
     picture: np.ndarray,
     rest: np.ndarray,
@@ -34,15 +45,17 @@ def changed_part(
     """Where ``picture`` differs from ``rest`` (same size, uint8), at working size.
 
     A pixel differs when a channel changes by more than ``threshold``; specks are dropped,
-    holes filled, and the part grown by ``margin_px`` so it takes in the lines around it.
-    Returns a bool mask.
+    holes filled, and the part grown by ``margin_px`` (of a 512 px picture; in proportion
+    for a larger one) so it takes in the lines around it. Returns a bool mask.
     """
     a = to_working_size(np.ascontiguousarray(picture[..., :3]), size_px).astype(np.int16)
     b = to_working_size(np.ascontiguousarray(rest[..., :3]), size_px).astype(np.int16)
-    differs = np.abs(a - b).max(axis=2) > threshold
-    differs = ndimage.binary_opening(differs, iterations=2)
-    differs = ndimage.binary_fill_holes(ndimage.binary_closing(differs, iterations=4))
-    return ndimage.binary_dilation(differs, iterations=margin_px)
+    scale = max(a.shape[:2]) / WORKING_SIZE_PX
+    differs = (np.abs(a - b).max(axis=2) > threshold).astype(np.uint8)
+    differs = cv2.morphologyEx(differs, cv2.MORPH_OPEN, _disk(2 * scale))
+    differs = cv2.morphologyEx(differs, cv2.MORPH_CLOSE, _disk(4 * scale))
+    differs = ndimage.binary_fill_holes(differs).astype(np.uint8)
+    return _grown(differs, margin_px * scale)
 
 
 def transfer_colours(
@@ -59,25 +72,31 @@ def transfer_colours(
 
     Each pixel is matched to the pixels of the rest picture most like it in colour (CIELAB)
     and near it (``position_weight`` Lab units per pixel apart, within ``reach_px`` of the
-    changed part), and gets the mean of the colours they were painted in ``rest_colored``.
-    All three pictures are at working size; returns RGBA float32 for the ``where`` pixels.
+    changed part; both in pixels of a 512 px picture, in proportion for a larger one, whose
+    rest pixels are sampled as densely as a 512 px picture's), and gets the mean of the
+    colours they were painted in ``rest_colored``. All three pictures are at working size;
+    returns RGBA float32 for the ``where`` pixels.
     """
     from scipy.spatial import cKDTree
 
     height, width = where.shape
-    near = ndimage.binary_dilation(where, iterations=reach_px)
+    scale = max(height, width) / WORKING_SIZE_PX
+    near = _grown(where, reach_px * scale)
+    step = max(1, int(scale))
+    sampled = np.zeros_like(near)
+    sampled[::step, ::step] = near[::step, ::step]
     yy, xx = np.mgrid[:height, :width]
 
     def features(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         lab = cv2.cvtColor(image[..., :3].astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-        lab = cv2.GaussianBlur(lab, (0, 0), 1.0)
-        place = np.stack([yy[mask], xx[mask]], axis=1) * position_weight
+        lab = cv2.GaussianBlur(lab, (0, 0), max(1.0, scale))
+        place = np.stack([yy[mask], xx[mask]], axis=1) * (position_weight / max(scale, 1.0))
         return np.hstack([lab[mask], place])
 
-    tree = cKDTree(features(rest, near))
+    tree = cKDTree(features(rest, sampled))
     distances, found = tree.query(features(picture, where), k=neighbours)
     weights = 1.0 / (distances + 1.0)
-    painted = rest_colored[near].astype(np.float32)[found]
+    painted = rest_colored[sampled].astype(np.float32)[found]
     return (painted * weights[..., None]).sum(axis=1) / weights.sum(axis=1, keepdims=True)
 
 
@@ -97,7 +116,8 @@ def colorize_expressions(
     ``colored.png``), whose colours every expression takes; without it the rest expression
     is colorized with ``face``, ``hints``, ``palette`` and ``options`` (those of
     :func:`acgmake.image.colorize.colorize_layers`) and is the reference. The changed part
-    of each picture (:func:`changed_part`) is blended in with a ``feather_px`` soft edge.
+    of each picture (:func:`changed_part`) is blended in with a ``feather_px`` soft edge
+    (of a 512 px picture; in proportion for a larger one).
     """
     if reference is None:
         first = np.asarray(pictures[0])
@@ -119,7 +139,8 @@ def colorize_expressions(
         working = to_working_size(picture, size_px)
         own = colored.astype(np.float32)
         own[changed] = transfer_colours(working, original_working, colored, changed)
-        weight = cv2.GaussianBlur(changed.astype(np.float32), (0, 0), feather_px)[..., None]
+        feather = feather_px * max(1.0, size_px / WORKING_SIZE_PX)
+        weight = cv2.GaussianBlur(changed.astype(np.float32), (0, 0), feather)[..., None]
         weight = np.where(changed[..., None], weight, 0.0)
         mixed = colored.astype(np.float32) * (1.0 - weight) + own * weight
         results.append(np.clip(mixed + 0.5, 0, 255).astype(np.uint8))
