@@ -11,6 +11,7 @@ from PIL import Image
 
 from acgmake.errors import UserError
 from acgmake.image.face import EXPRESSIONS, Face
+from acgmake.video.clip import drawn_box
 from acgmake.video.encode import VideoEncoder, encode_frames, encode_video, read_media_info
 from acgmake.video.expressions import (
     CharacterSprite,
@@ -170,7 +171,15 @@ def character_sprite(width, height, strip=None):
     else:
         with Image.open(strip) as picture:
             images = split_strip(np.asarray(picture.convert("RGBA")))
-    layout = layout_for(width, height, images[0].shape[1], images[0].shape[0], Look())
+    layout = layout_for(
+        width,
+        height,
+        images[0].shape[1],
+        images[0].shape[0],
+        Look(),
+        visible=drawn_box(images),
+        face=face.face,
+    )
     images = [scale_rgba(i, layout.character_w, layout.character_h) for i in images]
     if strip is None:
         images = drawn_expressions(images[0], face)
@@ -260,6 +269,14 @@ def test_blinks_come_at_natural_intervals():
     assert not np.array_equal(closed, blink_amounts(FPS, 60 * FPS, seed=4))
 
 
+def face_part(renderer, index, top, bottom):
+    """The rows ``top`` .. ``bottom`` (of its height) of the face's box in frame ``index``,
+    as slices of the frame."""
+    x0, y0, x1, y1 = renderer.face_box(index)
+    height = y1 - y0
+    return slice(round(y0 + top * height), round(y0 + bottom * height)), slice(round(x0), round(x1))
+
+
 def _blue_mouth(frame):
     """Pixels of the strip's open mouths (handmade_inputs.EXPRESSION_MOUTH, deep blue)."""
     red, green, blue = (frame[..., i].astype(int) for i in range(3))
@@ -279,7 +296,7 @@ def test_the_mouths_and_blinks_come_from_the_expressions_strip(tmp_path):
     assert _blue_mouth(model.render(rest)) == 0
     assert _blue_mouth(drawn.render(wide)) == 0
     # A blink closes the strip's eyes: the blue irises are gone from the eye region.
-    eyes = (slice(50, 95), slice(110, 210))
+    eyes = face_part(model, rest, 0.3, 0.65)
     model.blink[:] = 0.0
     open_eyes = model.render(rest)[eyes].copy()
     model.blink[rest] = 1.0
@@ -292,7 +309,7 @@ def test_the_mouths_and_blinks_come_from_the_expressions_strip(tmp_path):
 
     assert iris_pixels(open_eyes) > 30 and iris_pixels(shut_eyes) < iris_pixels(open_eyes) / 10
     # Outside the mouth and eyes every frame is the rest expression: no flicker.
-    hair = (slice(20, 40), slice(120, 200))
+    hair = face_part(model, rest, 0.0, 0.15)
     assert np.array_equal(model.render(rest)[hair], model.render(rest)[hair])
 
 
@@ -339,27 +356,85 @@ def test_a_strip_of_the_wrong_width_is_a_user_error():
         split_strip(np.zeros((64, 100, 4), np.uint8))
 
 
-def test_the_portrait_layout_puts_the_lyrics_above_the_character(tmp_path):
+def test_the_portrait_layout_puts_the_lyrics_below_the_face(tmp_path):
     renderer = renderer_for(tmp_path, width=180, height=320)
     layout = renderer.layout
     assert layout.portrait and layout.next_y > layout.lyric_y
-    assert layout.character_w <= 180 and layout.bottom_y >= 320
     frame = renderer.render(30).copy()  # a line is being sung
     renderer.timing.lines = []
     without_lyrics = renderer.render(30).copy()
-    # The lyrics (and the band behind them) are in the upper part, above the character.
+    # The lyrics are below the chin, in every frame, and the face in the top part.
     rows = np.flatnonzero(np.abs(frame.astype(int) - without_lyrics).max(axis=(1, 2)) > 60)
     assert rows.size > layout.text_px // 2
-    assert rows.min() >= layout.lyric_y - 2 and rows.max() < 320 * 0.4
-    head_top = layout.bottom_y - layout.character_h
-    assert head_top > rows.max()
-    # The character fills the bottom: no sky at the bottom middle.
-    sky = renderer.background[renderer._margin[1] :, renderer._margin[0] :]
-    assert not np.array_equal(frame[310, 90], sky[310, 90])
+    chin = max(renderer.face_box(index)[3] for index in range(renderer.frame_count))
+    assert rows.min() >= layout.lyric_y - 2 and rows.min() > chin
+    assert chin < 320 * 0.6 and layout.character_w > 180
     # Square and landscape frames keep the lyrics at the bottom.
     for width, height in ((320, 320), (320, 180)):
         other = layout_for(width, height, 128, 128, Look())
         assert not other.portrait and other.lyric_y > height * 0.75
+
+
+def composed(folder, width, height, chin=None):
+    """A renderer for a 1024-pixel character (as the upscaled, colored one will be) singing
+    a verse and two choruses in a ``width`` x ``height`` frame; ``chin`` moves the bottom
+    of face.json's face box (a generated character's chin is low in its picture)."""
+    paths = write_song(folder, duration_s=6.0, phrases=3)
+    timing = Timing.read(paths["timing"])
+    for line, section in zip(timing.lines, ("verse", "chorus", "chorus"), strict=True):
+        line.section = section
+    colored, face_dict = draw_colored(1024)
+    if chin is not None:
+        face_dict["face"][3] = chin
+    face = Face.from_dict(face_dict)
+    look = Look()
+    layout = layout_for(
+        width, height, 1024, 1024, look, visible=drawn_box([colored]), face=face.face
+    )
+    images = drawn_expressions(scale_rgba(colored, layout.character_w, layout.character_h), face)
+    mouth = mouth_shapes(read_lab(paths["phonemes"]), FPS, round(6.0 * FPS))
+    return FrameRenderer(
+        CharacterSprite(images, face), timing, mouth, width=width, height=height, fps=FPS, look=look
+    )
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (1080, 1920), (1080, 1080)])
+@pytest.mark.parametrize("chin", [None, 0.81, 0.95])
+def test_the_face_is_large_and_clear_of_the_lyrics_in_every_frame(tmp_path, size, chin):
+    width, height = size
+    renderer = composed(tmp_path, width, height, chin)
+    layout, motion = renderer.layout, renderer.motion
+    # The chorus comes closer and the character bobs on the beat: the frames checked move.
+    assert motion.zoom.max() > 1.05 and motion.dy.min() < -0.01 * height
+    crop_w, crop_h = renderer.character.rest.width, renderer.character.rest.height
+    shown = []
+    for index in range(renderer.frame_count):
+        x0, y0, x1, y1 = renderer.face_box(index)
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= layout.band_top, index
+        x, y, scale_x, scale_y = renderer.placement(index)
+        assert y >= 0  # the top of the head too
+        line = renderer.timing.line_at(float(renderer.times[index]))
+        if line is not None:
+            rows = layout.lyric_y, layout.lyric_y + renderer.lyrics.line(line.text).plain.height
+            assert rows[0] >= y1 and rows[1] <= height, index
+        if layout.portrait:
+            shown.append(crop_w * scale_x / width)
+        else:
+            shown.append((min(y + crop_h * scale_y, height) - y) / height)
+    if layout.portrait:
+        assert max(renderer.face_box(i)[3] for i in range(renderer.frame_count)) < height * 0.6
+    # (A face at the very bottom of its picture makes the bust smaller, and float.)
+    if layout.portrait and chin != 0.95:  # the bust fills the top, ~1000 of 1080 pixels wide
+        assert 0.85 <= min(shown) and max(shown) <= 1.0
+    elif chin != 0.95:  # 70-80% of the height
+        assert 0.70 <= min(shown) and max(shown) <= 0.80
+    # In pixels: what the lyrics (and their band) change lies below the face.
+    closest = int(np.argmax(motion.zoom))
+    frame = renderer.render(closest).copy()
+    renderer.timing.lines = []
+    without_lyrics = renderer.render(closest)
+    changed = np.flatnonzero(np.abs(frame.astype(int) - without_lyrics).max(axis=(1, 2)) > 0)
+    assert changed.size and changed.min() >= renderer.face_box(closest)[3]
 
 
 def test_a_title_at_the_start_and_the_credits_at_the_end(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from acgmake import Artifact, Param, Stage, hookimpl
@@ -87,6 +89,9 @@ def animate(ctx) -> None:
     except (RuntimeError, soundfile.LibsndfileError) as error:
         raise UserError(f"cannot read the song {song}: {error}") from None
     ctx.use_asset(font_path(), name=FONT_NAME, license=FONT_LICENSE, credit=FONT_CREDIT)
+    background = None
+    if ctx.params["background"]:
+        background = Path(ctx.params["background"]).expanduser()
     renderer = clip_renderer(
         colored=ctx.input("colored"),
         face=ctx.input("face"),
@@ -103,7 +108,13 @@ def animate(ctx) -> None:
         # run so far; the font's is this stage's own.
         credits=[*run_credits(ctx.workdir / MANIFEST), FONT_CREDIT],
         seed=ctx.seed,
+        background=background,
+        background_style=ctx.params["background_style"],
     )
+    if background is not None:
+        # An asset (read, so known to be a picture): the clip is made again when the
+        # picture changes, not only when its path does.
+        ctx.use_asset(background, name=f"background {background.name}")
     frame_count = renderer.frame_count
     every = max(1, fps // 2)  # about two progress reports a second of video
 
@@ -141,7 +152,9 @@ def register_stages(register):
             makes=("clip",),
             uses=("colored_expressions",),
             run=animate,
-            version="3",  # 3: the blink drawn over the model's expressions unless --blink model
+            # 3: the blink drawn over the model's expressions unless --blink model;
+            # 4: the character larger, the face clear of the lyrics; --background
+            version="4",
             params=(
                 Param(
                     "size",
@@ -165,6 +178,21 @@ def register_stages(register):
                     "character model's own closed-eye edit, from colored_expressions.png; the "
                     "shipped model's edit often only half closes them).",
                     click.Choice(["drawn", "model"]),
+                ),
+                Param(
+                    "background",
+                    "",
+                    "A picture of your own (PNG, JPEG or WebP; at most 50 MB and 64 "
+                    "megapixels) behind the character, scaled to cover the frame and cropped "
+                    "about its middle; empty = a pastel sky.",
+                ),
+                Param(
+                    "background_style",
+                    "photo",
+                    "How --background is drawn: photo (as it is, a touch soft so the "
+                    "character stands out), soft (blurred, pastel) or cartoon (flat colours "
+                    "and ink outlines, an anime-style backdrop from a photo).",
+                    click.Choice(["photo", "soft", "cartoon"]),
                 ),
             ),
             help="Animate the colored character singing the song, with karaoke lyrics, a "

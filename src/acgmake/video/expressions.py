@@ -241,7 +241,8 @@ class CharacterSprite:
     ``images`` are the seven expressions (straight RGBA, one size, in
     :data:`~acgmake.image.face.EXPRESSIONS` order); ``face`` says where the mouth and eyes
     are. The sprite is cropped to where any expression is opaque (``offset`` is where the
-    crop starts in the full picture, ``size`` the full picture's size).
+    crop starts in the full picture, ``size`` the full picture's size, ``visible`` the crop
+    normalised to it, 0..1).
     """
 
     def __init__(self, images: Sequence[np.ndarray], face: Face) -> None:
@@ -258,6 +259,7 @@ class CharacterSprite:
         top, bottom = int(rows.min()), int(rows.max()) + 1
         left, right = int(columns.min()), int(columns.max()) + 1
         self.offset = (left, top)
+        self.face = face
         #: The middle of the face, normalised (0..1) in the full picture.
         self.face_centre = ((face.face[0] + face.face[2]) / 2, (face.face[1] + face.face[3]) / 2)
         #: The mouth's box (face.json's) in the cropped sprite: (x0, y0, x1, y1) pixels.
@@ -272,6 +274,13 @@ class CharacterSprite:
         self.mouth = _patches(crop, range(len(MOUTHS)), mouth_box)
         self.eyes = _patches(crop, (0, BLINK), eye_box)
         self._shown: tuple[bytes, float] | None = None
+
+    @property
+    def visible(self) -> tuple[float, float, float, float]:
+        """The cropped sprite's box in the full picture, normalised (x0, y0, x1, y1)."""
+        (left, top), (width, height) = self.offset, self.size
+        right, bottom = left + self.rest.width, top + self.rest.height
+        return left / width, top / height, right / width, bottom / height
 
     def _regions(self, face: Face, width: int, height: int):
         """(x0, y0, x1, y1) of the mouth's and the eyes' regions in the cropped sprite."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from acgmake.video.backdrop import backdrop
 from acgmake.video.expressions import CharacterSprite
 from acgmake.video.layers import Layer, blend
 from acgmake.video.lipsync import frame_times
@@ -52,6 +53,12 @@ class Look:
     credits_fade_s: float = 0.6
 
 
+#: Where the face is in a generated bust when face.json is not at hand (normalised 0..1).
+TYPICAL_FACE = (0.29, 0.16, 0.71, 0.81)
+
+Box = tuple[float, float, float, float]
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where things go in a frame of one size (landscape, square or portrait).
@@ -59,7 +66,11 @@ class Layout:
     The character's full picture is ``character_w`` x ``character_h`` pixels, its bottom edge
     centred on (``centre_x``, ``bottom_y``); lyric letters are ``text_px`` high, the current
     line's top at ``lyric_y``; ``next_y`` is the top of the line after it (portrait only,
-    else None); the title card's top is at ``title_y``.
+    else None); the title card's top is at ``title_y``. The dark band behind the lyrics
+    starts at ``band_top``: the face stays above it in every frame, however the character
+    and the camera move. ``fade_h`` is how many rows (at the picture's shown size) the bust's
+    bottom edge fades out over, where that edge is inside the frame (0: it runs off the
+    bottom of the frame).
     """
 
     width: int
@@ -72,41 +83,101 @@ class Layout:
     lyric_y: int
     next_y: int | None
     title_y: int
+    band_top: int
+    fade_h: int = 0
 
     @property
     def portrait(self) -> bool:
         return self.next_y is not None
 
 
-def layout_for(width: int, height: int, picture_w: int, picture_h: int, look: Look) -> Layout:
+def line_height(size_px: int) -> int:
+    """The height of a line of lyrics drawn ``size_px`` high, as :func:`render_text` draws
+    it (the font's ascent and descent, and the outline)."""
+    ascent, descent = load_font(size_px).getmetrics()
+    return ascent + descent + 2 * max(1, round(size_px * 0.08))
+
+
+def layout_for(
+    width: int,
+    height: int,
+    picture_w: int,
+    picture_h: int,
+    look: Look,
+    *,
+    visible: Box = (0.0, 0.0, 1.0, 1.0),
+    face: Box = TYPICAL_FACE,
+) -> Layout:
     """The layout of a ``width`` x ``height`` frame for a character picture of
-    ``picture_w`` x ``picture_h`` pixels: landscape and square frames put the character in
-    the middle and the lyrics along the bottom; portrait frames put the character in the
-    bottom part and two lyric lines (the one sung and the next) above its head."""
-    aspect = width / height
+    ``picture_w`` x ``picture_h`` pixels whose drawn (not transparent) part is ``visible``
+    and whose face is ``face`` (boxes normalised 0..1, as face.json's).
+
+    The character is the subject. In landscape and square frames the head and shoulders
+    fill about 72% of the frame's height, the chest running off its bottom, and the lyrics
+    run along the bottom, below the chin. In portrait frames the bust fills the top, 92% of
+    the width, and two lyric lines (the one sung and the next) go below the chin. The face
+    is placed so that no motion of :func:`plan_motion` takes it under the lyrics or out of
+    the frame (:class:`FrameRenderer` zooms about the chin).
+    """
     short = min(width, height)
-    # The bust's bottom edge sits below the frame, so bobbing up never shows it.
-    margin = round(height * (look.bob * 1.3 + 0.01))
-    if aspect < 0.85:  # portrait: 1080x1920 and the like
-        box_w, box_h = width * 1.0, height * 0.6
-    elif aspect < 1.2:  # square
-        box_w, box_h = width * 0.9, height * 0.84
-    else:
-        box_w, box_h = width * 0.9, height * 0.92
-    factor = min(box_w / picture_w, box_h / picture_h)
-    character_w, character_h = max(1, round(picture_w * factor)), max(1, round(picture_h * factor))
-    text_px = max(8, round(short * (0.062 if aspect < 0.85 else 0.065)))
-    if aspect < 0.85:
-        lyric_y = round(height * 0.2)
+    portrait = width / height < 0.85
+    vx0, vy0, vx1, vy1 = visible
+    crop_w = max((vx1 - vx0) * picture_w, 1.0)  # the drawn part, in picture pixels
+    crop_h = max((vy1 - vy0) * picture_h, 1.0)
+    chin = min(max((face[3] - vy0) / max(vy1 - vy0, 1e-6), 0.05), 1.0)  # of the way down
+    # How far the motion can take the bust from where it rests, for a bust h pixels high:
+    # the head's top up to a * h + b (the zoom about the chin, breathing in, bobbing, the
+    # drift), the chin down to c * h + d (a squash, breathing out, the drift; the zoom
+    # never lowers it), the bottom edge up to `rise`.
+    energy = max(level for _, level in look.energy)
+    zoom = 1.0 + look.zoom + look.punch
+    pan_y = 0.5 * look.pan * height * energy
+    a = chin * (zoom - 1) + look.breath * zoom
+    b = look.bob * height * energy * zoom + pan_y + 2
+    c = (look.squash * energy + look.breath) * (1 - chin) * zoom
+    d = pan_y + 2
+    rise = look.bob * height * energy + pan_y + 2
+    widest = width * (0.92 if portrait else 0.96) * crop_h / crop_w  # never wider than that
+    if portrait:
+        text_px = max(8, round(short * 0.062))
+        head_room = height * 0.04
+        # As wide as the frame allows, the chin above 58% of the height.
+        h = min(widest, (height * 0.58 - head_room - b - d) / (a + chin + c))
+        h = max(h, 1.0)
+        top = head_room + a * h + b
+        bottom = top + h
+        chin_low = top + (chin + c) * h + d
+        lyric_y = round(max(chin_low + 0.6 * text_px, height * 0.6))
         next_y = lyric_y + round(text_px * 1.6)
-        title_y = round(height * 0.07)
+        band_top = math.ceil(chin_low)
+        title_y = next_y + round(text_px * 2.2)
     else:
-        lyric_y = height - round(text_px * 1.25) - round(height * 0.04)
+        text_px = max(8, round(short * 0.056))
+        lyric_y = height - round(height * 0.03) - line_height(text_px)
         next_y = None
+        band_top = lyric_y - round(text_px * 0.4)
         title_y = round(height * 0.06)
+        head_room = height * 0.03
+        bottom = height + rise  # the bust's bottom edge never shows
+        # 72% of the frame's height shown; more if the chin would be too low for the
+        # lyrics; less if the head would leave the frame as the camera comes closer.
+        h = max(height * 0.72 + rise, (bottom + d - band_top) / max(1 - chin - c, 1e-3))
+        h = min(h, height * 0.76 + rise, widest, (bottom - b - head_room) / (1 + a))
+        h = max(h, 1.0)
+        # A face low in its picture: the bust rises until its chin clears the lyrics (its
+        # bottom edge then fades out inside the frame).
+        bottom = min(bottom, band_top - d + (1 - chin - c) * h)
+    scale = h / crop_h
+    character_w = max(1, round(picture_w * scale))
+    character_h = max(1, round(picture_h * scale))
+    bottom_y = round(bottom + (1 - vy1) * picture_h * scale)
+    centre_x = round(width / 2 + (0.5 - (face[0] + face[2]) / 2) * character_w)  # face centred
+    fade_h = 0
+    if bottom - rise < height:
+        fade_h = round(min(0.5 * (1 - chin) * h, 0.2 * h))
     return Layout(
-        width, height, character_w, character_h, width // 2, height + margin,
-        text_px, lyric_y, next_y, title_y,
+        width, height, character_w, character_h, centre_x, bottom_y,
+        text_px, lyric_y, next_y, title_y, band_top, fade_h,
     )  # fmt: skip
 
 
@@ -279,6 +350,20 @@ def card(lines: Sequence[tuple[str, int]], max_width: int, *, padding: float = 0
     return panel
 
 
+def fade_bottom(layer: Layer, rows: int) -> None:
+    """Fade the last ``rows`` rows of ``layer`` out to transparent, in place (a bust whose
+    bottom edge is inside the frame ends softly instead of in a cut)."""
+    rows = min(max(int(rows), 0), layer.height)
+    if rows == 0:
+        return
+    ramp = np.linspace(1.0, 0.0, rows + 1, dtype=np.float32)[1:]
+    keep = (ramp * ramp * (3 - 2 * ramp))[:, None, None]
+    part = slice(layer.height - rows, None)
+    opacity = (255 - layer.clear[part]).astype(np.float32) * keep
+    layer.colour[part] = (layer.colour[part] * keep + 0.5).astype(np.uint8)
+    layer.clear[part] = (255.5 - opacity).astype(np.uint8)
+
+
 def _over(under: np.ndarray, over: np.ndarray, x: int, y: int) -> None:
     """Straight RGBA ``over`` composited onto straight RGBA ``under`` at (x, y), in place."""
     height = min(over.shape[0], under.shape[0] - y)
@@ -315,6 +400,8 @@ class FrameRenderer:
         title: str = "",
         credits: Sequence[str] = (),
         credits_from_s: float | None = None,
+        background: np.ndarray | None = None,
+        background_style: str = "photo",
     ) -> None:
         self.width, self.height, self.fps = width, height, fps
         self.look = look or Look()
@@ -323,7 +410,14 @@ class FrameRenderer:
         self.mouth = np.asarray(mouth, np.float32)
         if self.mouth.ndim != 2 or self.mouth.shape[1] != 6:
             raise ValueError(f"mouth must be (frames, 6) shape weights, got {self.mouth.shape}")
-        self.layout = layout_for(width, height, *character.size, self.look)
+        self.layout = layout_for(
+            width,
+            height,
+            *character.size,
+            self.look,
+            visible=character.visible,
+            face=character.face.face,
+        )
         self.times = frame_times(fps, self.frame_count)
         self.motion = plan_motion(timing, self.times, self.layout, self.look)
         self.blink = blink_amounts(fps, self.frame_count, seed=seed, look=self.look)
@@ -336,8 +430,14 @@ class FrameRenderer:
         self.background = gradient_background(
             width + 2 * mx, height + 2 * my, self.look.sky_top, self.look.sky_bottom, seed=seed
         )
+        if background is not None:
+            self.background = backdrop(background, style=background_style, under=self.background)
         self._scale = self.layout.character_w / character.size[0]
-        self._pivot = self._face_pivot()
+        self._pivot = self._chin()
+        if self.layout.fade_h:
+            rows = round(self.layout.fade_h / self._scale)
+            for layer in (character.rest, character.layer):
+                fade_bottom(layer, rows)
         layout = self.layout
         self.lyrics = LyricRenderer(width, layout.text_px)
         self.next_lyrics = LyricRenderer(
@@ -362,26 +462,29 @@ class FrameRenderer:
 
     # -- things drawn once ------------------------------------------------------------------
 
-    def _face_pivot(self) -> tuple[float, float]:
-        """Where the face is in the frame when nothing moves: the camera zooms about it."""
-        layout, character = self.layout, self.character
+    def _chin(self) -> tuple[float, float]:
+        """Where the chin is in the frame when nothing moves: the camera zooms about it, so
+        coming closer never takes the face down under the lyrics."""
+        layout, face = self.layout, self.character.face.face
         left = layout.centre_x - layout.character_w / 2
         top = layout.bottom_y - layout.character_h
-        x, y = character.face_centre
-        return left + x * layout.character_w, top + y * layout.character_h
+        x = left + (face[0] + face[2]) / 2 * layout.character_w
+        return x, top + face[3] * layout.character_h
 
     def _text_shade(self) -> tuple[Layer, int]:
         """A dark band behind the lyrics so they read over anything (and where it goes)."""
         layout = self.layout
+        top = layout.band_top  # never over the face
         if layout.portrait:
-            band_h = round((layout.next_y - layout.lyric_y + layout.text_px * 1.3) * 1.6)
+            bottom = layout.next_y + line_height(layout.text_px) + layout.text_px
+            band_h = max(2, min(bottom, self.height) - top)
             y = np.linspace(-1.0, 1.0, band_h, dtype=np.float32)
-            alpha = np.clip(1.0 - y * y, 0, 1) ** 1.5 * 90
-            top = layout.lyric_y - round(band_h * 0.2)
+            ramp = np.clip((1.0 - np.abs(y)) * 2.5, 0, 1)  # soft at the top and the bottom
+            alpha = ramp * ramp * (3 - 2 * ramp) * 90
         else:
-            band_h = max(2, round(self.height * 0.2))
-            alpha = np.linspace(0.0, 1.0, band_h, dtype=np.float32) ** 1.5 * 110
-            top = self.height - band_h
+            band_h = max(2, self.height - top)
+            ramp = np.clip(np.linspace(0.0, 1.6, band_h, dtype=np.float32), 0, 1)
+            alpha = ramp * ramp * (3 - 2 * ramp) * 110
         shade = np.zeros((band_h, self.width, 4), np.uint8)
         shade[..., :3] = (30, 20, 50)
         shade[..., 3] = np.broadcast_to(alpha[:, None], (band_h, self.width)).astype(np.uint8)
@@ -424,11 +527,12 @@ class FrameRenderer:
         if self._credits is not None and time_s >= self.credits_from_s:
             opacity = min((time_s - self.credits_from_s) / self.look.credits_fade_s, 1.0)
             x = (self.width - self._credits.width) // 2
-            # Where the lyrics were (the singing is over), clear of the face.
+            # Where the lyrics were (the singing is over), clear of the face if it fits.
             if self.layout.portrait:
                 y = self.layout.lyric_y + self.layout.text_px - self._credits.height // 2
             else:
                 y = round(self.height * 0.96) - self._credits.height
+            y = max(y, self.layout.band_top)
             y = min(max(y, 0), self.height - self._credits.height)
             blend(frame, self._credits.faded(opacity), x, y)
         return frame
@@ -449,10 +553,22 @@ class FrameRenderer:
         y = py + (y - py) * zoom + float(motion.pan_y[index])
         return x, y, self._scale * squash_x * zoom, self._scale * squash_y * zoom
 
+    def face_box(self, index: int) -> tuple[float, float, float, float]:
+        """Where the face (face.json's box) is in frame ``index``: (x0, y0, x1, y1) pixels."""
+        x, y, scale_x, scale_y = self.placement(index)
+        (full_w, full_h), (left, top) = self.character.size, self.character.offset
+        x0, y0, x1, y1 = self.character.face.face
+        return (
+            x + (x0 * full_w - left) * scale_x,
+            y + (y0 * full_h - top) * scale_y,
+            x + (x1 * full_w - left) * scale_x,
+            y + (y1 * full_h - top) * scale_y,
+        )
+
     def mouth_box(self, index: int) -> tuple[int, int, int, int]:
         """Where the mouth is in frame ``index`` (face.json's box, and below it where an open
         mouth reaches): (x0, y0, x1, y1) pixels."""
-        x, y, scale_x, scale_y = self.placement(index)
+        x, y, scale_x, scale_y = self._drawn_at(index)
         left, top, right, bottom = self.character.mouth_box
         bottom += (bottom - top) // 2
         return (
@@ -462,13 +578,21 @@ class FrameRenderer:
             round(y + bottom * scale_y),
         )
 
+    def _drawn_at(self, index: int) -> tuple[int, int, float, float]:
+        """:meth:`placement` as the sprite is drawn: at whole pixels, resized to a whole
+        number of pixels (so a box computed from it is where the pixels are)."""
+        x, y, scale_x, scale_y = self.placement(index)
+        rest = self.character.rest
+        width, height = round(rest.width * scale_x), round(rest.height * scale_y)
+        return round(x), round(y), width / rest.width, height / rest.height
+
     def _draw_character(self, frame: np.ndarray, index: int) -> None:
         sprite = self.character.compose(self.mouth[index], float(self.blink[index]))
-        x, y, scale_x, scale_y = self.placement(index)
+        x, y, scale_x, scale_y = self._drawn_at(index)
         size = (round(sprite.width * scale_x), round(sprite.height * scale_y))
         if size != (sprite.width, sprite.height):
             sprite = sprite.resized(*size)
-        blend(frame, sprite, round(x), round(y))
+        blend(frame, sprite, x, y)
 
     def _draw_lyrics(self, frame: np.ndarray, time_s: float) -> None:
         shade, shade_top = self._shade
