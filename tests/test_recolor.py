@@ -125,3 +125,27 @@ def test_the_layers_stack_into_the_character(characters):
     shown = hair[..., 3] > 0
     assert shown.mean() > 0.05
     assert np.array_equal(hair[shown][:, :3], recolored.picture[shown][:, :3])
+
+
+@pytest.mark.parametrize("seed", [18, 20])
+def test_a_pale_backdrop_and_a_strand_of_hair_are_found(seed):
+    # Seed 18: a grey-haired character on a pale backdrop, once taken for line art and
+    # flat-filled with the backdrop painted as skin. Seed 20: a strand of hair beside the face
+    # that the regions gave to the skin.
+    from acgmake.models.character import face_info, generate_character, shipped_checkpoint
+    from acgmake.models.checkpoint import load_generator
+
+    small = generate_character(load_generator(shipped_checkpoint()), seed)
+    face = Face.from_dict(face_info(small))
+    palette = parse_palette("hair=#8fd3ff,eyes=#2f7fd0,skin=#ffe0cc,clothes=#c23b4a")
+    colored = colorize_layers(upscale(small, size_px=512), face=face, palette=palette).composite()
+
+    def at(x: float, y: float) -> np.ndarray:
+        return colored[int(y * 512), int(x * 512)].astype(int)
+
+    for corner in [(0.03, 0.03), (0.97, 0.03), (0.05, 0.6), (0.95, 0.6)]:
+        assert at(*corner)[3] == 0, corner
+    strand = at(0.25, 0.45)
+    assert strand[3] == 255 and np.abs(strand[:3] - palette["hair"]).max() < 60, strand
+    cheek = at(0.5, 0.5)
+    assert cheek[3] == 255 and np.abs(cheek[:3] - palette["skin"]).max() < 30, cheek

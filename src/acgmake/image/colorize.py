@@ -549,7 +549,9 @@ def colorize_layers(
     working = to_working_size(rgb, size_px)
     palette = dict(palette or {})
     if face is not None and hints is None and lines_mode != "scan":
-        if lines_mode == "xdog" or not is_line_art(picture):
+        # The character stage records the colours it sampled: a picture with them is a
+        # generated one, however pale (a grey-haired character on white looks like a scan).
+        if lines_mode == "xdog" or face.colors or not is_line_art(picture):
             # A generated character is finished art: its colours are changed in place, its
             # own lines and shading kept (re-lining and flat-filling it only made it worse).
             from acgmake.image.recolor import recolor_character

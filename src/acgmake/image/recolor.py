@@ -87,28 +87,140 @@ def region_masks(picture: np.ndarray, face: Face) -> np.ndarray:
 #: A pixel labelled background whose colour is further than this (CIELAB distance) from
 #: the background's own is part of the character (a shoulder the flood took for backdrop).
 BACKGROUND_DIFFERENCE = 22.0
+#: Paint within this of the backdrop's colour, reached from the top and sides of the picture
+#: without crossing a line, is backdrop (a pale backdrop the regions took for skin).
+BACKDROP_FLOOD_DIFFERENCE = 7.0
+#: A piece of a region whose colour is further than this from the region's sampled colour,
+#: and less than half as far from a neighbouring region's, belongs to that neighbour.
+PIECE_DIFFERENCE = 18.0
 
 
 def _mend_labels(labels: np.ndarray, lab: np.ndarray, face: Face) -> None:
-    """Two mends of the regions found from lines and colour, in place: background that does
-    not look like the background goes to the nearest character region, and inside each eye
-    box the pixels nearer the iris's colour than the skin's (and not the eye's white) are
-    the eye."""
+    """Mends of the regions found from lines and colour (:func:`character_regions`), at the
+    working size, in place; each is a check of a region against the colour it must have."""
+    _flood_backdrop(labels, lab, face)
+    _claim_unlike_backdrop(labels, lab)
+    _move_unlike_pieces(labels, lab, face)
+    _no_clothes_above_the_chin(labels, face)
+    _find_irises(labels, lab, face)
+
+
+def _no_clothes_above_the_chin(labels: np.ndarray, face: Face) -> None:
+    """Clothes begin below the chin in a bust: what the regions call clothes above it, beside
+    the face, is long hair of a colour near the clothes'."""
+    height, width = labels.shape
+    chin = Face.pixel_box(face.face, width, height)[3]
+    above = labels[: max(chin - 1, 0)]
+    above[above == LABELS.index("clothes")] = LABELS.index("hair")
+
+
+def _distance(lab: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """CIELAB distance with lightness at half weight: shading changes lightness most."""
+    difference = lab - colour
+    return np.sqrt(
+        (0.5 * difference[..., 0]) ** 2 + difference[..., 1] ** 2 + difference[..., 2] ** 2
+    )
+
+
+def _flood_backdrop(labels: np.ndarray, lab: np.ndarray, face: Face) -> None:
+    """The plain backdrop of a generated picture, found as a flood: paint of the backdrop's
+    colour (the median of the top and side edges) that connects to those edges without
+    crossing a line. The bottom edge is left out (the neck and clothes reach it), and so is
+    the skin in the middle of the face (a pale face is near a pale backdrop's colour)."""
     from scipy import ndimage
 
-    background, skin, eyes = (LABELS.index(name) for name in (BACKGROUND, "skin", "eyes"))
+    height, width = labels.shape
+    x0, y0, x1, y1 = face.face
+    inset_x, inset_y = 0.15 * (x1 - x0), 0.15 * (y1 - y0)
+    left, top, right, bottom = Face.pixel_box(
+        (x0 + inset_x, y0 + inset_y, x1 - inset_x, y1 - inset_y), width, height
+    )
+    face_skin = np.zeros((height, width), bool)
+    face_skin[top:bottom, left:right] = True
+    face_skin &= np.isin(labels, [LABELS.index("skin"), LABELS.index("eyes")])
+    edge = np.zeros((height, width), bool)
+    edge[0, :] = True
+    edge[: height * 2 // 3, 0] = edge[: height * 2 // 3, -1] = True
+    backdrop = np.median(lab[edge], axis=0)
+    paint = paint_amount(lab[..., 0], LINE_WIDTH * max(height, width)) > 0.5
+    like = paint & (np.linalg.norm(lab - backdrop, axis=2) < BACKDROP_FLOOD_DIFFERENCE)
+    like &= ~face_skin
+    pieces, _ = ndimage.label(like)
+    reached = np.unique(pieces[edge & like])
+    flood = np.isin(pieces, reached[reached > 0])
+    labels[flood] = LABELS.index(BACKGROUND)
+
+
+def _claim_unlike_backdrop(labels: np.ndarray, lab: np.ndarray) -> None:
+    """Backdrop that does not look like the backdrop goes to the nearest character region."""
+    from scipy import ndimage
+
+    background = LABELS.index(BACKGROUND)
     is_background = labels == background
-    if is_background.any() and (~is_background).any():
-        own = np.median(lab[is_background], axis=0)
-        unlike = is_background & (np.linalg.norm(lab - own, axis=2) > BACKGROUND_DIFFERENCE)
-        # Specks in the backdrop stay backdrop; the outline drawn around the character (a
-        # line the flood took for background) joins the character.
-        touching = unlike & ndimage.binary_dilation(~is_background, iterations=3)
-        unlike = ndimage.binary_opening(unlike, iterations=2) | touching
-        if unlike.any():
-            source = ~is_background
-            _, (rows, cols) = ndimage.distance_transform_edt(~source, return_indices=True)
-            labels[unlike] = labels[rows[unlike], cols[unlike]]
+    if not is_background.any() or is_background.all():
+        return
+    own = np.median(lab[is_background], axis=0)
+    unlike = is_background & (np.linalg.norm(lab - own, axis=2) > BACKGROUND_DIFFERENCE)
+    # Specks in the backdrop stay backdrop; the outline drawn around the character (a line
+    # the flood took for background) joins the character.
+    touching = unlike & ndimage.binary_dilation(~is_background, iterations=3)
+    unlike = ndimage.binary_opening(unlike, iterations=2) | touching
+    if unlike.any():
+        _, (rows, cols) = ndimage.distance_transform_edt(is_background, return_indices=True)
+        labels[unlike] = labels[rows[unlike], cols[unlike]]
+
+
+def _sampled(face: Face, region: str) -> np.ndarray | None:
+    """The CIELAB colour face.json sampled for ``region``, if it has one."""
+    from acgmake.image.colorize import parse_colour
+
+    value = face.colors.get(region)
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    try:
+        return colour_lab(parse_colour(str(value))) if value else None
+    except ValueError:
+        return None
+
+
+def _move_unlike_pieces(labels: np.ndarray, lab: np.ndarray, face: Face) -> None:
+    """A piece of hair, skin or clothes whose colour is plainly a neighbouring region's (a
+    strand of hair the flood gave to the skin) goes to that neighbour."""
+    from scipy import ndimage
+
+    names = ("hair", "skin", "clothes")
+    references = {name: _sampled(face, name) for name in names}
+    if any(colour is None for colour in references.values()):
+        return
+    minimum = 0.002 * labels.size
+    for name in names:
+        index = LABELS.index(name)
+        pieces, count = ndimage.label(labels == index)
+        for number, where in enumerate(ndimage.find_objects(pieces), start=1):
+            piece = pieces[where] == number
+            if piece.sum() < minimum:
+                continue
+            colours = lab[where][piece]
+            lit = colours[colours[:, 0] >= np.percentile(colours[:, 0], 33)]
+            colour = np.median(lit, axis=0)
+            own = float(_distance(colour, references[name]))
+            if own < PIECE_DIFFERENCE:
+                continue
+            ring = ndimage.binary_dilation(pieces == number, iterations=3) & (pieces != number)
+            near = {LABELS[label] for label in np.unique(labels[ring])} & set(names)
+            options = {
+                other: float(_distance(colour, references[other])) for other in near - {name}
+            }
+            if options:
+                other = min(options, key=options.get)
+                if options[other] < 0.5 * own:
+                    labels[pieces == number] = LABELS.index(other)
+
+
+def _find_irises(labels: np.ndarray, lab: np.ndarray, face: Face) -> None:
+    """Inside each eye box, the pixels nearer the iris's colour than the skin's (and not
+    the eye's white) are the eye."""
+    background, skin, eyes = (LABELS.index(name) for name in (BACKGROUND, "skin", "eyes"))
     height, width = labels.shape
     skin_lab = np.median(lab[labels == skin], axis=0) if (labels == skin).any() else None
     for box in face.eyes:
