@@ -197,3 +197,38 @@ def test_upscaler_none_keeps_the_picture(tmp_path, character):
     result = _stage_run("upscale", str(character_png), "--workdir", str(run), "--upscaler", "none")
     assert result.exit_code == 0, result.output
     assert np.array_equal(np.asarray(Image.open(run / "character.png")), character)
+
+
+@pytest.mark.parametrize("size", [128, 256])
+def test_a_larger_character_goes_through_upscale_and_colorize_unchanged(tmp_path, size):
+    # Any generator size: a 128 px character gets x4 then x2 to the same 1024 px, a 256 px
+    # one x4, and both are coloured. (A larger model's pictures, made here from the shipped
+    # model's so that they are a real character.)
+    from acgmake.models.character import face_info, generate_character, shipped_checkpoint
+    from acgmake.models.checkpoint import load_generator
+    from acgmake.pipeline import run
+    from acgmake.plugins import Plugins
+
+    small = generate_character(load_generator(shipped_checkpoint()), 2)
+    (tmp_path / "face.json").write_text(json.dumps(face_info(small)))
+    larger = Image.fromarray(small).resize((size, size), Image.Resampling.LANCZOS)
+    larger.save(tmp_path / "character.png")
+    plugins = Plugins()
+    builtins = ("acgmake.stages.character", "acgmake.stages.upscale", "acgmake.stages.colorize")
+    plugins.load(builtins=builtins, entry_points=False)
+    result = run(
+        plugins.registry,
+        tmp_path / "run",
+        ["colored"],
+        inputs={"character": tmp_path / "character.png", "face": tmp_path / "face.json"},
+    )
+    with Image.open(result.files["character"]) as image:
+        assert image.size == (1024, 1024) and image.info["acgmake:upscaler"] == "realesrgan 1024"
+    with Image.open(result.files["colored"]) as image:
+        assert image.size == (1024, 1024) and image.mode == "RGBA"
+        alpha = np.asarray(image)[..., 3]
+    assert alpha[10, 10] == 0 and alpha[512, 512] == 255
+    assets = json.loads((result.workdir / "manifest.json").read_text())["stages"]["upscale"]
+    names = " ".join(asset["name"] for asset in assets["assets"])
+    expected = {128: ("x4", "x2"), 256: ("x4",)}[size]
+    assert all(f"realesr-animevideov3 {factor}" in names for factor in expected)
