@@ -90,6 +90,8 @@ BACKGROUND_DIFFERENCE = 22.0
 #: Paint within this of the backdrop's colour, reached from the top and sides of the picture
 #: without crossing a line, is backdrop (a pale backdrop the regions took for skin).
 BACKDROP_FLOOD_DIFFERENCE = 7.0
+#: ... or within twice that and pale (lighter than this, with less chroma than that).
+PALE_LIGHTNESS, PALE_CHROMA = 86.0, 16.0
 #: A piece of a region whose colour is further than this from the region's sampled colour,
 #: and less than half as far from a neighbouring region's, belongs to that neighbour.
 PIECE_DIFFERENCE = 18.0
@@ -143,7 +145,14 @@ def _flood_backdrop(labels: np.ndarray, lab: np.ndarray, face: Face) -> None:
     edge[: height * 2 // 3, 0] = edge[: height * 2 // 3, -1] = True
     backdrop = np.median(lab[edge], axis=0)
     paint = paint_amount(lab[..., 0], LINE_WIDTH * max(height, width)) > 0.5
-    like = paint & (np.linalg.norm(lab - backdrop, axis=2) < BACKDROP_FLOOD_DIFFERENCE)
+    distance = np.linalg.norm(lab - backdrop, axis=2)
+    # The backdrop is pale and nearly grey, with soft blotches of pastel: paler pixels may
+    # stray further from its median.
+    pale = (lab[..., 0] > PALE_LIGHTNESS) & (np.hypot(lab[..., 1], lab[..., 2]) < PALE_CHROMA)
+    like = paint & (
+        (distance < BACKDROP_FLOOD_DIFFERENCE)
+        | (pale & (distance < 2.2 * BACKDROP_FLOOD_DIFFERENCE))
+    )
     like &= ~face_skin
     pieces, _ = ndimage.label(like)
     reached = np.unique(pieces[edge & like])
