@@ -22,7 +22,9 @@ MIMETYPE = "image/openraster"
 
 def _png(rgba: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba)).save(buffer, format="PNG")
+    # The fastest zlib level: a 1024 px layer encodes in a third of the time, a fifth
+    # larger; the file is for opening in a paint program, not for keeping small.
+    Image.fromarray(np.ascontiguousarray(rgba)).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

@@ -114,13 +114,14 @@ def _record_model(ctx, method: str | None = None) -> None:
 def colorize(ctx) -> None:
     from PIL import Image
 
-    from acgmake.image.colorize import colorize_layers
+    from acgmake.image.colorize import Painting, colorize_layers
     from acgmake.image.openraster import write_ora
 
     picture = _read_picture(ctx.input("character"), "picture")
     face, hints, palette = _settings(ctx, picture.shape[1], picture.shape[0])
     painting = colorize_layers(picture, face=face, hints=hints, palette=palette, **_options(ctx))
-    _record_model(ctx)
+    if isinstance(painting, Painting):  # a recoloured character uses no network
+        _record_model(ctx)
     merged = painting.composite()
     Image.fromarray(merged).save(ctx.output("colored"), format="PNG")
     write_ora(ctx.output("layers"), painting.layers(), merged)
