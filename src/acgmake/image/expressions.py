@@ -133,6 +133,10 @@ def colorize_expressions(
         if picture.shape[:2] != (height, width):  # a plugin resized character.png
             picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
         changed = changed_part(picture, original, size_px=size_px)
+        if colored.shape[2] == 4:
+            # An expression changes the character, never its backdrop: what a latent edit
+            # draws beside the face (a shadow beside the neck) stays out.
+            changed &= colored[..., 3] > 0
         if not changed.any():
             results.append(colored.copy())
             continue

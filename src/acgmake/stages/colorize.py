@@ -227,7 +227,8 @@ def register_stages(register):
             uses=("hints", "character", "colored"),
             makes=("colored_expressions",),
             run=colorize_expressions,
-            version="3",  # 3: the recoloured characters of colorize version 4
+            # 3: the recoloured characters of colorize version 4; 4: never over the backdrop
+            version="4",
             help="Colour the character's expressions strip (rest, a, i, u, e, o, blink) in "
             "the colours of colored.png, so the mouth and blinks do not flicker.",
         )
