@@ -16,7 +16,7 @@ from skimage.metrics import structural_similarity
 
 from acgmake.cli import cli
 from acgmake.errors import UserError
-from acgmake.image.upscale import UPSCALERS, model_files, plan_passes, upscale, upscale_strip
+from acgmake.image.upscale import UPSCALERS, model_files, plan_passes, upscale, upscale_frames
 from acgmake.models.ncnn import NcnnError, load_network, parse_param
 
 DATA = Path(__file__).parent / "data" / "upscale"
@@ -118,12 +118,10 @@ def test_a_strip_is_upscaled_as_each_frame_alone_would_be():
     strip = _rgb(DATA / "expressions-kaeru.png")
     each = strip.shape[1] // 7
     frames = [np.ascontiguousarray(strip[:, i * each : (i + 1) * each]) for i in (0, 1, 6)]
-    out = upscale_strip(np.hstack(frames), 3, size_px=1024)
-    assert out.shape == (1024, 3 * 1024, 3)
-    for index, frame in enumerate(frames):
-        alone = upscale(frame, size_px=1024)
-        difference = np.abs(out[:, index * 1024 : (index + 1) * 1024].astype(int) - alone)
-        assert difference.max() <= 1
+    out = upscale_frames(frames, size_px=1024)
+    for enlarged, frame in zip(out, frames, strict=True):
+        assert enlarged.shape == (1024, 1024, 3)
+        assert np.abs(enlarged.astype(int) - upscale(frame, size_px=1024)).max() <= 1
 
 
 def test_a_missing_model_package_is_one_line(monkeypatch):

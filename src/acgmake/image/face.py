@@ -86,3 +86,20 @@ def _box(value: Any) -> Box:
     if not (x0 < x1 and y0 < y1):
         raise ValueError(f"box {list(value)} is empty")
     return (x0, y0, x1, y1)
+
+
+def split_expressions(strip: Any) -> list[Any]:
+    """The pictures of an expressions strip (:data:`EXPRESSIONS`, side by side, one width
+    each), as contiguous arrays with the strip's channels. UserError when the strip cannot
+    hold that many pictures of one size."""
+    import numpy as np
+
+    count = len(EXPRESSIONS)
+    height, width = strip.shape[:2]
+    if width % count or width < count:
+        raise UserError(
+            f"the expressions strip is {width}x{height} pixels; it must be {count} pictures "
+            f"of one size side by side ({', '.join(EXPRESSIONS)})"
+        )
+    each = width // count
+    return [np.ascontiguousarray(strip[:, i * each : (i + 1) * each]) for i in range(count)]

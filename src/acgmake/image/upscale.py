@@ -288,17 +288,15 @@ def upscale_like(
     return result
 
 
-def upscale_strip(
-    strip: np.ndarray, count: int, *, size_px: int, upscaler: str = DEFAULT_UPSCALER
-) -> np.ndarray:
-    """A strip of ``count`` pictures side by side (uint8 RGB), each upscaled as
-    :func:`upscale` does. The first is upscaled whole; the others, which differ from it
-    only where the mouth or eyes move, only where they differ (:func:`upscale_like`)."""
-    each = strip.shape[1] // count
-    frames = [np.ascontiguousarray(strip[:, i * each : (i + 1) * each]) for i in range(count)]
+def upscale_frames(
+    frames: list[np.ndarray], *, size_px: int, upscaler: str = DEFAULT_UPSCALER
+) -> list[np.ndarray]:
+    """Pictures of one size (uint8 RGB, an expressions strip's), each upscaled as
+    :func:`upscale` does. The first is upscaled whole; the others, which differ from it only
+    where the mouth or eyes move, only where they differ (:func:`upscale_like`)."""
     first = upscale(frames[0], size_px=size_px, upscaler=upscaler)
     rest = [
         upscale_like(frame, frames[0], first, size_px=size_px, upscaler=upscaler)
         for frame in frames[1:]
     ]
-    return np.hstack([first, *rest])
+    return [first, *rest]

@@ -52,22 +52,9 @@ def register_artifacts(register):
 
 
 def _read_picture(path, what: str):
-    """The picture at ``path`` as uint8 RGB, or RGBA when it has transparency."""
-    import numpy as np
-    from PIL import Image
+    from acgmake.image.picture import read_picture
 
-    from acgmake.errors import UserError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            clear = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            return np.asarray(image.convert("RGBA" if clear else "RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise UserError(
-            f"cannot read the {what} {path}: it is not an image acgmake can open ({error}); "
-            "give a PNG or JPEG"
-        ) from None
+    return read_picture(path, what)[0]
 
 
 def _settings(ctx, width: int, height: int):
@@ -131,22 +118,13 @@ def colorize_expressions(ctx) -> None:
     import numpy as np
     from PIL import Image
 
-    from acgmake.errors import UserError
     from acgmake.image.colorize import default_palette
     from acgmake.image.expressions import colorize_expressions as colorize_all
-    from acgmake.image.face import EXPRESSIONS, Face
+    from acgmake.image.face import Face, split_expressions
     from acgmake.image.hints import read_hints
 
-    strip = _read_picture(ctx.input("expressions"), "expressions strip")
-    count = len(EXPRESSIONS)
-    height, width = strip.shape[:2]
-    if width % count:
-        raise UserError(
-            f"the expressions strip is {width}x{height} pixels; it must be {count} pictures of "
-            f"one size side by side ({', '.join(EXPRESSIONS)})"
-        )
-    each = width // count
-    pictures = [strip[:, i * each : (i + 1) * each] for i in range(count)]
+    pictures = split_expressions(_read_picture(ctx.input("expressions"), "expressions strip"))
+    height, each = pictures[0].shape[:2]
     face = Face.read(ctx.input("face"))
     character, colored = ctx.input("character"), ctx.input("colored")
     if character is not None and colored is not None:

@@ -22,24 +22,6 @@ DEFAULT_SIZE_PX = 1024  # acgmake.image.upscale.DEFAULT_SIZE_PX
 UPSCALER_KEY = "acgmake:upscaler"
 
 
-def _read(path, what: str):
-    import numpy as np
-    from PIL import Image
-
-    from acgmake.errors import UserError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            clear = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            return np.asarray(image.convert("RGBA" if clear else "RGB")), dict(image.info)
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise UserError(
-            f"cannot read the {what} {path}: it is not an image acgmake can open ({error}); "
-            "give a PNG or JPEG"
-        ) from None
-
-
 def _save(picture, path, note: str | None) -> None:
     from PIL import Image, PngImagePlugin
 
@@ -65,10 +47,11 @@ def _record(ctx, name: str, size_px: int, passes_from: int) -> None:
 
 
 def upscale_character(ctx) -> None:
+    from acgmake.image.picture import read_picture
     from acgmake.image.upscale import upscale
 
     name, size_px = ctx.params["upscaler"], ctx.params["upscale_size"]
-    picture, _ = _read(ctx.input("character"), "character picture")
+    picture, _ = read_picture(ctx.input("character"), "character picture")
     if name == "none":
         _save(picture, ctx.output("character"), None)
         return
@@ -78,29 +61,25 @@ def upscale_character(ctx) -> None:
 
 
 def upscale_expressions(ctx) -> None:
-    from acgmake.errors import UserError
-    from acgmake.image.face import EXPRESSIONS
-    from acgmake.image.upscale import upscale_strip
+    import numpy as np
 
-    strip, _ = _read(ctx.input("expressions"), "expressions strip")
-    count = len(EXPRESSIONS)
-    height, width = strip.shape[:2]
-    if width % count:
-        raise UserError(
-            f"the expressions strip is {width}x{height} pixels; it must be {count} pictures of "
-            f"one size side by side ({', '.join(EXPRESSIONS)})"
-        )
+    from acgmake.image.face import split_expressions
+    from acgmake.image.picture import read_picture
+    from acgmake.image.upscale import upscale_frames
+
+    strip, _ = read_picture(ctx.input("expressions"), "expressions strip")
+    frames = split_expressions(strip)
     note = None
     character = ctx.input("character")
     if character is not None:
-        note = _read(character, "character picture")[1].get(UPSCALER_KEY)
+        note = read_picture(character, "character picture")[1].get(UPSCALER_KEY)
     if not note:  # character.png was not enlarged: neither is its strip
         _save(strip, ctx.output("expressions"), None)
         return
     name, size_text = note.split(" ", 1)
     size_px = int(size_text)
-    _record(ctx, name, size_px, max(height, width // count))
-    enlarged = upscale_strip(strip, count, size_px=size_px, upscaler=name)
+    _record(ctx, name, size_px, max(frames[0].shape[:2]))
+    enlarged = np.hstack(upscale_frames(frames, size_px=size_px, upscaler=name))
     _save(enlarged, ctx.output("expressions"), note)
 
 

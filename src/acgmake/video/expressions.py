@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from acgmake.errors import UserError
-from acgmake.image.face import EXPRESSIONS, Face
+from acgmake.image.face import EXPRESSIONS, Face, split_expressions
 from acgmake.video.layers import Layer, premultiply, unpremultiply
 
 #: The mouth shapes among the expressions (rest and the five vowels), in strip order.
@@ -34,19 +33,11 @@ def split_strip(strip: np.ndarray) -> list[np.ndarray]:
 
     Raises UserError when the strip cannot hold seven equal images.
     """
-    count = len(EXPRESSIONS)
-    height, width = strip.shape[:2]
-    if width % count or width < count:
-        raise UserError(
-            f"the expressions strip is {width}x{height} pixels; it must be {count} pictures "
-            f"of one size side by side ({', '.join(EXPRESSIONS)})"
-        )
     if strip.ndim == 2:
         strip = cv2.cvtColor(strip, cv2.COLOR_GRAY2RGBA)
     elif strip.shape[2] == 3:
-        strip = np.dstack([strip, np.full((height, width), 255, np.uint8)])
-    each = width // count
-    return [np.ascontiguousarray(strip[:, i * each : (i + 1) * each]) for i in range(count)]
+        strip = np.dstack([strip, np.full(strip.shape[:2], 255, np.uint8)])
+    return split_expressions(strip)
 
 
 @dataclass(frozen=True)
