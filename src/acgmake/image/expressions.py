@@ -94,7 +94,8 @@ def transfer_colours(
         return np.hstack([lab[mask], place])
 
     tree = cKDTree(features(rest, sampled))
-    distances, found = tree.query(features(picture, where), k=neighbours)
+    # Both cores: this is the stage's one long step, and nothing else runs beside it.
+    distances, found = tree.query(features(picture, where), k=neighbours, workers=2)
     weights = 1.0 / (distances + 1.0)
     painted = rest_colored[sampled].astype(np.float32)[found]
     return (painted * weights[..., None]).sum(axis=1) / weights.sum(axis=1, keepdims=True)
