@@ -46,6 +46,20 @@ def _record(ctx, name: str, size_px: int, passes_from: int) -> None:
         )
 
 
+def _parse_note(note: str) -> tuple[str, int]:
+    """The upscaler and size a character.png's PNG text names; UserError for any other text
+    (a picture from elsewhere can say anything there)."""
+    from acgmake.errors import UserError
+
+    name, _, size_text = note.partition(" ")
+    if name in UPSCALER_NAMES[:-1] and size_text.isdigit() and 64 <= int(size_text) <= 4096:
+        return name, int(size_text)
+    raise UserError(
+        f"character.png says it was enlarged as {note[:60]!r}, which acgmake does not know; "
+        "run `acgmake upscale` on the model's picture again, or remove that PNG text"
+    )
+
+
 def upscale_character(ctx) -> None:
     from acgmake.image.picture import read_picture
     from acgmake.image.upscale import upscale
@@ -76,8 +90,7 @@ def upscale_expressions(ctx) -> None:
     if not note:  # character.png was not enlarged: neither is its strip
         _save(strip, ctx.output("expressions"), None)
         return
-    name, size_text = note.split(" ", 1)
-    size_px = int(size_text)
+    name, size_px = _parse_note(note)
     _record(ctx, name, size_px, max(frames[0].shape[:2]))
     enlarged = np.hstack(upscale_frames(frames, size_px=size_px, upscaler=name))
     _save(enlarged, ctx.output("expressions"), note)
