@@ -273,12 +273,11 @@ def upscale_like(
     if not passes or max(height, width) * total != max(base_result.shape[:2]):
         return upscale(picture, size_px=size_px, upscaler=upscaler)  # resized at the end
     rows, columns = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
-    grow = REACH_PX
     box = (
-        max(rows[0] - grow, 0) * total,
-        max(columns[0] - grow, 0) * total,
-        min(rows[-1] + 1 + grow, height) * total,
-        min(columns[-1] + 1 + grow, width) * total,
+        max(rows[0] - REACH_PX, 0) * total,
+        max(columns[0] - REACH_PX, 0) * total,
+        min(rows[-1] + 1 + REACH_PX, height) * total,
+        min(columns[-1] + 1 + REACH_PX, width) * total,
     )
     rgb = picture[..., :3].astype(np.float32) / 255.0
     part = _upscale_box(rgb, model, passes, box)

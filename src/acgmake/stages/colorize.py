@@ -51,12 +51,6 @@ def register_artifacts(register):
     )
 
 
-def _read_picture(path, what: str):
-    from acgmake.image.picture import read_picture
-
-    return read_picture(path, what)[0]
-
-
 def _settings(ctx, width: int, height: int):
     """Face, hints and palette of a colorize run, checked before the slow part."""
     from acgmake.errors import UserError
@@ -103,8 +97,9 @@ def colorize(ctx) -> None:
 
     from acgmake.image.colorize import Painting, colorize_layers
     from acgmake.image.openraster import write_ora
+    from acgmake.image.picture import read_picture
 
-    picture = _read_picture(ctx.input("character"), "picture")
+    picture = read_picture(ctx.input("character"), "picture")[0]
     face, hints, palette = _settings(ctx, picture.shape[1], picture.shape[0])
     painting = colorize_layers(picture, face=face, hints=hints, palette=palette, **_options(ctx))
     if isinstance(painting, Painting):  # a recoloured character uses no network
@@ -122,14 +117,15 @@ def colorize_expressions(ctx) -> None:
     from acgmake.image.expressions import colorize_expressions as colorize_all
     from acgmake.image.face import Face, split_expressions
     from acgmake.image.hints import read_hints
+    from acgmake.image.picture import read_picture
 
-    pictures = split_expressions(_read_picture(ctx.input("expressions"), "expressions strip"))
+    pictures = split_expressions(read_picture(ctx.input("expressions"), "expressions strip")[0])
     height, each = pictures[0].shape[:2]
     face = Face.read(ctx.input("face"))
     character, colored = ctx.input("character"), ctx.input("colored")
     if character is not None and colored is not None:
         # The colours of colored.png, whatever palette and method made it.
-        reference = (_read_picture(character, "picture"), _read_picture(colored, "picture"))
+        reference = (read_picture(character, "picture")[0], read_picture(colored, "picture")[0])
         results = colorize_all(pictures, reference=reference)
     else:
         hints_path = ctx.input("hints")
