@@ -206,3 +206,11 @@ def test_an_optional_stage_runs_in_song_only_when_asked(use_plugins, make_plugin
     assert (lyrics.parent / "song.acgmake" / "poster.txt").read_text() == "P"
     code, out, err = call("song", str(lyrics), "--also", "nope", capsys=capsys)
     assert code == 1 and "no stage named 'nope'" in err
+
+
+def test_jobs_one_runs_the_stages_in_order_and_jobs_zero_is_refused(lyrics, capsys):
+    code, out, err = call("song", str(lyrics), "--jobs", "1", capsys=capsys)
+    assert code == 0, err
+    assert err.index("compose done") < err.index("animate done")
+    code, out, err = call("song", str(lyrics), "-j", "0", capsys=capsys)
+    assert code == 2 and "--jobs" in err

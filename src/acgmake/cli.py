@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ from acgmake.pipeline import (
     Stage,
     check_writable,
     copy_atomic,
+    default_jobs,
     kind_option,
     plan,
     replaced_by,
@@ -41,41 +43,57 @@ FINAL_KIND = "clip"
 
 
 class ClickReporter(Reporter):
-    """Prints a line per stage to stderr; on a terminal, a live percentage while it runs."""
+    """Prints a line to stderr as each stage finishes (and its messages); on a terminal, one
+    live line shows the stages running now, with how far each has got."""
 
     def __init__(self) -> None:
         self.live = sys.stderr.isatty()
-        self.prefix = ""
-        self.started = 0.0
+        self.prefixes: dict[str, str] = {}
+        self.running: dict[str, list[Any]] = {}  # stage name -> [started, what it is doing]
         self.last_draw = 0.0
 
     def stage_started(self, number: int, total: int, stage: Stage) -> None:
-        self.prefix = f"[{number}/{total}] {stage.name}"
-        self.started = time.monotonic()
-        if self.live:
-            click.echo(f"{self.prefix} ...", err=True, nl=False)
+        self.prefixes[stage.name] = f"[{number}/{total}] {stage.name}"
+        self.running[stage.name] = [time.monotonic(), "..."]
+        self._draw(force=True)
 
     def stage_progress(self, stage: Stage, done: float, total: float | None, note: str) -> None:
-        now = time.monotonic()
-        if not self.live or now - self.last_draw < 0.2:
+        state = self.running.get(stage.name)
+        if state is None:
             return
-        self.last_draw = now
-        text = f"{self.prefix} {note}".rstrip()
+        text = note
         if total:
             share = min(max(done / total, 0.0), 1.0)
-            elapsed = now - self.started
+            elapsed = time.monotonic() - state[0]
             left = elapsed * (1 - share) / share if share > 0 else 0
-            text = f"{self.prefix} {share:4.0%} {note} ({left:.0f}s left)".replace("  ", " ")
-        click.echo("\r\033[K" + text, err=True, nl=False)
+            text = f"{share:4.0%} {note} ({left:.0f}s left)".replace("  ", " ").strip()
+        state[1] = text
+        self._draw()
 
     def stage_finished(self, stage: Stage, seconds: float, cached: bool) -> None:
-        outcome = "cached" if cached else f"done in {seconds:.1f}s"
-        start = "\r\033[K" if self.live else ""
-        click.echo(f"{start}{self.prefix} {outcome}", err=True)
+        self.running.pop(stage.name, None)
+        self._print(f"{self._prefix(stage)} {'cached' if cached else f'done in {seconds:.1f}s'}")
 
     def log(self, stage: Stage, message: str) -> None:
-        start = "\r\033[K" if self.live else ""
-        click.echo(f"{start}{self.prefix}: {message}", err=True)
+        self._print(f"{self._prefix(stage)}: {message}")
+
+    def _prefix(self, stage: Stage) -> str:
+        return self.prefixes.get(stage.name, stage.name)
+
+    def _print(self, line: str) -> None:
+        click.echo(("\r\033[K" if self.live else "") + line, err=True)
+        self._draw(force=True)
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.live or not self.running or (not force and now - self.last_draw < 0.2):
+            return
+        self.last_draw = now
+        line = " | ".join(
+            f"{self.prefixes[name]} {state[1]}".rstrip() for name, state in self.running.items()
+        )
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        click.echo("\r\033[K" + line[:width], err=True, nl=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,6 +185,7 @@ def execute(
     only: list[str] | None = None,
     output: Path | None = None,
     output_kind: str = FINAL_KIND,
+    jobs: int = 1,
 ) -> Path:
     """Run stages with progress on stderr; copy ``output_kind`` to ``output`` if given."""
     if output is not None:
@@ -182,6 +201,7 @@ def execute(
         only=only,
         reporter=ClickReporter(),
         plugins=plugins.versions(),
+        jobs=jobs,
     )
     made = result.files[output_kind]
     if output is None:
@@ -303,6 +323,15 @@ def cli() -> None:
     metavar="STAGE",
     help="Also run this optional stage (see `acgmake stages`), e.g. --also preview.",
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    envvar="ACGMAKE_JOBS",
+    help="How many stages may run at once (the singing and the picture are made side by "
+    "side). [default: the CPU cores, here "
+    f"{default_jobs()}]",
+)
 def song(
     lyrics: Path | None,
     output: Path | None,
@@ -311,6 +340,7 @@ def song(
     seed: int,
     force: bool,
     also: tuple[str, ...],
+    jobs: int | None,
     **values: Any,
 ) -> None:
     """Make a music clip (MP4) from a lyrics file: compose, sing, draw, color, animate.
@@ -345,6 +375,7 @@ def song(
         seed=seed,
         force=force,
         output=output,
+        jobs=jobs or default_jobs(),
     )
     click.echo(f"Wrote {made}  (every intermediate file is in {workdir}/)")
 
