@@ -8,7 +8,9 @@ the normalised layout plus the colours found at the hint points. The stage in
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +36,24 @@ def generate_character(generator: Any, seed: int, *, truncation_psi: float = 0.7
     last bits of the result (and so, now and then, a pixel), and one small image gains
     little from more.
     """
-    import torch
-
     from acgmake.models.stylegan2 import generate
+
+    with one_thread():
+        return generate(generator, [seed], truncation_psi=truncation_psi, noise_mode="const")[0]
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread in this block, so that its results do not depend on how many
+    cores it has (with more threads CPU kernels split sums differently, which changes the last
+    bits; a gradient-fitted latent drifts further). ``acgmake song -j`` gives a stage fewer
+    threads while another runs; a stage must make the same picture either way."""
+    import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return generate(generator, [seed], truncation_psi=truncation_psi, noise_mode="const")[0]
+        yield
     finally:
         torch.set_num_threads(threads)
 
@@ -62,7 +74,7 @@ def character_latent(
     from acgmake.models.stylegan2 import latents_for_seeds
 
     seeds = [seed] if mix_seed is None else [seed, mix_seed]
-    with torch.no_grad():
+    with one_thread(), torch.no_grad():
         w = generator.truncate(
             generator.mapping(latents_for_seeds(seeds, generator.style_dim)), truncation_psi
         )
@@ -84,13 +96,8 @@ def draw_latent(generator: Any, styles: Any) -> np.ndarray:
 
     from acgmake.models.stylegan2 import images_to_uint8
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            return images_to_uint8(generator.synthesis(styles, noise_mode="const"))
-    finally:
-        torch.set_num_threads(threads)
+    with one_thread(), torch.no_grad():
+        return images_to_uint8(generator.synthesis(styles, noise_mode="const"))
 
 
 def latent_record(styles: Any, generator_sha256: str, generator_file: str) -> dict:

@@ -98,7 +98,7 @@ def make_expressions(ctx) -> None:
     from PIL import Image
 
     from acgmake.image.face import Face
-    from acgmake.models.character import draw_latent, latent_from_record
+    from acgmake.models.character import draw_latent, latent_from_record, one_thread
     from acgmake.models.checkpoint import load_generator
     from acgmake.models.directions import (
         directions_path,
@@ -139,7 +139,8 @@ def make_expressions(ctx) -> None:
     styles = latent_from_record(record)
     character = draw_latent(generator, styles[None])[0]
     face = Face.from_dict(raw)
-    strip = expressions_strip(generator, directions, styles, character, face, guides, steps)
+    with one_thread():  # the fitted mouths must not depend on the cores (see one_thread)
+        strip = expressions_strip(generator, directions, styles, character, face, guides, steps)
     Image.fromarray(strip).save(ctx.output("expressions"), format="PNG")
 
 
@@ -196,7 +197,7 @@ def register_stages(register):
             run=make_expressions,
             # 2: each expression fitted to the character; 3: at the model's size, from the
             # latent alone (the upscale stage enlarges it as it enlarges character.png)
-            version="3",
+            version="4",  # 4: mouths fitted on one thread (the same on any machine and with -j)
             params=(
                 Param(
                     "fit_steps",
