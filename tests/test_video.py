@@ -375,7 +375,7 @@ def test_the_portrait_layout_puts_the_lyrics_below_the_face(tmp_path):
         assert not other.portrait and other.lyric_y > height * 0.75
 
 
-def composed(folder, width, height, chin=None):
+def composed(folder, width, height, chin=None, **options):
     """A renderer for a 1024-pixel character (as the upscaled, colored one will be) singing
     a verse and two choruses in a ``width`` x ``height`` frame; ``chin`` moves the bottom
     of face.json's face box (a generated character's chin is low in its picture)."""
@@ -394,7 +394,14 @@ def composed(folder, width, height, chin=None):
     images = drawn_expressions(scale_rgba(colored, layout.character_w, layout.character_h), face)
     mouth = mouth_shapes(read_lab(paths["phonemes"]), FPS, round(6.0 * FPS))
     return FrameRenderer(
-        CharacterSprite(images, face), timing, mouth, width=width, height=height, fps=FPS, look=look
+        CharacterSprite(images, face),
+        timing,
+        mouth,
+        width=width,
+        height=height,
+        fps=FPS,
+        look=look,
+        **options,
     )
 
 
@@ -456,6 +463,30 @@ def test_a_title_at_the_start_and_the_credits_at_the_end(tmp_path):
     assert panel(40, top) == 0  # gone once the singing has begun
     assert panel(40, rest) == 0
     assert panel(95, rest) > 3000  # the credits, from 2.5 s
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1080, 1920), (1080, 1080)])
+def test_long_credits_never_cover_the_face(tmp_path, size):
+    width, height = size
+    credits = [
+        f"Credit {n}: " + "a long licence notice with its author and address " * 3 for n in range(6)
+    ]
+    renderer = composed(
+        tmp_path, width, height, title="きらきら", credits=credits, credits_from_s=4.0
+    )
+    last = renderer.frame_count - 1
+    for index in range(round(4.0 * FPS), last + 1, 3):
+        with_card = renderer.render(index).copy()
+        card, renderer._credits = renderer._credits, None
+        without = renderer.render(index)
+        renderer._credits = card
+        changed = np.abs(with_card.astype(int) - without).max(axis=2) > 0
+        x0, y0, x1, y1 = (round(v) for v in renderer.face_box(index))
+        assert not changed[max(y0, 0) : y1, max(x0, 0) : x1].any(), index
+    assert changed.sum() > 0.1 * width * height  # the card is there at the end
+    if width > height:  # the character stepped aside, its face whole in the frame
+        x0, y0, x1, y1 = renderer.face_box(last)
+        assert x0 >= 0 and x1 < width / 2
 
 
 # ---------------------------------------------------------------------------------------------

@@ -153,8 +153,9 @@ def register_stages(register):
             uses=("colored_expressions",),
             run=animate,
             # 3: the blink drawn over the model's expressions unless --blink model;
-            # 4: the character larger, the face clear of the lyrics; --background
-            version="4",
+            # 4: the character larger, the face clear of the lyrics; --background;
+            # 5: the credits never over the face (in a wide frame the character steps aside)
+            version="5",
             params=(
                 Param(
                     "size",

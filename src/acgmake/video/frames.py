@@ -51,6 +51,7 @@ class Look:
     blink_every_s: tuple[float, float] = (2.0, 5.5)  # shortest and longest gap between blinks
     title_s: float = 4.0  # the longest the title card stays
     credits_fade_s: float = 0.6
+    credits_slide_s: float = 1.0  # in a wide frame the character steps aside for the credits
 
 
 #: Where the face is in a generated bust when face.json is not at hand (normalised 0..1).
@@ -326,8 +327,13 @@ def card(lines: Sequence[tuple[str, int]], max_width: int, *, padding: float = 0
     pictures = []
     for text, size in lines:
         pad = round(size * padding)
-        for part in wrap_text(text, size, max_width - 2 * pad):
-            pictures.append(render_text(part, size_px=size, outline_px=max(1, size // 14)))
+        room = max(1, max_width - 2 * pad)
+        for part in wrap_text(text, size, room):
+            picture = render_text(part, size_px=size, outline_px=max(1, size // 14))
+            if picture.shape[1] > room:  # one word longer than a line (an address): shrink it
+                height = max(1, round(picture.shape[0] * room / picture.shape[1]))
+                picture = cv2.resize(picture, (room, height), interpolation=cv2.INTER_AREA)
+            pictures.append(picture)
     gap = round(min(size for _, size in lines) * 0.25)
     pad = round(max(size for _, size in lines) * padding)
     width = min(max_width, max(p.shape[1] for p in pictures) + 2 * pad)
@@ -451,9 +457,10 @@ class FrameRenderer:
         short = min(width, height)
         self._title = self._title_card(title, short) if title else None
         self._title_until = self._title_end()
-        self._credits = self._credits_card(title, credits, short) if credits else None
         last_end = timing.lines[-1].end_s if timing.lines else 0.0
         self.credits_from_s = last_end + 0.3 if credits_from_s is None else credits_from_s
+        self._credits = self._credits_card(title, credits, short) if credits else None
+        self._slide_x = self._credits_slide()
         self.frame = np.empty((height, width, 3), np.uint8)
 
     @property
@@ -495,11 +502,50 @@ class FrameRenderer:
         return Layer.from_rgba(card([(title, size)], round(self.width * 0.9), padding=0.45))
 
     def _credits_card(self, title: str, credits: Sequence[str], short: int) -> Layer:
+        """The credits, in the space the face leaves them: below the face in a tall frame
+        (and in a square one where they fit there in letters of 2% of the frame), else in
+        the right half while the character steps to the left (:meth:`_credits_slide`). The
+        letters get smaller until the card fits (down to 8 px)."""
+        readable = max(12, round(short * 0.02))
+        if self.layout.portrait or self.width < self.height * 1.2:
+            below = self._fitted_card(
+                title, credits, short, self.width * 0.94, self.height - self.layout.band_top
+            )
+            if below[1] >= readable or self.layout.portrait:
+                self._credits_beside = False
+                return below[0]
+        self._credits_beside = True
+        return self._fitted_card(title, credits, short, self.width * 0.52, self.height * 0.9)[0]
+
+    def _fitted_card(
+        self, title: str, credits: Sequence[str], short: int, max_width: float, max_height: float
+    ) -> tuple[Layer, int]:
+        """The credits card at the largest letter size (down to 8 px) that fits, and that
+        size."""
         size = max(8, round(short * 0.03))
-        lines = ([(f"♪ {title}", round(size * 1.5))] if title else []) + [
-            (credit, size) for credit in credits
-        ]
-        return Layer.from_rgba(card(lines, round(self.width * 0.9)))
+        while True:
+            lines = ([(f"♪ {title}", round(size * 1.5))] if title else []) + [
+                (credit, size) for credit in credits
+            ]
+            panel = card(lines, round(max_width))
+            if panel.shape[0] <= max_height or size <= 8:
+                return Layer.from_rgba(panel), size
+            size = max(8, round(size * 0.9))
+
+    def _credits_slide(self) -> float:
+        """How far (pixels) the character moves left while the credits show in a wide frame:
+        from the centre to the middle of the left half, clear of the card."""
+        if self._credits is None or not self._credits_beside:
+            return 0.0
+        card_left = self.width - round(self.width * 0.02) - self._credits.width
+        return min(0.0, card_left / 2 - self.layout.centre_x)
+
+    def _slide(self, time_s: float) -> float:
+        """The character's move aside for the credits at ``time_s`` (eased in and out)."""
+        if not self._slide_x or time_s <= self.credits_from_s:
+            return 0.0
+        t = min((time_s - self.credits_from_s) / self.look.credits_slide_s, 1.0)
+        return self._slide_x * t * t * (3 - 2 * t)
 
     def _title_end(self) -> float:
         """The title card leaves as the singing begins (within 1.5 .. ``title_s`` s)."""
@@ -525,15 +571,24 @@ class FrameRenderer:
             x = (self.width - self._title.width) // 2
             blend(frame, self._title.faded(opacity), x, self.layout.title_y)
         if self._credits is not None and time_s >= self.credits_from_s:
-            opacity = min((time_s - self.credits_from_s) / self.look.credits_fade_s, 1.0)
-            x = (self.width - self._credits.width) // 2
-            # Where the lyrics were (the singing is over), clear of the face if it fits.
-            if self.layout.portrait:
-                y = self.layout.lyric_y + self.layout.text_px - self._credits.height // 2
-            else:
-                y = round(self.height * 0.96) - self._credits.height
-            y = max(y, self.layout.band_top)
-            y = min(max(y, 0), self.height - self._credits.height)
+            # In a wide frame the character steps aside first, then the card fades in.
+            shown_s = (
+                time_s
+                - self.credits_from_s
+                - (self.look.credits_slide_s * 0.8 if self._slide_x else 0.0)
+            )
+            opacity = min(max(shown_s / self.look.credits_fade_s, 0.0), 1.0)
+            if self._slide_x:  # beside the character, which has stepped aside
+                x = self.width - round(self.width * 0.02) - self._credits.width
+                y = (self.height - self._credits.height) // 2
+            else:  # where the lyrics were (the singing is over), below the face
+                x = (self.width - self._credits.width) // 2
+                if self.layout.portrait:
+                    y = self.layout.lyric_y + self.layout.text_px - self._credits.height // 2
+                else:
+                    y = round(self.height * 0.96) - self._credits.height
+                y = max(y, self.layout.band_top)
+                y = min(max(y, 0), self.height - self._credits.height)
             blend(frame, self._credits.faded(opacity), x, y)
         return frame
 
@@ -549,7 +604,12 @@ class FrameRenderer:
         x = layout.centre_x + float(motion.dx[index]) - (full_w / 2 - left) * self._scale * squash_x
         y = layout.bottom_y + float(motion.dy[index]) - (full_h - top) * self._scale * squash_y
         px, py = self._pivot
-        x = px + (x - px) * zoom + float(motion.pan_x[index])
+        x = (
+            px
+            + (x - px) * zoom
+            + float(motion.pan_x[index])
+            + self._slide(float(self.times[index]))
+        )
         y = py + (y - py) * zoom + float(motion.pan_y[index])
         return x, y, self._scale * squash_x * zoom, self._scale * squash_y * zoom
 
