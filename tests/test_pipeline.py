@@ -258,6 +258,31 @@ def test_assets_are_recorded_with_credits_and_checked_on_the_next_run(tmp_path: 
     assert calls == ["asset"]
 
 
+def test_rerunning_one_stage_keeps_the_credits_of_the_earlier_stages_whose_files_it_reads(
+    tmp_path: Path, words: Path
+):
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+
+    def with_asset(ctx):
+        ctx.use_asset(model, name="model", credit="Model: test (MIT)")
+        ctx.output("loud").write_text("x")
+
+    registry = registry_with(
+        Stage("shout", needs=("words",), makes=("loud",), run=with_asset, plugin="acgmake.test"),
+        FRAME,
+    )
+    folder = tmp_path / "run"
+    run(registry, folder, ["framed"], inputs={"words": words})
+    run(registry, folder, ["framed"], only=["frame"], force=True)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["order"] == ["frame"] and manifest["credits"] == ["Model: test (MIT)"]
+    # Once loud.txt is no longer what that run made, its model is no longer credited.
+    (folder / "loud.txt").write_text("the user's own")
+    run(registry, folder, ["framed"], only=["frame"], force=True)
+    assert json.loads((folder / "manifest.json").read_text())["credits"] == []
+
+
 def test_an_unwritable_run_folder_is_a_clear_error(tmp_path: Path, words: Path):
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -731,7 +731,8 @@ class _Build:
         self.done: set[str] = set()  # stages that ran or were cached (not skipped)
         self.unavailable: dict[str, str] = {}  # kind -> why it could not be made
         self.cancel = threading.Event()
-        entries: dict[str, Any] = folder.manifest().get("stages", {})
+        previous = folder.manifest()
+        entries: dict[str, Any] = previous.get("stages", {})
         self.entries = entries
         self.manifest: dict[str, Any] = {
             "format": 1,
@@ -773,6 +774,22 @@ class _Build:
             }
             current.update(self.outputs[stage.name])
         self.after = _waits_for(stages)
+        # Credits of files made by stages of earlier runs that this run reads (a re-run of
+        # one stage must not drop the credits of the models and sounds behind its inputs).
+        running = {stage.name for stage in stages}
+        known = list(previous.get("order", []))
+        earlier = sorted(
+            (name for name, entry in entries.items() if name not in running),
+            key=lambda name: (known.index(name) if name in known else len(known), name),
+        )
+        self.earlier_credits = _credits(
+            {
+                name: entries[name]
+                for name in earlier
+                if _outputs_intact(entries[name], folder.path)
+            },
+            earlier,
+        )
 
     def prepare(self, stage: Stage) -> _Job | None:
         """Check a stage's inputs and cache; returns what to run, or ``None`` when the stage
@@ -859,7 +876,15 @@ class _Build:
         self.reporter.stage_finished(stage, seconds, cached=False)
 
     def write_manifest(self) -> None:
-        self.manifest["credits"] = _credits(self.entries, self.manifest["order"])
+        """Write manifest.json: the stages in this run's order (then those of earlier runs),
+        whatever order they finished in, and the credits in the same order."""
+        order = self.manifest["order"]
+        names = [name for name in order if name in self.entries]
+        names += [name for name in self.entries if name not in order]
+        self.manifest["stages"] = {name: self.entries[name] for name in names}
+        credits = list(self.earlier_credits)
+        credits += [line for line in _credits(self.entries, order) if line not in credits]
+        self.manifest["credits"] = credits
         self.folder.write_manifest(self.manifest)
 
     def files(self) -> dict[str, Path]:
@@ -1047,6 +1072,16 @@ def _execute(
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
     return time.perf_counter() - started, context.assets
+
+
+def _outputs_intact(entry: Mapping[str, Any], folder: Path) -> bool:
+    """Whether the files a recorded stage run made are all still there, unchanged."""
+    outputs = entry.get("outputs") or {}
+    for record in outputs.values():
+        path = folder / record["file"]
+        if not path.is_file() or sha256_file(path) != record["sha256"]:
+            return False
+    return bool(outputs)
 
 
 def _credits(entries: Mapping[str, Any], names: Iterable[str]) -> list[str]:
