@@ -137,7 +137,8 @@ def colorize_expressions(ctx) -> None:
             method=DEFAULT_METHOD,
         )
         _record_model(ctx, DEFAULT_METHOD)
-    Image.fromarray(np.hstack(results)).save(ctx.output("colored_expressions"), format="PNG")
+    strip = Image.fromarray(np.hstack(results))
+    strip.save(ctx.output("colored_expressions"), format="PNG", compress_level=3)  # see upscale
 
 
 def _params() -> tuple[Param, ...]:

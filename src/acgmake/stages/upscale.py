@@ -28,7 +28,8 @@ def _save(picture, path, note: str | None) -> None:
     info = PngImagePlugin.PngInfo()
     if note:
         info.add_text(UPSCALER_KEY, note)
-    Image.fromarray(picture).save(path, format="PNG", pnginfo=info)
+    # Level 3: half the time of the default level 6, for files a quarter larger.
+    Image.fromarray(picture).save(path, format="PNG", pnginfo=info, compress_level=3)
 
 
 def _record(ctx, name: str, size_px: int, passes_from: int) -> None:
