@@ -72,3 +72,38 @@ def load_error():
         return message
 
     return message_for
+
+
+# ---------------------------------------------------------------------------------------------
+# Robustness cases (tests/test_robust_*.py): cases tried and held per class, at the end.
+
+_robust: dict[str, int] = {}
+_robust_outcomes: dict[int, list[int]] = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        marker = item.get_closest_marker("robust")
+        if marker is not None:
+            _robust[item.nodeid] = int(marker.args[0])
+
+
+def pytest_runtest_logreport(report):
+    fault_class = _robust.get(report.nodeid)
+    if fault_class is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        tried_held = _robust_outcomes.setdefault(fault_class, [0, 0])
+        tried_held[0] += 1
+        tried_held[1] += int(report.passed)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _robust_outcomes:
+        return
+    from robust_support import CLASSES
+
+    terminalreporter.write_sep("-", "robustness cases: held / tried, by class (issue 14)")
+    for number in sorted(_robust_outcomes):
+        tried, held = _robust_outcomes[number]
+        terminalreporter.write_line(f"{number}. {CLASSES[number]:<52} {held:>4} / {tried}")
