@@ -136,7 +136,7 @@ def test_a_failing_stage_stops_the_others_at_their_next_progress_report(
         run(registry, tmp_path / "run", ["both"], inputs={"words": words}, jobs=2)
     assert time.monotonic() - started < 10
     left_over = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert left_over == [".lock", "words.txt"]  # no output, no partial file, no manifest
+    assert left_over == [".lock"]  # no output, no partial file, no manifest, no input copy
 
 
 def test_ctrl_c_stops_every_running_stage_and_keeps_the_ones_that_finished(
@@ -167,7 +167,6 @@ def test_ctrl_c_stops_every_running_stage_and_keeps_the_ones_that_finished(
         ".lock",
         "manifest.json",
         "right.txt",
-        "words.txt",
     ]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert set(manifest["stages"]) == {"right"}

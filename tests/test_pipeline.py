@@ -197,7 +197,33 @@ def test_a_failing_stage_leaves_no_file_under_the_final_name(tmp_path: Path, wor
     with pytest.raises(KeyboardInterrupt):
         run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
     left = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert left == [".lock", "words.txt"]
+    assert left == [".lock"]  # the copy of the input goes too: the run did not happen
+
+
+def test_a_file_given_to_a_failed_run_is_not_read_by_a_later_run_that_did_not_give_it(
+    tmp_path: Path, words: Path
+):
+    note = tmp_path / "note.txt"
+    note.write_text("+note")
+    first = tmp_path / "first-note.txt"
+    first.write_text("+first")
+
+    def fails(ctx):
+        raise UserError("the frame failed")
+
+    registry = registry_with(SHOUT, FRAME)
+    folder = tmp_path / "run"
+    run(registry, folder, ["framed"], inputs={"words": words, "note": first})
+    broken = registry_with(SHOUT, Stage("frame", ("loud",), ("framed",), fails, uses=("note",)))
+    with pytest.raises(UserError):
+        run(broken, folder, ["framed"], inputs={"words": words, "note": note})
+    assert (folder / "note.txt").read_text() == "+first"  # the earlier one is back
+    (folder / "note.txt").unlink()
+    with pytest.raises(UserError):
+        run(broken, folder, ["framed"], inputs={"words": words, "note": note})
+    assert not (folder / "note.txt").exists()
+    result = run(registry, folder, ["framed"], inputs={"words": words})
+    assert result.files["framed"].read_text() == "[HI]#0"  # no note from the failed runs
 
 
 def test_a_third_party_stage_that_raises_is_named_in_a_one_line_error(tmp_path: Path, words: Path):

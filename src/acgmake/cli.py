@@ -20,6 +20,7 @@ import click
 from acgmake import __version__
 from acgmake.errors import Interrupted, UserError
 from acgmake.pipeline import (
+    SEED,
     Param,
     Registry,
     Reporter,
@@ -190,6 +191,12 @@ def execute(
     """Run stages with progress on stderr; copy ``output_kind`` to ``output`` if given."""
     if output is not None:
         check_writable(output)
+        for kind, given in inputs.items():
+            if _same_file(output, given):
+                raise UserError(
+                    f"-o {output} is your {kind} file; writing there would replace it — "
+                    "give another output name"
+                )
     result = run(
         plugins.registry,
         workdir,
@@ -211,6 +218,14 @@ def execute(
     except OSError as error:
         raise UserError(f"cannot write {output}: {error.strerror or error}") from None
     return output
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links, ``..`` and hard links too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
 
 
 def final_kinds(registry: Registry, also: tuple[str, ...] = ()) -> list[str]:
@@ -309,7 +324,7 @@ def cli() -> None:
 )
 @click.option(
     "--seed",
-    type=int,
+    type=SEED,
     default=0,
     show_default=True,
     help="Seed for everything random: same seed and lyrics, same clip.",
@@ -449,7 +464,7 @@ def make_stage_command(stage: Stage) -> click.Command:
             f"[default: {'INPUT-stem' if primary else stage.name}.acgmake/]",
         ),
         click.Option(
-            ["--seed"], type=int, default=0, show_default=True, help="Seed for everything random."
+            ["--seed"], type=SEED, default=0, show_default=True, help="Seed for everything random."
         ),
         click.Option(["--force"], is_flag=True, help="Run even if the output is up to date."),
     ]

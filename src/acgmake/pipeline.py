@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
 import platform
 import queue
@@ -20,11 +21,14 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import click
 
 from acgmake import __version__
 from acgmake.errors import PluginError, UserError
@@ -66,6 +70,18 @@ class Param:
     default: Any
     help: str
     type: Any = None
+    #: Called with the value before any stage runs (for the CLI and the Python API alike);
+    #: raises :class:`UserError` (or ``ValueError``) when the value cannot work, so that a bad
+    #: ``--size`` is refused at once, not after minutes of singing.
+    check: Callable[[Any], Any] | None = None
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+#: Seeds are 32-bit, as in most tools (numpy, torch and Sinsy's worker all take them).
+SEED = click.IntRange(0, 2**32 - 1)
 
 
 def kind_option(kind: str) -> str:
@@ -354,8 +370,13 @@ def partial_path(path: Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
-    temporary = partial_path(path)
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    The temporary name is this process's own (two commands writing one ``-o`` at once each
+    publish a whole file, the last one winning, never a mix of both)."""
+    temporary = path.with_name(
+        f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial{path.suffix}"
+    )
     try:
         yield temporary
         os.replace(temporary, path)
@@ -499,20 +520,54 @@ class RunFolder:
         return self.path / self.registry.artifact(kind).filename
 
     def manifest(self) -> dict[str, Any]:
+        """manifest.json as recorded, keeping only what has the shape acgmake writes: a
+        damaged or hand-edited manifest only costs re-running the stages whose records are
+        unreadable, never the run folder."""
+        path = self.path / MANIFEST
         try:
-            return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
-        except FileNotFoundError:
+            if path.stat().st_size > MAX_MANIFEST_BYTES:
+                return {}
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
             return {}
-        except (OSError, ValueError):
-            # A damaged manifest only costs a re-run; never refuse to work because of it.
+        if not isinstance(recorded, dict):
             return {}
+        stages = recorded.get("stages")
+        order = recorded.get("order")
+        return {
+            **recorded,
+            "order": [n for n in order if isinstance(n, str)] if isinstance(order, list) else [],
+            "stages": {
+                name: entry
+                for name, entry in (stages.items() if isinstance(stages, dict) else ())
+                if _entry_ok(entry)
+            },
+        }
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         with atomic_path(self.path / MANIFEST) as temporary:
-            temporary.write_text(
-                json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n",
-                encoding="utf-8",
-            )
+            # allow_nan=False: NaN is not JSON; every value was checked before it got here.
+            text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False)
+            temporary.write_text(text + "\n", encoding="utf-8")
+
+    def check_ours(self, giving: Mapping[str, Path]) -> None:
+        """Refuse a folder that acgmake did not make (no manifest, no lock) when it holds a
+        file that a stage would overwrite: ``--workdir ~/Pictures`` must not replace your
+        own ``character.png``. ``giving``: the user's files for this run, by kind (one that
+        is already the file there is fine)."""
+        if not self.path.is_dir() or any(
+            (self.path / name).exists() for name in (MANIFEST, ".lock")
+        ):
+            return
+        for kind, artifact in self.registry.artifacts.items():
+            there = self.path / artifact.filename
+            if kind in giving and there.exists() and os.path.samefile(there, giving[kind]):
+                continue
+            if there.exists():
+                raise UserError(
+                    f"{self.path} is not an acgmake run folder and holds {artifact.filename}, "
+                    "which a stage would overwrite; give a new or empty folder with --workdir"
+                )
 
     def create(self) -> None:
         try:
@@ -539,8 +594,35 @@ class RunFolder:
                 ) from None
             yield
 
-    def add_input(self, kind: str, source: Path) -> Path:
-        """Bring a user's file into the run folder under its kind's name; returns that path."""
+    @contextlib.contextmanager
+    def inputs(self, sources: Mapping[str, Path]) -> Iterator[dict[str, Path]]:
+        """Bring the user's files in (:meth:`add_input`) for one run, and take them out again
+        if the run fails: a file given to a failed run is never read by a later command that
+        did not give it (the file it replaced comes back)."""
+        replaced: list[tuple[Path, Path | None]] = []  # (file, the earlier file kept aside)
+        try:
+            yield {
+                kind: self.add_input(kind, Path(source), replaced)
+                for kind, source in sources.items()
+            }
+        except BaseException:
+            for path, earlier in reversed(replaced):
+                if earlier is not None:
+                    os.replace(earlier, path)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+            raise
+        for _, earlier in replaced:
+            if earlier is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    earlier.unlink()
+
+    def add_input(
+        self, kind: str, source: Path, replaced: list[tuple[Path, Path | None]] | None = None
+    ) -> Path:
+        """Bring a user's file into the run folder under its kind's name; returns that path.
+        ``replaced`` collects what was there before, for :meth:`inputs` to put back."""
         source = Path(source)
         if not source.is_file():
             raise UserError(f"{source} is not a file; give the path of your {kind} file")
@@ -555,8 +637,49 @@ class RunFolder:
             return destination
         if destination.exists() and sha256_file(destination) == sha256_file(source):
             return destination
+        earlier = None
+        if destination.exists() and replaced is not None:
+            earlier = destination.with_name(f".{destination.name}.before-run")
+            os.replace(destination, earlier)
+        if replaced is not None:
+            replaced.append((destination, earlier))
         copy_atomic(source, destination)
         return destination
+
+
+#: A manifest larger than this is not one acgmake wrote (a few KB per stage).
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+
+
+def _entry_ok(entry: Any) -> bool:
+    """Whether a manifest record of a stage run has the shape :class:`_Build` writes."""
+
+    def files_ok(records: Any) -> bool:
+        return isinstance(records, dict) and all(
+            isinstance(record, dict)
+            and isinstance(record.get("file"), str)
+            and isinstance(record.get("sha256"), str)
+            for record in records.values()
+        )
+
+    if not isinstance(entry, dict):
+        return False
+    if "unavailable" in entry:
+        return isinstance(entry["unavailable"], str)
+    assets = entry.get("assets", [])
+    return (
+        isinstance(entry.get("key"), str)
+        and files_ok(entry.get("outputs"))
+        and files_ok(entry.get("inputs", {}))
+        and isinstance(assets, list)
+        and all(
+            isinstance(asset, dict)
+            and isinstance(asset.get("path"), str)
+            and isinstance(asset.get("sha256"), str)
+            and isinstance(asset.get("credit", ""), str)
+            for asset in assets
+        )
+    )
 
 
 def _size(count: int) -> str:
@@ -606,14 +729,53 @@ def _still_valid(
 
 
 def resolve_params(stage: Stage, given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The stage's parameters: its defaults, overridden by ``given`` (unknown names refused)."""
+    """The stage's parameters: its defaults, overridden by ``given`` (unknown names refused),
+    each converted to its type and checked (:func:`check_param`)."""
     params = stage.defaults()
+    declared = {param.name: param for param in stage.params}
     for name, value in (given or {}).items():
         if name not in params:
             known = ", ".join(params) or "none"
             raise UserError(f"stage {stage.name!r} has no parameter {name!r} (it has: {known})")
-        params[name] = value
+        params[name] = check_param(stage, declared[name], value)
     return params
+
+
+def check_param(stage: Stage, param: Param, value: Any) -> Any:
+    """``value`` for ``param`` converted to its type, or one clear line: the one place where
+    stage options are validated, for the command line and the Python API. Numbers must be
+    finite and within the type's range (click's ranges let ``nan`` through), and the
+    parameter's own ``check`` must accept the value."""
+    where = f"{param.option} (stage {stage.name})"
+    if value is None and param.default is None:
+        return None  # "empty = the default behaviour"
+    kind = param.type if param.type is not None else type(param.default)
+    try:
+        if isinstance(kind, click.ParamType):
+            value = kind.convert(value, None, None)
+        elif kind is bool:
+            value = click.BOOL.convert(value, None, None)
+        elif kind in (int, float, str):
+            if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(f"{value!r} is not a whole number")
+            value = kind(value)
+    except click.BadParameter as error:
+        raise UserError(f"{where}: {error.message}") from None
+    except (TypeError, ValueError, OverflowError) as error:
+        raise UserError(f"{where}: {value!r} is not a valid {kind.__name__} ({error})") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where}: give a finite number, not {value}")
+    if isinstance(kind, click.FloatRange | click.IntRange):
+        # click checks ranges in its own way; NaN slips through comparisons, so check again.
+        low, high = kind.min, kind.max
+        if (low is not None and not value >= low) or (high is not None and not value <= high):
+            raise UserError(f"{where}: {value} is not in the range {kind._describe_range()}")
+    if param.check is not None:
+        try:
+            param.check(value)
+        except ValueError as error:
+            raise UserError(f"{where}: {error}") from None
+    return value
 
 
 def default_jobs() -> int:
@@ -655,35 +817,38 @@ def run(
     targets = list(targets)
     reporter = reporter or Reporter()
     plugins = [dict(p) for p in plugins]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise UserError(f"--seed must be a whole number from 0 to {2**32 - 1}; got {seed!r}")
     folder = RunFolder(Path(workdir), registry)
+    folder.check_ours(inputs or {})
     folder.create()
     with folder.lock():
-        given = {
-            kind: folder.add_input(kind, Path(source)) for kind, source in (inputs or {}).items()
-        }
+        # Everything that can be checked is checked before the first file is touched.
         if only is not None:
             stages = [registry.stage(name) for name in only]
         else:
-            stages = plan(registry, targets, given)
-        build = _Build(registry, folder, stages, given, inputs or {}, plugins, seed, reporter)
-        build.params = {s.name: resolve_params(s, (params or {}).get(s.name)) for s in stages}
-        build.force = {s.name for s in stages} if force is True else set(force or ())
-        if jobs <= 1:
-            for stage in stages:
-                job = build.prepare(stage)
-                if job is not None:
-                    try:
-                        outcome: tuple[float, list[Asset]] | NotAvailable = build.execute(job)
-                    except NotAvailable as why:
-                        outcome = why
-                    build.finish(job, outcome)
-        else:
-            build.reporter = _LockedReporter(reporter)
-            _run_parallel(build, jobs)
-        build.write_manifest()
-        for kind in targets:
-            if kind in build.unavailable:
-                raise UserError(f"{kind} was not made: {build.unavailable[kind]}")
+            stages = plan(registry, targets, set(inputs or {}))
+        resolved = {s.name: resolve_params(s, (params or {}).get(s.name)) for s in stages}
+        with folder.inputs(inputs or {}) as given:
+            build = _Build(registry, folder, stages, given, inputs or {}, plugins, seed, reporter)
+            build.params = resolved
+            build.force = {s.name for s in stages} if force is True else set(force or ())
+            if jobs <= 1:
+                for stage in stages:
+                    job = build.prepare(stage)
+                    if job is not None:
+                        try:
+                            outcome: tuple[float, list[Asset]] | NotAvailable = build.execute(job)
+                        except NotAvailable as why:
+                            outcome = why
+                        build.finish(job, outcome)
+            else:
+                build.reporter = _LockedReporter(reporter)
+                _run_parallel(build, jobs)
+            build.write_manifest()
+            for kind in targets:
+                if kind in build.unavailable:
+                    raise UserError(f"{kind} was not made: {build.unavailable[kind]}")
         return RunResult(folder.path, stages, build.cached, build.files())
 
 

@@ -128,12 +128,22 @@ def parse_edit(text: str) -> dict[str, float]:
                 "(e.g. --edit mouth=0.8,eyes=-1)"
             )
         try:
-            edits[name] = float(amount)
+            value = float(amount)
         except ValueError:
             raise UserError(
                 f"--edit: {part!r} needs a number after '=' (e.g. {name}=0.5)"
             ) from None
+        if not -MAX_EDIT <= value <= MAX_EDIT:  # also refuses nan and inf
+            raise UserError(
+                f"--edit: {part!r} is out of range; give an amount from {-MAX_EDIT:g} to "
+                f"{MAX_EDIT:g} (1 is a clear change; far beyond, the picture falls apart)"
+            )
+        edits[name] = value
     return edits
+
+
+#: The largest edit amount taken (the learned directions are unit vectors in w).
+MAX_EDIT = 5.0
 
 
 def per_layer(w: torch.Tensor, n_latent: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from acgmake import Artifact, Param, Stage, hookimpl
-from acgmake.pipeline import NotAvailable
+from acgmake.pipeline import SEED, NotAvailable
 
 
 @hookimpl
@@ -37,6 +37,12 @@ def register_artifacts(register):
             "the character's mouth shapes (rest, a, i, u, e, o) and blink, side by side",
         )
     )
+
+
+def _check_edit(text: str) -> None:
+    from acgmake.models.directions import parse_edit
+
+    parse_edit(text)
 
 
 def _checkpoint(ckpt: str) -> Path:
@@ -172,12 +178,13 @@ def register_stages(register):
                     "",
                     "latent edits, e.g. mouth=0.8,eyes=-1 (mouth, eyes, a, i, u, e, o; "
                     "1 = from one class mean to the other); needs the model's directions",
+                    check=_check_edit,
                 ),
                 Param(
                     "mix_seed",
                     None,
                     "style mixing: take the layers from --mix-layer on from this seed",
-                    type=int,
+                    type=SEED,
                 ),
                 Param(
                     "mix_layer",
@@ -263,7 +270,7 @@ def _output_option(help_text: str):
 @hookimpl
 def register_commands(cli):
     @cli.command("characters")
-    @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
+    @click.option("--seed", type=SEED, default=0, show_default=True, help="First seed.")
     @click.option(
         "--count",
         type=click.IntRange(1, 1024),
@@ -299,7 +306,7 @@ def register_commands(cli):
     @click.option(
         "--seed",
         "seeds",
-        type=int,
+        type=SEED,
         multiple=True,
         required=True,
         help="A character to pass through; give two or more, in order.",
