@@ -280,6 +280,8 @@ class AcgmakeGroup(click.Group):
                 "see `acgmake plugins`",
                 err=True,
             )
+        for warning in plugins.warnings:
+            click.echo(f"Warning: {warning}", err=True)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._extend()

@@ -34,6 +34,8 @@ from acgmake import __version__
 from acgmake.errors import PluginError, UserError
 
 MANIFEST = "manifest.json"
+#: The time limit of a third-party stage that sets none (30 minutes).
+PLUGIN_STAGE_TIMEOUT_S = 1800.0
 BUILTIN_PREFIX = "acgmake."
 
 
@@ -122,6 +124,10 @@ class Stage:
     #: command always runs it. For extras such as previews that cost time nobody asked for.
     optional: bool = False
     plugin: str = ""
+    #: Seconds the stage may run before it is given up on (a hung stage must not hang the
+    #: run). ``None``: no limit for acgmake's own stages, whose workers have their own; for a
+    #: third-party stage ``ACGMAKE_STAGE_TIMEOUT`` or :data:`PLUGIN_STAGE_TIMEOUT_S`.
+    timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("needs", "makes", "uses", "params"):
@@ -140,6 +146,15 @@ class Stage:
     @property
     def reads(self) -> tuple[str, ...]:
         return self.needs + self.uses
+
+    def time_limit(self) -> float | None:
+        """How long this stage may run (see ``timeout_s``)."""
+        if self.timeout_s is not None or self.builtin:
+            return self.timeout_s
+        try:
+            return float(os.environ.get("ACGMAKE_STAGE_TIMEOUT", PLUGIN_STAGE_TIMEOUT_S))
+        except ValueError:
+            return PLUGIN_STAGE_TIMEOUT_S
 
     @property
     def builtin(self) -> bool:
@@ -302,7 +317,11 @@ def plan(registry: Registry, targets: Iterable[str], given: Iterable[str] = ()) 
         ready = [n for n in chosen if n not in done and before[n] <= done]
         if not ready:
             stuck = sorted(n for n in chosen if n not in done)
-            raise UserError(f"the stages {', '.join(stuck)} need each other's output (a cycle)")
+            named = ", ".join(f"{n} ({chosen[n].plugin or 'no plugin'})" for n in stuck)
+            raise UserError(
+                f"the stages {named} need each other's output (a cycle); leave out the plugin "
+                "that added one of them with ACGMAKE_PLUGINS=-NAME"
+            )
         name = min(ready, key=index.__getitem__)
         ordered.append(chosen[name])
         done.add(name)
@@ -819,21 +838,21 @@ def run(
     plugins = [dict(p) for p in plugins]
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise UserError(f"--seed must be a whole number from 0 to {2**32 - 1}; got {seed!r}")
+    # Everything that can be checked is checked before the first file is touched.
+    if only is not None:
+        stages = [registry.stage(name) for name in only]
+    else:
+        stages = plan(registry, targets, set(inputs or {}))
+    resolved = {s.name: resolve_params(s, (params or {}).get(s.name)) for s in stages}
     folder = RunFolder(Path(workdir), registry)
     folder.check_ours(inputs or {})
     folder.create()
     with folder.lock():
-        # Everything that can be checked is checked before the first file is touched.
-        if only is not None:
-            stages = [registry.stage(name) for name in only]
-        else:
-            stages = plan(registry, targets, set(inputs or {}))
-        resolved = {s.name: resolve_params(s, (params or {}).get(s.name)) for s in stages}
         with folder.inputs(inputs or {}) as given:
             build = _Build(registry, folder, stages, given, inputs or {}, plugins, seed, reporter)
             build.params = resolved
             build.force = {s.name for s in stages} if force is True else set(force or ())
-            if jobs <= 1:
+            if jobs <= 1 and all(stage.time_limit() is None for stage in stages):
                 for stage in stages:
                     job = build.prepare(stage)
                     if job is not None:
@@ -842,9 +861,9 @@ def run(
                         except NotAvailable as why:
                             outcome = why
                         build.finish(job, outcome)
-            else:
+            else:  # side by side, or one at a time under a watch for time limits
                 build.reporter = _LockedReporter(reporter)
-                _run_parallel(build, jobs)
+                _run_parallel(build, max(1, jobs))
             build.write_manifest()
             for kind in targets:
                 if kind in build.unavailable:
@@ -1109,6 +1128,22 @@ def _run_parallel(build: _Build, jobs: int) -> None:
             result = error
         finished.put((job, result))
 
+    started: dict[str, float] = {}
+
+    def overdue() -> None:
+        """Raise for a stage past its time limit; it is left behind (its thread cannot be
+        stopped from outside) and publishes nothing (the run is cancelled)."""
+        now = time.monotonic()
+        for name, job in list(running.items()):
+            limit = job.stage.time_limit()
+            if limit is not None and now - started[name] > limit:
+                del running[name]
+                raise PluginError(
+                    f"stage {name!r} from plugin {job.stage.plugin} ran for more than "
+                    f"{limit:.0f} s, its time limit, and was given up; report it to the "
+                    "plugin's author (ACGMAKE_STAGE_TIMEOUT sets the limit in seconds)"
+                )
+
     def settle(job: _Job, result: Any) -> BaseException | None:
         del running[job.stage.name]
         settled.add(job.stage.name)
@@ -1133,13 +1168,14 @@ def _run_parallel(build: _Build, jobs: int) -> None:
             share = max(1, cpus // max(1, len(running) + len(batch)))
             for job in batch:
                 running[job.stage.name] = job
+                started[job.stage.name] = time.monotonic()
                 name = f"acgmake {job.stage.name}"
                 threading.Thread(target=work, args=(job, share), name=name, daemon=True).start()
             if not running:
                 if failure is None and pending:  # cannot happen: the order is a plan
                     raise RuntimeError(f"stages {[s.name for s in pending]} cannot start")
                 break
-            error = settle(*_next(finished))
+            error = settle(*_next(finished, overdue))
             if error is not None and failure is None:
                 failure = error
                 build.cancel.set()
@@ -1147,7 +1183,9 @@ def _run_parallel(build: _Build, jobs: int) -> None:
         # Ctrl-C, or a stage's inputs are missing: stop the others and keep what finished.
         build.cancel.set()
         while running:
-            settle(*_next(finished))  # a second Ctrl-C stops waiting
+            job, result = _next(finished, overdue=None)  # a second Ctrl-C stops waiting
+            if job.stage.name in running:  # not one left behind
+                settle(job, result)
         raise
     finally:
         if set_env:
@@ -1156,13 +1194,17 @@ def _run_parallel(build: _Build, jobs: int) -> None:
         raise failure
 
 
-def _next(finished: queue.Queue[tuple[_Job, Any]]) -> tuple[_Job, Any]:
-    """The next stage to finish (waiting in short steps, so that Ctrl-C is seen at once)."""
+def _next(
+    finished: queue.Queue[tuple[_Job, Any]], overdue: Callable[[], None] | None
+) -> tuple[_Job, Any]:
+    """The next stage to finish (waiting in short steps, so that Ctrl-C is seen at once and
+    ``overdue`` can raise for a stage past its time limit)."""
     while True:
         try:
             return finished.get(timeout=0.25)
         except queue.Empty:
-            continue
+            if overdue is not None:
+                overdue()
 
 
 class _LockedReporter(Reporter):
@@ -1230,6 +1272,8 @@ def _execute(
         missing = sorted(kind for kind, path in partials.items() if not path.is_file())
         if missing:
             raise _stage_bug(stage, f"it did not write {', '.join(missing)}")
+        if cancel is not None and cancel.is_set():  # stopped, or given up as overdue
+            raise _Cancelled(f"stage {stage.name!r} was stopped")
         for kind, temporary in partials.items():
             os.replace(temporary, outputs[kind])
     finally:

@@ -1,7 +1,9 @@
 """The plugin manager: built-in plugins, then entry points in the group ``acgmake``.
 
 ``ACGMAKE_PLUGINS`` narrows which third-party plugins load: a comma-separated list of their
-distribution (or entry-point) names; set it empty to load none. Built-in plugins always load.
+distribution (or entry-point) names; ``-name`` leaves one out and loads the others; set it
+empty to load none. A name that matches no installed plugin is warned about. Built-in plugins
+always load.
 A plugin that fails to import or raises in a hook is recorded as broken, named in a warning,
 and left out; it never takes the command line down.
 """
@@ -76,6 +78,9 @@ class Plugins:
         self.manager.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self.registry = Registry()
+        #: Problems with the plugin set as a whole (e.g. a misspelt ACGMAKE_PLUGINS), one line
+        #: each; the command line prints them as warnings.
+        self.warnings: list[str] = []
 
     # -- loading --------------------------------------------------------------------------
 
@@ -93,25 +98,28 @@ class Plugins:
         self.infos[name] = info
         try:
             self.manager.register(module, name=name)
-        except Exception as error:  # pluggy validates hook signatures here
+        except (Exception, SystemExit) as error:  # pluggy validates hook signatures here
             info.error = f"{type(error).__name__}: {error}"
             return
         info.hooks = sorted(caller.name for caller in self.manager.get_hookcallers(module) or ())
 
     def _load_entry_points(self) -> None:
-        wanted = os.environ.get(ENV_VAR)
-        names = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+        names, left_out = _wanted(os.environ.get(ENV_VAR))
+        installed: set[str] = set()
         for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(entry_point, "dist", None)
             name = dist.metadata["Name"] if dist is not None else entry_point.name
             version = dist.version if dist is not None else ""
+            installed |= {name, entry_point.name}
             if names is not None and name not in names and entry_point.name not in names:
+                continue
+            if name in left_out or entry_point.name in left_out:
                 continue
             if name in self.infos:
                 name = f"{name}:{entry_point.name}"
             try:
                 module = entry_point.load()
-            except Exception as error:
+            except (Exception, SystemExit) as error:  # sys.exit() at import is contained too
                 self.infos[name] = PluginInfo(
                     name=name,
                     version=version,
@@ -120,6 +128,12 @@ class Plugins:
                 )
                 continue
             self.add(module, name, version)
+        unknown = sorted(((names or set()) | left_out) - installed)
+        if unknown:
+            self.warnings.append(
+                f"{ENV_VAR} names {', '.join(unknown)}, but no installed plugin is called so "
+                f"(installed: {', '.join(sorted(installed)) or 'none'}); check the spelling"
+            )
 
     def _collect(self) -> None:
         """Call the registration hooks one plugin at a time, so one failure stays contained."""
@@ -138,7 +152,7 @@ class Plugins:
                 continue
             try:
                 _call_impl(impl, register=make_callback(impl.plugin_name))
-            except Exception as error:
+            except (Exception, SystemExit) as error:
                 self._mark_broken(
                     impl.plugin_name, f"{hook_name} raised {type(error).__name__}: {error}"
                 )
@@ -176,17 +190,25 @@ class Plugins:
             info = self.infos[impl.plugin_name]
             if info.broken:
                 continue
-            before = set(cli.commands)
+            before = dict(cli.commands)
             try:
                 _call_impl(impl, cli=cli)
-            except Exception as error:
-                for added in set(cli.commands) - before:
-                    del cli.commands[added]
+            except (Exception, SystemExit) as error:
+                cli.commands = before
                 self._mark_broken(
                     impl.plugin_name, f"register_commands raised {type(error).__name__}: {error}"
                 )
                 continue
-            info.commands.extend(sorted(set(cli.commands) - before))
+            taken = sorted(n for n, c in before.items() if cli.commands.get(n) is not c)
+            if taken:  # a plugin may add commands, never replace one
+                cli.commands = before
+                self._mark_broken(
+                    impl.plugin_name,
+                    f"it registers the command(s) {', '.join(taken)}, which acgmake already "
+                    "has; the plugin must give its commands other names",
+                )
+                continue
+            info.commands.extend(sorted(set(cli.commands) - set(before)))
 
     # -- reporting ------------------------------------------------------------------------
 
@@ -203,6 +225,19 @@ class Plugins:
 
     def stage_plugin(self, stage: Stage) -> PluginInfo:
         return self.infos[stage.plugin]
+
+
+def _wanted(value: str | None) -> tuple[set[str] | None, set[str]]:
+    """``ACGMAKE_PLUGINS`` as (the only plugins to load, or None for all; those to leave
+    out): ``a,b`` loads just a and b, ``-c`` all but c, an empty value none."""
+    if value is None:
+        return None, set()
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    left_out = {part[1:].strip() for part in parts if part.startswith("-")}
+    only = {part for part in parts if not part.startswith("-")}
+    if left_out and not only:
+        return None, left_out
+    return only, left_out
 
 
 def _call_impl(impl: Any, **arguments: Any) -> Any:
