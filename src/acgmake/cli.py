@@ -283,6 +283,14 @@ class AcgmakeGroup(click.Group):
         for warning in plugins.warnings:
             click.echo(f"Warning: {warning}", err=True)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a :class:`UserError` becomes click's one-line error (the domain
+        code knows nothing of click)."""
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            raise as_click_error(error) from error
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._extend()
         return super().list_commands(ctx)
@@ -577,6 +585,13 @@ def doctor() -> None:
 # Entry point
 
 
+def as_click_error(error: UserError) -> click.ClickException:
+    """``error`` as click shows errors: ``Error: message`` and the same exit code."""
+    converted = click.ClickException(error.message)
+    converted.exit_code = error.exit_code
+    return converted
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -590,6 +605,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(Interrupted(_interrupted_message()))
     except KeyboardInterrupt:
         _fail(Interrupted(_interrupted_message()))
+    except UserError as error:
+        _fail(error)
     except click.ClickException as error:
         _fail(error)
     except click.exceptions.Exit as done:
@@ -603,10 +620,15 @@ def _interrupted_message() -> str:
     )
 
 
-def _fail(error: click.ClickException) -> None:
-    if os.environ.get("ACGMAKE_DEBUG") and error.__cause__ is not None:
+def _fail(error: click.ClickException | UserError) -> None:
+    cause = error.__cause__
+    if isinstance(cause, UserError):  # converted by AcgmakeGroup.invoke
+        cause = cause.__cause__
+    if os.environ.get("ACGMAKE_DEBUG") and cause is not None:
         import traceback
 
-        traceback.print_exception(error.__cause__)
+        traceback.print_exception(cause)
+    if isinstance(error, UserError):
+        error = as_click_error(error)
     error.show()
     sys.exit(error.exit_code)

@@ -1,18 +1,25 @@
 """Errors a user can act on.
 
 Anything raised as a :class:`UserError` is shown as one line (``Error: ...``) with a non-zero
-exit and no traceback. Any other exception is a bug and keeps its traceback.
+exit and no traceback. Any other exception is a bug and keeps its traceback. These are plain
+exceptions, usable from the Python API without click; only the command line
+(:mod:`acgmake.cli`) turns them into click's.
 """
 
 from __future__ import annotations
 
-import click
 
-
-class UserError(click.ClickException):
+class UserError(Exception):
     """Bad input or environment: the message says what is wrong and what to do."""
 
     exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class PluginError(UserError):
