@@ -309,6 +309,29 @@ def test_rerunning_one_stage_keeps_the_credits_of_the_earlier_stages_whose_files
     assert json.loads((folder / "manifest.json").read_text())["credits"] == []
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_stage_sees_the_credits_of_the_stages_before_it(tmp_path: Path, words: Path, jobs):
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    seen: list[list[str]] = []
+
+    def with_asset(ctx):
+        ctx.use_asset(model, name="model", credit="Model: test (MIT)")
+        ctx.output("loud").write_text("x")
+
+    def framer(ctx):
+        seen.append(ctx.credits)
+        ctx.output("framed").write_text("y")
+
+    registry = registry_with(
+        Stage("shout", needs=("words",), makes=("loud",), run=with_asset, plugin="acgmake.test"),
+        Stage("frame", needs=("loud",), makes=("framed",), run=framer, plugin="acgmake.test"),
+    )
+    run(registry, tmp_path / "run", ["framed"], inputs={"words": words}, jobs=jobs)
+    run(registry, tmp_path / "run", ["framed"], only=["frame"], force=True, jobs=jobs)
+    assert seen == [["Model: test (MIT)"], ["Model: test (MIT)"]]
+
+
 def test_an_unwritable_run_folder_is_a_clear_error(tmp_path: Path, words: Path):
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -473,11 +473,16 @@ class StageContext:
         *,
         cancel: threading.Event | None = None,
         cores: int = 0,
+        credits: Iterable[str] = (),
     ) -> None:
         self.stage = stage
         self.workdir = workdir
         self.params = dict(params)
         self.seed = seed
+        #: The credit lines of the models, voices and sounds behind this stage's inputs (the
+        #: stages of this run, and of earlier runs, whose files it reads), in chain order: what
+        #: a clip's end card shows. Stages never read manifest.json themselves.
+        self.credits: list[str] = list(credits)
         #: How many CPU cores this stage may keep busy (fewer when stages run side by side).
         self.cores = cores or default_jobs()
         self._cancel = cancel
@@ -882,6 +887,7 @@ class _Job:
     outputs: dict[str, Path]
     params: dict[str, Any]
     key: str
+    credits: list[str]
 
 
 class _Cancelled(BaseException):
@@ -1009,7 +1015,7 @@ class _Build:
             self.done.add(stage.name)
             self.reporter.stage_finished(stage, 0.0, cached=True)
             return None
-        return _Job(stage, number, input_paths, input_hashes, outputs, params, key)
+        return _Job(stage, number, input_paths, input_hashes, outputs, params, key, self.credits())
 
     def execute(
         self, job: _Job, cores: int = 0, set_env: bool = False
@@ -1025,6 +1031,7 @@ class _Build:
             cancel=self.cancel,
             cores=cores,
             set_env=set_env,
+            credits=job.credits,
         )
 
     def finish(self, job: _Job, outcome: tuple[float, list[Asset]] | NotAvailable) -> None:
@@ -1059,6 +1066,13 @@ class _Build:
         self.write_manifest()
         self.reporter.stage_finished(stage, seconds, cached=False)
 
+    def credits(self) -> list[str]:
+        """The credits of the files made so far: earlier runs' (for files this run reads),
+        then this run's stages, in chain order."""
+        credits = list(self.earlier_credits)
+        order = self.manifest["order"]
+        return credits + [line for line in _credits(self.entries, order) if line not in credits]
+
     def write_manifest(self) -> None:
         """Write manifest.json: the stages in this run's order (then those of earlier runs),
         whatever order they finished in, and the credits in the same order."""
@@ -1066,9 +1080,7 @@ class _Build:
         names = [name for name in order if name in self.entries]
         names += [name for name in self.entries if name not in order]
         self.manifest["stages"] = {name: self.entries[name] for name in names}
-        credits = list(self.earlier_credits)
-        credits += [line for line in _credits(self.entries, order) if line not in credits]
-        self.manifest["credits"] = credits
+        self.manifest["credits"] = self.credits()
         self.folder.write_manifest(self.manifest)
 
     def files(self) -> dict[str, Path]:
@@ -1255,6 +1267,7 @@ def _execute(
     cancel: threading.Event | None = None,
     cores: int = 0,
     set_env: bool = False,
+    credits: Iterable[str] = (),
 ) -> tuple[float, list[Asset]]:
     """Run one stage into temporary files and rename them only if it succeeds. ``cores`` > 0
     is this stage's share of the CPU when stages run side by side."""
@@ -1262,7 +1275,16 @@ def _execute(
         path.parent.mkdir(parents=True, exist_ok=True)
     partials = {kind: partial_path(path) for kind, path in outputs.items()}
     context = StageContext(
-        stage, workdir, inputs, partials, params, seed, reporter, cancel=cancel, cores=cores
+        stage,
+        workdir,
+        inputs,
+        partials,
+        params,
+        seed,
+        reporter,
+        cancel=cancel,
+        cores=cores,
+        credits=credits,
     )
     if cores:
         _use_cores(cores, set_env=set_env)
