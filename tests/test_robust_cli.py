@@ -384,3 +384,42 @@ def test_the_plugin_list_warns_of_unknown_names_and_can_leave_one_out(
         assert f"names {warned}" in result.stderr and "check the spelling" in result.stderr
     else:
         assert "check the spelling" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# 2 and 3: the option parser, on any words
+
+
+def stage_option_names() -> list[str]:
+    return sorted({param.option for stage in builtin_stages() for param in stage.params})
+
+
+@pytest.mark.robust(2)
+@settings(max_examples=80, deadline=None)
+@given(
+    command=st.sampled_from([stage.name for stage in builtin_stages()]),
+    options=st.lists(
+        st.tuples(
+            st.sampled_from(stage_option_names() + ["--seed", "--workdir", "-o", "--force"]),
+            st.one_of(
+                st.text(max_size=12),
+                st.sampled_from(["nan", "-inf", "1e308", "-1", "0", str(2**70), "x" * 300]),
+            ),
+        ),
+        max_size=4,
+    ),
+)
+def test_any_options_on_any_command_end_in_a_clean_exit(command, options):
+    """Any words as option values: a usage line or a user error, never a traceback (the
+    input file does not exist, so no stage runs)."""
+    from click.testing import CliRunner
+
+    from acgmake.cli import cli
+
+    argv = [command, "/nonexistent/input.file"]
+    for option, value in options:
+        argv += [option] if option == "--force" else [option, value]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code in (1, 2), (argv, result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), argv
+    assert "Traceback" not in result.output
