@@ -67,7 +67,7 @@ def load_error():
     def message_for(path: Path) -> str:
         with pytest.raises(UserError) as caught:
             load_generator(path)
-        message = caught.value.format_message()
+        message = caught.value.message
         assert "\n" not in message and str(path) in message
         return message
 

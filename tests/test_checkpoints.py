@@ -341,7 +341,7 @@ def test_broken_nvlabs_pickles_are_user_errors(tmp_path, load_error):
         try:
             load_generator(corrupt)  # a flip inside tensor bytes goes unnoticed: no checksums
         except UserError as error:
-            assert "\n" not in error.format_message() and str(corrupt) in error.format_message()
+            assert "\n" not in error.message and str(corrupt) in error.message
 
     del reference.synthesis.b16.conv0.affine._parameters["weight"]
     missing = nvlabs.network_pickle(tmp_path / "missing.pkl", reference)

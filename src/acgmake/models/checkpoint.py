@@ -6,7 +6,9 @@ a damaged download is caught). :func:`load_generator` also reads community gener
 apart by their first bytes, not their names (see :mod:`acgmake.models.community`): rosinality
 ``.pt`` files, NVlabs ``.pkl`` network pickles and safetensors in rosinality's key layout. Any
 problem with a file is a :class:`~acgmake.errors.UserError` with one line that names the file
-and what to do.
+and what to do. What a file declares (its config, its tensors' shapes, its zip parts' sizes) is
+checked against sane limits before anything of that size is allocated: a few hundred bytes can
+declare a network of many gigabytes (:func:`acgmake.models.stylegan2.check_architecture`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import json
 import os
 import struct
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from typing import Any
 import torch
 
 from acgmake.errors import UserError
-from acgmake.models.stylegan2 import Generator
+from acgmake.models.stylegan2 import MAX_NUMBERS, MAX_SIZE, ArchitectureTooLarge, Generator
 
 FORMAT = "acgmake-stylegan2-generator"
 FORMAT_VERSION = "1"
@@ -131,6 +134,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Gene
     path = _existing(path)
     kind = file_kind(path)
     if kind == "torch":
+        _check_unpacked_size(path)
         return community.load_rosinality(path).to(device)
     if kind == "pickle":
         return community.load_network_pickle(path).to(device)
@@ -174,7 +178,12 @@ def _load_safetensors(path: Path) -> Generator:
             lr_mlp=float(config.get("lr_mlp", 0.01)),
             conv_clamp=None if config.get("conv_clamp") is None else float(config["conv_clamp"]),
         )
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except ArchitectureTooLarge as error:
+        raise UserError(
+            f"{path} declares a generator too large to load ({error}); use a StyleGAN2 "
+            f"checkpoint of at most {MAX_SIZE} pixels, or check that the file is the one you meant"
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as error:
         raise UserError(
             f"{path} has an unreadable architecture config ({error}); {REMEDY}"
         ) from None
@@ -214,6 +223,39 @@ def check_tensors(
     ]
     if problems:
         raise UserError(f"{path} does not match {architecture} ({'; '.join(problems)}); {remedy}")
+
+
+def check_tensor_sizes(path: Path, tensors: Mapping[str, Any], remedy: str) -> None:
+    """Raise UserError when ``tensors`` hold more numbers than any generator acgmake builds.
+
+    For files whose tensors are views (``torch.load``, network pickles): a tensor of stride 0
+    takes a few bytes in the file whatever shape it declares, and the first copy of it (a
+    ``.float()``) would allocate all of it. Check before converting anything.
+    """
+    total = sum(t.numel() for t in tensors.values() if isinstance(t, torch.Tensor))
+    if total > MAX_NUMBERS:
+        raise UserError(
+            f"{path} declares {total / 1e6:,.0f} million numbers of weights, more than the "
+            f"{MAX_NUMBERS // 1_000_000} million of the largest generator acgmake loads; {remedy}"
+        )
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Raise UserError if ``path``, a zip (``torch.save``'s format), unpacks to much more than
+    its own size. torch.save stores its parts uncompressed, but torch.load also reads
+    deflated ones, and allocates what their headers declare: 4 MB can unpack to 4 GB."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # a damaged zip: the reader says so
+    size = path.stat().st_size
+    if unpacked > 2 * size + 16 * 1024**2:
+        raise UserError(
+            f"{path} unpacks to {unpacked / 1024**2:,.0f} MB from a file of "
+            f"{size / 1024**2:,.1f} MB, which torch.save never does (it does not compress); "
+            "use the checkpoint as it was published"
+        )
 
 
 def _existing(path: str | Path) -> Path:

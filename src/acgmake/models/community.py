@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from acgmake.errors import UserError
-from acgmake.models.checkpoint import check_tensors
-from acgmake.models.stylegan2 import BLUR_KERNEL, Generator
+from acgmake.models.checkpoint import check_tensor_sizes, check_tensors
+from acgmake.models.stylegan2 import BLUR_KERNEL, MAX_SIZE, ArchitectureTooLarge, Generator
 
 REMEDY = "download it again, or use a generator from rosinality/stylegan2-pytorch or NVlabs"
 
@@ -117,6 +117,11 @@ def build_generator(
     try:
         config = dict(config or infer_config(state))
         generator = Generator(**config)
+    except ArchitectureTooLarge as error:
+        raise UserError(
+            f"{path} declares a generator too large to load ({error}); use a StyleGAN2 "
+            f"checkpoint of at most {MAX_SIZE} pixels, or check that the file is the one you meant"
+        ) from None
     except (ValueError, KeyError, IndexError, TypeError) as error:
         raise UserError(
             f"{path} does not hold a StyleGAN2 generator acgmake can read ({error}); {REMEDY}"
@@ -381,6 +386,9 @@ def load_network_pickle(path: Path) -> Generator:
             f"{path} has no G_ema network (it holds {', '.join(map(str, networks)) or 'nothing'})"
             f"; {REMEDY}"
         )
+    # A stride-0 tensor takes a few bytes in the file whatever its shape: check what the
+    # tensors declare before the conversion copies them.
+    check_tensor_sizes(path, network.tensors(), REMEDY)
     try:
         state, config = convert_nvlabs(network)
     except ValueError as error:

@@ -16,6 +16,7 @@ latent that truncation pulls toward, tracked during training.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +26,85 @@ from torch.nn import functional as F
 
 BLUR_KERNEL = (1, 3, 3, 1)
 NOISE_MODES = ("const", "random", "none")
+
+# The largest architecture a Generator is built with, checked before anything is allocated: a
+# file of a few hundred bytes can declare any sizes in its config or its tensors' shapes. Each
+# is far above every published StyleGAN2 (at most 1024 pixels, a style of 512 numbers, 8
+# mapping layers, 512 feature maps, about 33 million numbers in all).
+MAX_SIZE = 4096
+MAX_STYLE_DIM = 2048
+MAX_MAPPING_LAYERS = 32
+MAX_CHANNELS = 4096
+MAX_BLUR_TAPS = 16
+#: Parameters and buffers in all (600 MB as float32).
+MAX_NUMBERS = 150_000_000
+
+
+class ArchitectureTooLarge(ValueError):
+    """A generator architecture larger than acgmake builds (see :func:`check_architecture`)."""
+
+
+def check_architecture(
+    size: int,
+    style_dim: int,
+    n_mlp: int,
+    channels: dict[int, int],
+    blur_kernel: Sequence[float] = BLUR_KERNEL,
+) -> int:
+    """The numbers (parameters and buffers) a :class:`Generator` of this architecture holds.
+
+    Raises :class:`ArchitectureTooLarge` when a size is past its ``MAX_*`` limit or the total
+    past :data:`MAX_NUMBERS`, and ValueError when a size is not a positive whole number or
+    ``channels`` lacks a resolution; nothing is allocated either way.
+    """
+    for name, value, smallest, limit in (
+        ("size", size, 4, MAX_SIZE),
+        ("style size", style_dim, 1, MAX_STYLE_DIM),
+        ("number of mapping layers", n_mlp, 0, MAX_MAPPING_LAYERS),
+        ("number of resampling filter taps", len(blur_kernel), 1, MAX_BLUR_TAPS),
+    ):
+        if not isinstance(value, numbers.Integral) or value < smallest:
+            raise ValueError(f"its {name} is {value!r}, not a whole number from {smallest}")
+        if value > limit:
+            raise ArchitectureTooLarge(
+                f"its {name} is {value}, more than the {limit} acgmake builds"
+            )
+    log_size = int(math.log2(size))
+    if 2**log_size != size:
+        raise ValueError(f"size must be a power of two >= 4, not {size}")
+    levels = [2**i for i in range(2, log_size + 1)]
+    for resolution in levels:
+        count = channels.get(resolution)
+        if not isinstance(count, numbers.Integral) or count < 1:
+            raise ValueError(f"it gives {count!r} feature maps at {resolution} pixels")
+        if count > MAX_CHANNELS:
+            raise ArchitectureTooLarge(
+                f"it has {count} feature maps at {resolution} pixels, more than the "
+                f"{MAX_CHANNELS} acgmake builds"
+            )
+
+    def styled(in_channel: int, out_channel: int) -> int:
+        # 3x3 weight, modulation weight and bias, noise strength, activation bias
+        return 9 * out_channel * in_channel + (style_dim + 1) * in_channel + 1 + out_channel
+
+    def to_rgb(in_channel: int) -> int:
+        return 3 * in_channel + (style_dim + 1) * in_channel + 3
+
+    total = n_mlp * (style_dim + 1) * style_dim + style_dim  # mapping network, w_avg
+    in_channel = channels[4]
+    total += 16 * in_channel + styled(in_channel, in_channel) + to_rgb(in_channel)
+    for resolution in levels[1:]:
+        out_channel = channels[resolution]
+        total += styled(in_channel, out_channel) + styled(out_channel, out_channel)
+        total += to_rgb(out_channel)
+        in_channel = out_channel
+    total += sum(4 ** ((layer + 5) // 2) for layer in range(2 * log_size - 3))  # noise buffers
+    if total > MAX_NUMBERS:
+        raise ArchitectureTooLarge(
+            f"it holds {total / 1e6:,.0f} million numbers, more than the "
+            f"{MAX_NUMBERS // 1_000_000} million acgmake builds"
+        )
+    return total
 
 
 def default_channels(
@@ -391,18 +471,17 @@ class Generator(nn.Module):
         conv_clamp: float | None = None,
     ) -> None:
         super().__init__()
+        # (A size past MAX_SIZE is refused just below, not given a default table.)
+        channels = channels or default_channels(
+            min(size, 2 * MAX_SIZE), channel_multiplier, channel_max
+        )
+        self.channels = {int(k): int(v) for k, v in channels.items()}
+        # Before any tensor is made: a checkpoint's few bytes can declare a huge network.
+        check_architecture(size, style_dim, n_mlp, self.channels, blur_kernel)
         log_size = int(math.log2(size))
-        if 2**log_size != size or size < 4:
-            raise ValueError(f"size must be a power of two >= 4, not {size}")
         self.size = size
         self.style_dim = style_dim
         self.log_size = log_size
-        self.channels = {
-            int(k): int(v)
-            for k, v in (
-                channels or default_channels(size, channel_multiplier, channel_max)
-            ).items()
-        }
         # Everything needed to build this architecture again (stored in checkpoints).
         self.config = {
             "size": size,

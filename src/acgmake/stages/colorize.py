@@ -117,9 +117,10 @@ def colorize_expressions(ctx) -> None:
     from acgmake.image.expressions import colorize_expressions as colorize_all
     from acgmake.image.face import Face, split_expressions
     from acgmake.image.hints import read_hints
-    from acgmake.image.picture import read_picture
+    from acgmake.image.picture import STRIP_PIXELS, read_picture
 
-    pictures = split_expressions(read_picture(ctx.input("expressions"), "expressions strip")[0])
+    strip = read_picture(ctx.input("expressions"), "expressions strip", max_pixels=STRIP_PIXELS)
+    pictures = split_expressions(strip[0])
     height, each = pictures[0].shape[:2]
     face = Face.read(ctx.input("face"))
     character, colored = ctx.input("character"), ctx.input("colored")

@@ -79,10 +79,10 @@ def upscale_expressions(ctx) -> None:
     import numpy as np
 
     from acgmake.image.face import split_expressions
-    from acgmake.image.picture import read_picture
+    from acgmake.image.picture import STRIP_PIXELS, read_picture
     from acgmake.image.upscale import upscale_frames
 
-    strip, _ = read_picture(ctx.input("expressions"), "expressions strip")
+    strip, _ = read_picture(ctx.input("expressions"), "expressions strip", max_pixels=STRIP_PIXELS)
     frames = split_expressions(strip)
     note = None
     character = ctx.input("character")

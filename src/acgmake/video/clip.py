@@ -57,6 +57,56 @@ def drawn_box(images: Sequence[np.ndarray]) -> tuple[float, float, float, float]
     )
 
 
+#: How far past the end of the song its sung timing may run: a song bounced from a DAW may stop
+#: right as the last vowel does. Further, and the song is not the one sung, or was cut short.
+TIMING_PAST_SONG_S = 0.5
+#: The longest song a clip is made for: the longest score acgmake sings is 20 minutes. Every
+#: duration the clip derives (its frames, the motion, the blinks) is bounded by the song's.
+MAX_CLIP_SONG_S = 30 * 60.0
+#: Sample rates a song may have, in Hz: a crafted header saying 1 Hz makes 2,000 samples last
+#: half an hour.
+SONG_SAMPLE_RATES = (8_000, 384_000)
+
+
+def song_length_s(path: Path) -> float:
+    """How long the song at ``path`` lasts, in seconds (libsndfile counts the samples the file
+    really holds, whatever its header says). UserError when it cannot be read, has an odd
+    sample rate, or lasts longer than :data:`MAX_CLIP_SONG_S`."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise UserError(f"cannot read the song {path}: {error}") from None
+    low, high = SONG_SAMPLE_RATES
+    if not low <= info.samplerate <= high:
+        raise UserError(
+            f"the song {path} says its sample rate is {info.samplerate} Hz; a song's is "
+            f"{low:,} to {high:,} Hz (usually 44,100 or 48,000) — export it again as WAV"
+        )
+    if not info.frames / info.samplerate <= MAX_CLIP_SONG_S:
+        raise UserError(
+            f"the song {path} lasts {info.frames / info.samplerate / 60:.0f} minutes; acgmake "
+            f"makes clips of songs up to {MAX_CLIP_SONG_S / 60:.0f} minutes — cut it shorter"
+        )
+    return info.frames / info.samplerate
+
+
+def check_timing(timing: Timing, song_s: float, *, timing_name: str, song_name: str) -> None:
+    """UserError unless the singing in ``timing`` ends within :data:`TIMING_PAST_SONG_S` of the
+    end of the song (``song_s`` seconds): a clip is as long as its song, and a song cut short
+    (or the wrong one) would give a clip that mimes to silence."""
+    ends = [line.end_s for line in timing.lines]
+    ends += [mora.end_s for line in timing.lines for mora in line.morae]
+    last_sung = max(ends, default=0.0)
+    if not last_sung <= song_s + TIMING_PAST_SONG_S:
+        raise UserError(
+            f"the song {song_name} lasts {song_s:.2f} s, but {timing_name} has singing until "
+            f"{last_sung:.1f} s; give the song that was sung with this timing, or make both "
+            "again (acgmake song)"
+        )
+
+
 def clip_frame_count(timing: Timing, song_s: float, fps: float, end_card_s: float) -> int:
     """Frames in the clip: the song, or longer to keep the credits ``end_card_s`` on screen
     after the last sung line."""
@@ -82,6 +132,7 @@ def clip_renderer(
     look: Look | None = None,
     background: Path | None = None,
     background_style: str = "photo",
+    song_name: str = "song.wav",
 ) -> FrameRenderer:
     """The renderer of the clip (``renderer.frame_count`` frames at ``fps``).
 
@@ -91,6 +142,8 @@ def clip_renderer(
     only half closes the eyes (benchmarks/steering_report.py). ``credits`` follow
     timing.json's own. ``background`` is a picture of the user's (PNG, JPEG or WebP) drawn
     in ``background_style`` (:data:`acgmake.video.backdrop.STYLES`) instead of the sky.
+    UserError when the timing's singing runs past the song (``song_s`` seconds, the length
+    of the file named ``song_name``), see :func:`check_timing`.
 
     The pictures are scaled once, here, to the size the layout shows them at (a 1024-pixel
     character in a 720p frame is drawn from a copy of about 560 pixels), so each frame
@@ -99,6 +152,7 @@ def clip_renderer(
     look = look or Look()
     layout_face = Face.read(face)
     sung = Timing.read(timing)
+    check_timing(sung, song_s, timing_name=Path(timing).name, song_name=song_name)
     if expressions is not None:
         images = split_strip(read_rgba(expressions))
     else:

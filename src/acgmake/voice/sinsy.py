@@ -7,7 +7,10 @@ find its data folders, so acgmake never runs it: :func:`load_sinsy_module` loads
 
 Sinsy is C++: a malformed score or voice can crash or hang it. Every call therefore runs in a
 separate Python process (:mod:`acgmake.voice.sinsy_worker`) under a time limit, and a crash,
-a hang or a refusal comes back as a one-line :class:`~acgmake.errors.UserError`.
+a hang or a refusal comes back as a one-line :class:`~acgmake.errors.UserError`. The worker's
+limits do not depend on the caller: at most :data:`MAX_TIMEOUT_S`, an address space that grows
+with the song up to :data:`MAX_WORKER_MEMORY_BYTES`, no song over :data:`MAX_SINGING_S`, and
+it dies with the process that started it (SIGKILL, a closed terminal, a CI timeout).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from types import ModuleType
 import numpy as np
 
 from acgmake.errors import UserError
+from acgmake.music import MAX_SONG_S
 from acgmake.voice.labels import HTK_UNITS_PER_SECOND, Phoneme
 
 BUNDLED_VOICE = "nitech_jp_song070_f001"
@@ -49,11 +53,25 @@ SINSY_CREDIT = (
 )
 #: A generous limit: Sinsy sings about 20-25 times faster than real time on one core.
 DEFAULT_TIMEOUT_S = 120.0
+#: The most time any call gives the worker, whatever the caller asks: ten times what the
+#: longest song acgmake sings (20 minutes) takes on one core.
+MAX_TIMEOUT_S = 600.0
 #: Larger than any HTS voice we know of (the bundled one is 1.6 MB).
 MAX_VOICE_BYTES = 512 * 1024 * 1024
+#: The longest singing the worker synthesizes: the longest score acgmake reads, plus the rests
+#: Sinsy adds around it. hts_engine allocates every 5 ms frame of the song before it sings one
+#: (a score at 0.001 bpm asks for 240 million frames), so this is checked first.
+MAX_SINGING_S = MAX_SONG_S + 60.0
+#: The worker's address space: a base for Python, NumPy and the voice (about 175 MB of it is
+#: used), and per second of singing three times the 3.3 MB the bundled voice takes, up to
+#: MAX_WORKER_MEMORY_BYTES (a 20-minute song takes about 4 GB).
+WORKER_BASE_MEMORY_BYTES = 1024**3
+WORKER_MEMORY_PER_SECOND_BYTES = 10 * 1024**2
+MAX_WORKER_MEMORY_BYTES = 6 * 1024**3
 
 # Exit codes of the worker process, each a different thing for the user to fix.
 EXIT_DICTIONARY, EXIT_VOICE, EXIT_SCORE, EXIT_SYNTHESIS = 5, 2, 3, 4
+EXIT_TOO_LONG, EXIT_MEMORY, EXIT_ORPHANED = 6, 7, 8
 
 
 @dataclass(frozen=True)
@@ -210,6 +228,19 @@ def parse_labels(lines: list[str]) -> list[Phoneme]:
     return phonemes
 
 
+def labels_length_s(lines: list[str]) -> float:
+    """How long Sinsy's timed labels (``"5000000 7500000 k"``, 100 ns units) last, in seconds:
+    the latest end among them, 0 for none."""
+    ends = [int(parts[1]) for parts in map(str.split, lines) if len(parts) >= 3]
+    return max(ends, default=0) / HTK_UNITS_PER_SECOND
+
+
+def memory_budget(singing_s: float, cap_bytes: int = MAX_WORKER_MEMORY_BYTES) -> int:
+    """The address space the worker may use to synthesize ``singing_s`` seconds, in bytes."""
+    wanted = WORKER_BASE_MEMORY_BYTES + WORKER_MEMORY_PER_SECOND_BYTES * max(singing_s, 0.0)
+    return int(min(cap_bytes, wanted))
+
+
 def voice_alpha(path: str | Path) -> float | None:
     """The all-pass constant an HTS voice was made with (``OPTION[MCP]:ALPHA=``), or None."""
     with open(path, "rb") as handle:
@@ -309,10 +340,30 @@ def _run_worker(
             command += ["--alpha", repr(float(options.alpha))]
         if options.volume_db:
             command += ["--volume", repr(float(options.volume_db))]
+        # Limits of the worker's own, which hold even if this process is killed: it dies with
+        # this process, and its memory and CPU time are capped.
+        timeout_s = min(float(timeout_s), MAX_TIMEOUT_S)
+        command += [
+            "--parent",
+            str(os.getpid()),
+            "--memory",
+            str(MAX_WORKER_MEMORY_BYTES),
+            "--cpu-seconds",
+            str(round(timeout_s + 30)),
+        ]
         # The child imports acgmake from where this one did, installed or not.
         package_root = str(Path(__file__).resolve().parents[2])
         python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": python_path,
+            "OMP_NUM_THREADS": "1",
+            # One malloc arena: at the memory limit an allocation fails at once, instead of
+            # glibc trying to map a new arena for every small block.
+            "MALLOC_ARENA_MAX": "1",
+        }
+        # The worker is started from this thread, which waits for it: Linux's parent-death
+        # signal follows the thread that started a process, so it must not be a short-lived one.
         try:
             finished = subprocess.run(
                 command,
@@ -328,7 +379,7 @@ def _run_worker(
                 "the score may be very long or malformed — try a shorter score"
             ) from None
         messages = _messages(finished.stderr)
-        _check_exit(finished, name, voice, messages)
+        _check_exit(finished, name, voice, messages, out / "memory_limit")
         phonemes = parse_labels((out / "labels.lab").read_text("ascii").splitlines())
         if labels_only:
             return Singing(np.zeros(0, np.float32), 0, phonemes, messages)
@@ -345,17 +396,46 @@ def _run_worker(
 
 
 def _check_exit(
-    finished: subprocess.CompletedProcess, name: str, voice: Path, messages: list[str]
+    finished: subprocess.CompletedProcess,
+    name: str,
+    voice: Path,
+    messages: list[str],
+    memory_limit: Path,
 ) -> None:
     code = finished.returncode
     if code == 0:
         return
     said = "; ".join(m for m in messages if not m.startswith("[WARN]"))[:300] or "no message"
-    if code < 0:
+    if code == EXIT_TOO_LONG:
+        raise UserError(
+            f"Sinsy would sing {name} for longer than the {MAX_SONG_S / 60:.0f} minutes "
+            f"acgmake sings ({said}); split the song into shorter scores"
+        )
+    if code == -getattr(signal, "SIGXCPU", 0):
+        raise UserError(
+            f"Sinsy used up its CPU time singing {name} and was stopped; the score may be very "
+            "long or malformed — try a shorter score"
+        )
+    out_of_memory = (
+        code == EXIT_MEMORY
+        # Sinsy catches a C++ std::bad_alloc, says so, and fails the synthesis.
+        or (code == EXIT_SYNTHESIS and "bad_alloc" in said)
+        # hts_engine does not check malloc: past the worker's address-space limit it writes
+        # through NULL. The file says the worker got as far as synthesis.
+        or (code in _OUT_OF_MEMORY_CODES and memory_limit.is_file())
+    )
+    if out_of_memory:
         try:
-            what = signal.Signals(-code).name
-        except ValueError:
-            what = f"signal {-code}"
+            limit = f"{int(memory_limit.read_text('ascii')) / 1024**3:.2g} GB"
+        except (OSError, ValueError):
+            limit = f"{MAX_WORKER_MEMORY_BYTES / 1024**3:.2g} GB"
+        how = f"crashed ({_signal_name(code)}), most likely out" if code < 0 else "ran out"
+        raise UserError(
+            f"Sinsy {how} of the {limit} of memory it may use while synthesizing {name} "
+            f"(Sinsy said: {said}); try a shorter score, or sing it in parts"
+        )
+    if code < 0:
+        what = _signal_name(code)
         raise UserError(
             f"Sinsy crashed ({what}) while singing {name} (Sinsy said: {said}); "
             "check the score in a notation program, or try another voice"
@@ -378,6 +458,23 @@ def _check_exit(
         )
     detail = finished.stderr.decode("utf-8", "replace").strip()[-2000:]
     raise RuntimeError(f"the Sinsy worker failed with exit code {code}:\n{detail}")
+
+
+#: Return codes of a worker that a refused allocation ends: a NULL written to (SIGSEGV, SIGBUS),
+#: an uncaught std::bad_alloc (SIGABRT), the kernel's OOM killer (SIGKILL).
+_OUT_OF_MEMORY_CODES = frozenset(
+    -getattr(signal, name)
+    for name in ("SIGSEGV", "SIGBUS", "SIGABRT", "SIGKILL")
+    if hasattr(signal, name)
+)
+
+
+def _signal_name(code: int) -> str:
+    """The name of the signal that ended a process with return code ``code`` (negative)."""
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
 
 
 def _messages(stderr: bytes) -> list[str]:

@@ -1,15 +1,25 @@
 """The child process that runs Sinsy for :mod:`acgmake.voice.sinsy` (not a public API).
 
 ``python -m acgmake.voice.sinsy_worker SCORE VOICE DICTIONARY OUT [--labels-only]
-[--alpha A] [--volume DB]`` writes ``OUT/labels.lab`` (Sinsy's monophone labels with times)
-and, unless ``--labels-only``, ``OUT/samples.npy`` (float32 in [-1, 1]) and ``OUT/info.json``
-(the sample rate, and how many samples clipped). The exit code says what failed (see the
-``EXIT_*`` constants); Sinsy's own messages go to stderr.
+[--alpha A] [--volume DB] [--parent PID] [--memory BYTES] [--cpu-seconds S]`` writes
+``OUT/labels.lab`` (Sinsy's monophone labels with times) and, unless ``--labels-only``,
+``OUT/samples.npy`` (float32 in [-1, 1]) and ``OUT/info.json`` (the sample rate, and how many
+samples clipped). The exit code says what failed (see the ``EXIT_*`` constants); Sinsy's own
+messages go to stderr.
+
+The worker bounds itself, whatever becomes of its parent: it dies with the parent
+(``--parent``), refuses to synthesize a song longer than acgmake sings, and runs under an
+address-space limit that grows with the song's length up to ``--memory`` bytes and a CPU-time
+limit of ``--cpu-seconds``. Just before synthesizing it writes ``OUT/memory_limit`` (the
+limit in bytes), so the parent can tell a crash in synthesis from one in loading.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -17,49 +27,131 @@ import numpy as np
 
 from acgmake.voice.sinsy import (
     EXIT_DICTIONARY,
+    EXIT_MEMORY,
+    EXIT_ORPHANED,
     EXIT_SCORE,
     EXIT_SYNTHESIS,
+    EXIT_TOO_LONG,
     EXIT_VOICE,
+    MAX_SINGING_S,
+    MAX_WORKER_MEMORY_BYTES,
+    labels_length_s,
     load_sinsy_module,
+    memory_budget,
 )
 
 #: Sinsy returns samples at 16-bit scale.
 _INT16_SCALE = 32768.0
+#: Linux's prctl option: the signal this process gets when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int | None) -> None:
+    """End this process when its parent ends, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL when the parent goes (``prctl(PR_SET_PDEATHSIG)``); a
+    parent that died before that call is caught by its pid no longer being this process's
+    parent's. Elsewhere only that check is made, and the parent's own time limit holds.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # a libc without prctl
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(EXIT_ORPHANED)
+
+
+def limit_memory(limit_bytes: int) -> int:
+    """Lower this process's address-space limit to ``limit_bytes`` (never raise it); returns
+    the limit in force afterwards, or 0 where none can be set (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    ceiling = min(x for x in (limit_bytes, soft, hard) if x != resource.RLIM_INFINITY)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (ceiling, hard))
+    except (ValueError, OSError):
+        return 0 if soft == resource.RLIM_INFINITY else soft
+    return ceiling
+
+
+def limit_cpu(seconds: float) -> None:
+    """SIGXCPU after ``seconds`` of CPU time: a stop even if the parent's timer never fires."""
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    wanted = max(1, int(seconds))
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft == resource.RLIM_INFINITY or wanted < soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (wanted, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def _option(flags: list[str], name: str) -> str | None:
+    return flags[flags.index(name) + 1] if name in flags else None
 
 
 def main(argv: list[str]) -> int:
     score, voice, dictionary, out = argv[:4]
     flags = argv[4:]
+    parent = _option(flags, "--parent")
+    die_with_parent(int(parent) if parent else None)
+    memory = int(_option(flags, "--memory") or MAX_WORKER_MEMORY_BYTES)
+    limit = limit_memory(memory)
+    cpu_seconds = _option(flags, "--cpu-seconds")
+    if cpu_seconds:
+        limit_cpu(float(cpu_seconds))
     labels_only = "--labels-only" in flags
     alpha = float(flags[flags.index("--alpha") + 1]) if "--alpha" in flags else None
     volume_db = float(flags[flags.index("--volume") + 1]) if "--volume" in flags else None
     out_folder = Path(out)
-    sinsy = load_sinsy_module().Sinsy()
-    if not sinsy.setLanguages("j", dictionary):
-        return EXIT_DICTIONARY
-    if not sinsy.loadVoices(voice):
-        return EXIT_VOICE
-    # Both after loadVoices, which sets the voice's own alpha and volume.
-    if alpha is not None and not sinsy.setAlpha(alpha):
-        print(f"[ERR] Sinsy refused alpha {alpha}", file=sys.stderr)
-        return EXIT_VOICE
-    if volume_db is not None and not sinsy.setVolume(volume_db):
-        print(f"[ERR] Sinsy refused volume {volume_db} dB", file=sys.stderr)
-        return EXIT_VOICE
-    if not sinsy.loadScoreFromMusicXML(score):
-        return EXIT_SCORE
-    labels = sinsy.createLabelData(True, 1, 1).getData()  # monophone, overwrite, with times
-    (out_folder / "labels.lab").write_text("\n".join(labels) + "\n", encoding="ascii")
-    if labels_only:
-        return 0
     try:
-        samples, sample_rate = sinsy.synthesize()
-    except RuntimeError as error:
-        print(f"[ERR] {error}", file=sys.stderr)
-        return EXIT_SYNTHESIS
-    samples = np.asarray(samples, dtype=np.float64) / _INT16_SCALE
-    clipped = int(np.count_nonzero(np.abs(samples) > 1.0))
-    np.save(out_folder / "samples.npy", np.clip(samples, -1.0, 1.0).astype(np.float32))
+        sinsy = load_sinsy_module().Sinsy()
+        if not sinsy.setLanguages("j", dictionary):
+            return EXIT_DICTIONARY
+        if not sinsy.loadVoices(voice):
+            return EXIT_VOICE
+        # Both after loadVoices, which sets the voice's own alpha and volume.
+        if alpha is not None and not sinsy.setAlpha(alpha):
+            print(f"[ERR] Sinsy refused alpha {alpha}", file=sys.stderr)
+            return EXIT_VOICE
+        if volume_db is not None and not sinsy.setVolume(volume_db):
+            print(f"[ERR] Sinsy refused volume {volume_db} dB", file=sys.stderr)
+            return EXIT_VOICE
+        if not sinsy.loadScoreFromMusicXML(score):
+            return EXIT_SCORE
+        labels = sinsy.createLabelData(True, 1, 1).getData()  # monophone, overwrite, with times
+        (out_folder / "labels.lab").write_text("\n".join(labels) + "\n", encoding="ascii")
+        if labels_only:
+            return 0
+        # hts_engine allocates every frame of the song before it sings one: check the length
+        # first, then allow memory in proportion to it.
+        singing_s = labels_length_s(labels)
+        if not singing_s <= MAX_SINGING_S:
+            print(f"[ERR] the song lasts {singing_s:.0f} s", file=sys.stderr)
+            return EXIT_TOO_LONG
+        limit = limit_memory(memory_budget(singing_s, memory))
+        (out_folder / "memory_limit").write_text(str(limit), encoding="ascii")
+        try:
+            samples, sample_rate = sinsy.synthesize()
+        except RuntimeError as error:
+            print(f"[ERR] {error}", file=sys.stderr)
+            return EXIT_SYNTHESIS
+        samples = np.asarray(samples, dtype=np.float64) / _INT16_SCALE
+        clipped = int(np.count_nonzero(np.abs(samples) > 1.0))
+        np.save(out_folder / "samples.npy", np.clip(samples, -1.0, 1.0).astype(np.float32))
+    except MemoryError:
+        print(f"[ERR] out of memory (limit {limit} bytes)", file=sys.stderr)
+        return EXIT_MEMORY
     info = {"sample_rate": int(sample_rate), "clipped": clipped}
     (out_folder / "info.json").write_text(json.dumps(info))
     return 0
