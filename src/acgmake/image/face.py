@@ -2,16 +2,36 @@
 
 Coordinates are normalised to 0..1 (x, y), so the file stays valid when a plugin resizes the
 picture; :meth:`Face.pixel_point` and :meth:`Face.pixel_box` scale them to a given size.
+A character drawn by a generator also keeps its ``latent`` (the styles, base64, and the
+generator that drew it; see :func:`acgmake.models.character.latent_record`).
+
+:meth:`Face.read` is the one reader of ``face.json``: it checks the file's size, nesting,
+types and ranges and names what is wrong in one line.
 """
 
 from __future__ import annotations
 
-import json
+import base64
+import binascii
+import math
+import sys
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from acgmake.errors import UserError
+from acgmake.formats import (
+    FormatProblem,
+    checked_integer,
+    checked_list,
+    checked_number,
+    checked_object,
+    checked_text,
+    key_path,
+    one_line,
+    read_json_file,
+)
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -19,6 +39,19 @@ Point = tuple[float, float]
 #: The expressions of one character, in the order ``expressions.png`` holds them side by side:
 #: mouth closed, the five vowel mouths, and a blink (eyes closed, mouth closed).
 EXPRESSIONS = ("rest", "a", "i", "u", "e", "o", "blink")
+
+#: face.json is a few KB, or about 50 KB with a latent of 18 x 512 styles.
+MAX_FACE_BYTES = 1024 * 1024
+#: face.json nests four deep (the file, points, the eyes' points, a point).
+MAX_FACE_DEPTH = 8
+#: Coordinates are 0..1; a box may reach past the picture's edge, but not far.
+COORDINATES = (-0.5, 1.5)
+#: Numbers in a latent's styles: a StyleGAN2 generator's are a few units.
+MAX_LATENT_VALUES = 1 << 20
+_FACE_REMEDY = (
+    "make it again with `acgmake character`, or fix it: face, mouth and eyes are boxes "
+    "[x0, y0, x1, y1] and points [x, y], in 0..1 coordinates"
+)
 
 
 @dataclass(frozen=True)
@@ -33,31 +66,69 @@ class Face:
     points: dict[str, tuple[Point, ...]]
     #: Colours the character stage saw at each point, "#rrggbb" (a list for the eyes; optional).
     colors: dict[str, Any] = field(default_factory=dict)
+    #: The styles that drew the character and their generator (``float32_base64``,
+    #: ``shape``, ``generator``, ``generator_sha256``); None when it was not generated.
+    latent: dict[str, Any] | None = None
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Face:
+    def from_dict(cls, raw: Any, *, source: str = "face.json") -> Face:
+        """The layout a ``face.json`` value holds; :class:`UserError` naming ``source`` and
+        what is wrong when it is not one."""
+        try:
+            return cls._checked(raw)
+        except FormatProblem as problem:
+            raise UserError(
+                one_line(f"{source} is not a face file acgmake can read: {problem}; ")
+                + _FACE_REMEDY
+            ) from None
+
+    @classmethod
+    def _checked(cls, raw: Any) -> Face:
+        top = checked_object(raw, "the file")
+        regions = checked_object(top.get("points", {}), "points")
+        if len(regions) > 32:
+            raise FormatProblem(f"points names {len(regions)} regions, more than 32")
         points: dict[str, tuple[Point, ...]] = {}
-        for name, value in raw.get("points", {}).items():
+        for name, value in regions.items():
+            where = key_path("points", checked_text(name, "a region name", 64))
             # "eyes" is a list of points, every other region a single point.
-            many = value and isinstance(value[0], (list, tuple))
-            points[name] = tuple(_point(p) for p in (value if many else [value]))
+            if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
+                group = checked_list(value, where, 16)
+                points[name] = tuple(_point(p, f"{where}[{i}]") for i, p in enumerate(group))
+            else:
+                points[name] = (_point(value, where),)
+        colors = checked_object(top.get("colors", {}), "colors")
+        for name, value in colors.items():
+            where = key_path("colors", checked_text(name, "a region name", 64))
+            if isinstance(value, (list, tuple)):  # the eyes' colours, one per eye
+                for i, colour in enumerate(checked_list(value, where, 16)):
+                    checked_text(colour, f"{where}[{i}]", 64)
+            else:
+                checked_text(value, where, 64)
+        eyes = checked_list(top.get("eyes", []), "eyes", 8)
+        latent = top.get("latent")
         return cls(
-            face=_box(raw["face"]),
-            mouth=_box(raw["mouth"]),
-            eyes=tuple(_box(eye) for eye in raw.get("eyes", [])),
+            face=_box(top.get("face"), "face"),
+            mouth=_box(top.get("mouth"), "mouth"),
+            eyes=tuple(_box(eye, f"eyes[{i}]") for i, eye in enumerate(eyes)),
             points=points,
-            colors=dict(raw.get("colors", {})),
+            colors=dict(colors),
+            latent=None if latent is None else _latent(latent),
         )
 
     @classmethod
     def read(cls, path: Path) -> Face:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
-            raise UserError(
-                f"{path} is not a face file acgmake can read ({type(error).__name__}: {error}); "
-                "it needs face, mouth and points in 0..1 coordinates"
-            ) from None
+        """The layout in the ``face.json`` at ``path``; UserError naming the file and what is
+        wrong with it (too large, not JSON, nested too deep, a value of the wrong type or out
+        of range, an empty box)."""
+        raw = read_json_file(
+            path,
+            what="a face file",
+            max_bytes=MAX_FACE_BYTES,
+            max_depth=MAX_FACE_DEPTH,
+            remedy=_FACE_REMEDY,
+        )
+        return cls.from_dict(raw, source=str(path))
 
     @staticmethod
     def pixel_point(point: Point, width: int, height: int) -> tuple[int, int]:
@@ -76,16 +147,62 @@ class Face:
         return x0, y0, x1, y1
 
 
-def _point(value: Any) -> Point:
-    x, y = (float(v) for v in value)
+def _point(value: Any, where: str) -> Point:
+    x, y = (checked_number(v, where, COORDINATES) for v in _numbers(value, where, 2))
     return (x, y)
 
 
-def _box(value: Any) -> Box:
-    x0, y0, x1, y1 = (float(v) for v in value)
+def _box(value: Any, where: str) -> Box:
+    x0, y0, x1, y1 = (checked_number(v, where, COORDINATES) for v in _numbers(value, where, 4))
     if not (x0 < x1 and y0 < y1):
-        raise ValueError(f"box {list(value)} is empty")
+        raise FormatProblem(f"{where} [{x0:g}, {y0:g}, {x1:g}, {y1:g}] is an empty box")
     return (x0, y0, x1, y1)
+
+
+def _numbers(value: Any, where: str, count: int) -> list[Any]:
+    if not isinstance(value, (list, tuple)) or len(value) != count:
+        shape = "[x, y]" if count == 2 else "[x0, y0, x1, y1]"
+        raise FormatProblem(f"{where} is {_described(value)}, not {count} numbers {shape}")
+    return value
+
+
+def _described(value: Any) -> str:
+    if value is None:
+        return "missing (or null)"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)}"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _latent(value: Any) -> dict[str, Any]:
+    """The ``latent`` record, checked: a shape, and as many float32 values in base64."""
+    record = checked_object(value, "latent")
+    shape = checked_list(record.get("shape"), "latent.shape", 4)
+    sizes = [
+        checked_integer(n, f"latent.shape[{i}]", (1, MAX_LATENT_VALUES))
+        for i, n in enumerate(shape)
+    ]
+    count = math.prod(sizes)
+    if not sizes or count > MAX_LATENT_VALUES:
+        raise FormatProblem(f"latent.shape {sizes} holds no styles, or more than a generator's")
+    encoded = checked_text(record.get("float32_base64"), "latent.float32_base64", 8 * count)
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise FormatProblem("latent.float32_base64 is not base64") from None
+    if len(data) != 4 * count:
+        raise FormatProblem(
+            f"latent.float32_base64 holds {len(data) // 4:,} numbers, not the {count:,} of "
+            f"latent.shape {sizes}"
+        )
+    values = array("f", data)
+    if sys.byteorder == "big":
+        values.byteswap()  # stored little-endian ("<f4")
+    if not all(map(math.isfinite, values)):
+        raise FormatProblem("latent.float32_base64 holds numbers that are not finite (NaN, inf)")
+    checked_text(record.get("generator", ""), "latent.generator", 4096)
+    checked_text(record.get("generator_sha256", ""), "latent.generator_sha256", 128)
+    return dict(record)
 
 
 def split_expressions(strip: Any) -> list[Any]:

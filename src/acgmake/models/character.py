@@ -183,10 +183,19 @@ def layout_from_metadata(metadata: dict[str, str]) -> dict | None:
     text = metadata.get("layout")
     if not text:
         return None
+    from acgmake.image.face import Face
+
     try:
-        layout = json.loads(text)
-    except ValueError:
+        layout = json.loads(text) if len(text) <= MAX_LAYOUT_CHARACTERS else None
+    except (ValueError, RecursionError):
         return None
-    if not all(key in layout for key in ("face", "mouth", "eyes", "points")):
+    if not isinstance(layout, dict) or not all(
+        key in layout for key in ("face", "mouth", "eyes", "points")
+    ):
         return None
+    Face.from_dict(layout, source="the generator's layout")  # one clear line if malformed
     return layout
+
+
+#: A generator's layout metadata is a few hundred characters.
+MAX_LAYOUT_CHARACTERS = 100_000

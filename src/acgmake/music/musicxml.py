@@ -13,6 +13,7 @@ lyrics.
 from __future__ import annotations
 
 import io
+import math
 import re
 import warnings
 import zipfile
@@ -21,20 +22,44 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from acgmake.errors import UserError
-from acgmake.music import MAX_SCORE_BYTES
+from acgmake.music import (
+    MAX_BAR_QUARTERS,
+    MAX_SCORE_BYTES,
+    MAX_SCORE_NOTES,
+    MAX_SONG_S,
+    MAX_TEMPO_BPM,
+    MIN_TEMPO_BPM,
+    SUNG_MIDI_RANGE,
+)
 from acgmake.music.melody import _CHORUS_LABELS, Melody
 
 if TYPE_CHECKING:
     import music21
 
-#: Notes and rests in the sung part (about 20 minutes of eighth notes at 120 bpm).
-MAX_SCORE_NOTES = 5000
 #: MusicXML nests elements about 8 deep; far deeper is a crafted file (and would exhaust the
 #: recursion of the XML writers and of music21).
 MAX_XML_DEPTH = 64
 #: The tempo Sinsy sings a score without a tempo mark at (measured: a quarter lasts 0.6 s).
 SINSY_DEFAULT_TEMPO_BPM = 100.0
 _ZIP_MAGIC = b"PK\x03\x04"
+#: Characters XML 1.0 forbids (C0 controls but tab and line ends, surrogates, U+FFFE/U+FFFF)
+#: or discourages (C1 controls): never text, and a score holding one is not XML at all.
+_NOT_XML_TEXT = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: The note values a time signature counts in (``<beat-type>``).
+_BEAT_TYPES = frozenset({"1", "2", "4", "8", "16", "32", "64"})
+#: Quarter notes in a metronome mark's beat unit (``<beat-unit>``).
+_BEAT_UNIT_QUARTERS = {
+    "maxima": 32.0,
+    "long": 16.0,
+    "breve": 8.0,
+    "whole": 4.0,
+    "half": 2.0,
+    "quarter": 1.0,
+    "eighth": 0.5,
+    "16th": 0.25,
+    "32nd": 0.125,
+    "64th": 0.0625,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,7 +85,7 @@ def melody_to_score(melody: Melody) -> music21.stream.Score:
 
     score = stream.Score()
     score.metadata = metadata.Metadata()
-    score.metadata.title = melody.title or "acgmake song"
+    score.metadata.title = xml_text(melody.title) or "acgmake song"
     score.metadata.composer = "acgmake"
     part = stream.Part()
     part.id = "P1"  # fixed ids (music21 draws random ones): the same melody, the same bytes
@@ -92,8 +117,9 @@ def melody_to_score(melody: Melody) -> music21.stream.Score:
                     measure_at(position).insert(start, note.Rest(quarterLength=piece))
             else:
                 sung = note.Note(spell(item.midi), quarterLength=length)
-                if first and item.lyric:
-                    sung.lyrics = [note.Lyric(text=item.lyric, syllabic=item.syllabic or "single")]
+                lyric = xml_text(item.lyric or "")
+                if first and lyric:
+                    sung.lyrics = [note.Lyric(text=lyric, syllabic=item.syllabic or "single")]
                 # A note longer than the rest of its bar continues, tied, in the next.
                 if length < remaining - 1e-9:
                     sung.tie = tie.Tie("start" if first else "continue")
@@ -157,6 +183,11 @@ def section_starts(melody: Melody) -> list[tuple[float, str]]:
         jumps = sorted(by_rest[:wanted])
     firsts = [0, *jumps]
     return [(starts[i], role) for i, role in zip(firsts, roles, strict=False)]
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML cannot hold (control characters, U+FFFE, ...)."""
+    return _NOT_XML_TEXT.sub("", text)
 
 
 def musicxml_bytes(melody: Melody) -> bytes:
@@ -266,7 +297,8 @@ def read_score(path: str | Path) -> Score:
     """The sung part of the MusicXML score at ``path`` (``.musicxml``, ``.xml`` or ``.mxl``).
 
     The part sung is the one with the most lyrics. Raises :class:`UserError` for a file that is
-    too large, not XML, declares entities, is not partwise MusicXML, or has no notes or lyrics.
+    too large, not XML, declares entities, is not partwise MusicXML, has no notes or lyrics, a
+    tempo outside 20–400 bpm, notes no voice sings, or lasts longer than acgmake sings.
     """
     from music21 import converter
 
@@ -278,8 +310,8 @@ def read_score(path: str | Path) -> Score:
             parsed = converter.parseData(xml.decode("utf-8"), format="musicxml")
     except Exception as error:  # music21 raises many kinds on malformed scores
         raise UserError(
-            f"{name} is not a MusicXML score music21 can read ({type(error).__name__}: "
-            f"{error}); export it again from your notation program"
+            f"{name} is not a MusicXML score music21 can read ({_one_line(error)}); "
+            "export it again from your notation program"
         ) from None
     parts = list(parsed.parts) if hasattr(parsed, "parts") else [parsed]
     if not parts:
@@ -288,7 +320,7 @@ def read_score(path: str | Path) -> Score:
 
 
 def _score_from_part(part, parsed, name: str) -> Score:
-    from music21 import chord, harmony, meter, tempo
+    from music21 import chord, harmony, meter
 
     notes: list[ScoreNote] = []
     for element in part.flatten().notesAndRests:
@@ -302,10 +334,9 @@ def _score_from_part(part, parsed, name: str) -> Score:
             else:
                 notes.append(ScoreNote(offset, length, None, ""))
             continue
-        if isinstance(element, chord.Chord):
-            midi = max(p.midi for p in element.pitches)  # Sinsy sings one note: the top one
-        else:
-            midi = element.pitch.midi
+        pitches = element.pitches if isinstance(element, chord.Chord) else [element.pitch]
+        top = max(pitches, key=lambda p: p.ps)  # Sinsy sings one note of a chord: the top one
+        midi = _sung_midi(top, element, name)
         tie = element.tie.type if element.tie is not None else None
         if tie in ("stop", "continue") and notes and notes[-1].midi == midi:
             previous = notes[-1]
@@ -327,10 +358,18 @@ def _score_from_part(part, parsed, name: str) -> Score:
             f"{name} has no lyrics on its notes; Sinsy sings only notes with lyrics — add a "
             "kana lyric to each note (MuseScore: select the first note, Ctrl+L)"
         )
-    marks = list(parsed.flatten().getElementsByClass(tempo.MetronomeMark))
-    tempo_bpm = float(marks[0].getQuarterBPM()) if marks else SINSY_DEFAULT_TEMPO_BPM
+    tempos = _tempos_of(parsed, name)
+    tempo_bpm = tempos[0][1] if tempos else SINSY_DEFAULT_TEMPO_BPM
+    _check_length(notes, tempos, name)
     signatures = list(part.flatten().getElementsByClass(meter.TimeSignature))
-    beats = round(signatures[0].barDuration.quarterLength) if signatures else 4
+    bar = float(signatures[0].barDuration.quarterLength) if signatures else 4.0
+    if not 0 < bar <= MAX_BAR_QUARTERS:
+        raise UserError(
+            f"{name} has a bar of {signatures[0].ratioString} ({bar:g} quarter notes); "
+            f"acgmake reads bars of up to {MAX_BAR_QUARTERS} quarter notes — fix the time "
+            "signature in your notation program"
+        )
+    beats = round(bar)
     title = ""
     if parsed.metadata is not None:
         title = parsed.metadata.bestTitle or ""
@@ -347,6 +386,75 @@ def _score_from_part(part, parsed, name: str) -> Score:
         _chords_of(part),
         _sections_of(part),
     )
+
+
+def _sung_midi(pitch, element, name: str) -> int:
+    """The MIDI note of ``pitch``; UserError when no voice sings it. (music21's own ``midi``
+    folds a pitch outside 0–127 back into range, which would sing another note.)"""
+    low, high = SUNG_MIDI_RANGE
+    midi = round(pitch.ps)
+    if not low <= midi <= high:
+        where = "below" if midi < low else "above"
+        raise UserError(
+            f"{name} has a note at {pitch.nameWithOctave} (MIDI {midi}) in measure "
+            f"{element.measureNumber}, {where} what a voice sings; write the melody between "
+            f"C1 and C7 (MIDI {low}–{high})"
+        )
+    return midi
+
+
+def _tempos_of(parsed, name: str) -> list[tuple[float, float]]:
+    """(offset, quarter notes per minute) of each tempo mark, in order; UserError for a tempo
+    outside :data:`MIN_TEMPO_BPM`..:data:`MAX_TEMPO_BPM`."""
+    from music21 import tempo
+
+    tempos = []
+    for mark in parsed.flatten().getElementsByClass(tempo.MetronomeMark):
+        try:
+            bpm = mark.getQuarterBPM()
+        except (ArithmeticError, TypeError, ValueError):  # a beat unit of no length
+            bpm = float("nan")
+        if bpm is None:
+            continue  # a mark with words only ("Allegro"), no number
+        _check_tempo(float(bpm), name, mark.measureNumber)
+        tempos.append((float(mark.getOffsetInHierarchy(parsed)), float(bpm)))
+    return sorted(tempos, key=lambda mark: mark[0])  # stable: the first written wins a tie
+
+
+def _check_tempo(bpm: float, name: str, measure, written: str = "") -> None:
+    if MIN_TEMPO_BPM <= bpm <= MAX_TEMPO_BPM:  # False for NaN too
+        return
+    shown = written or f"{bpm:g}"
+    raise UserError(
+        f"{name} sets a tempo of {shown} quarter notes per minute in measure {measure}; "
+        f"acgmake sings tempos from {MIN_TEMPO_BPM:g} to {MAX_TEMPO_BPM:g} — fix the tempo "
+        "mark in your notation program"
+    )
+
+
+def _check_length(notes: list[ScoreNote], tempos: list[tuple[float, float]], name: str) -> None:
+    """UserError when the score lasts longer than :data:`MAX_SONG_S` at its tempos."""
+    end = notes[-1].offset + notes[-1].quarter_length
+    seconds, position, bpm = 0.0, 0.0, SINSY_DEFAULT_TEMPO_BPM
+    for offset, mark_bpm in tempos:
+        if offset >= end:
+            break
+        seconds += max(0.0, offset - position) * 60.0 / bpm
+        position, bpm = max(position, offset), mark_bpm
+    seconds += max(0.0, end - position) * 60.0 / bpm
+    if not seconds <= MAX_SONG_S:
+        minutes = seconds / 60
+        length = f"{minutes:,.0f} minutes" if minutes < 1e6 else "over a million minutes"
+        raise UserError(
+            f"{name} lasts {length} at its tempo; acgmake sings scores of up to "
+            f"{MAX_SONG_S / 60:.0f} minutes — split the song into shorter scores"
+        )
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    """``error`` as ``Kind: message`` on one line, at most ``limit`` characters."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 #: Words that name a section in a text direction (any rehearsal mark starts one); those of a
@@ -462,9 +570,83 @@ def sinsy_xml(path: str | Path) -> bytes:
         for entry in part_list.findall("score-part"):
             if entry.get("id") != sung.get("id"):
                 part_list.remove(entry)
+    _check_written_tempos(sung, name)
+    _check_time_signatures(sung, name)
     # Sinsy picks its lyric dictionary by the declared encoding: always declare UTF-8.
     body = tostring(root, encoding="unicode").encode("utf-8")
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+def _check_written_tempos(part, name: str) -> None:
+    """UserError for a tempo Sinsy would be given outside 20–400 quarter notes per minute:
+    a ``<sound tempo>`` (always in quarter notes) or a metronome mark's ``<per-minute>``."""
+    for number, measure in enumerate(part.iter("measure"), start=1):
+        where = _measure_number(measure, number)
+        for sound in measure.iter("sound"):
+            written = sound.get("tempo")
+            if written is not None:
+                bpm = _number(written)
+                _check_tempo(float("nan") if bpm is None else bpm, name, where, _shown(written))
+        for metronome in measure.iter("metronome"):
+            per_minute = metronome.find("per-minute")
+            bpm = _number(per_minute.text) if per_minute is not None else None
+            if bpm is None:
+                continue  # words such as "c. 120" or "120-132", or a metric modulation
+            unit = (metronome.findtext("beat-unit") or "quarter").strip()
+            dots = len(metronome.findall("beat-unit-dot"))
+            quarters = _BEAT_UNIT_QUARTERS.get(unit, 1.0) * (2 - 0.5**dots)
+            _check_tempo(bpm * quarters, name, where, _shown(per_minute.text))
+
+
+def _check_time_signatures(part, name: str) -> None:
+    """UserError for a time signature that is not whole beats of a note value, or whose bar
+    is longer than :data:`MAX_BAR_QUARTERS` (music21 takes minutes over a bar of a million
+    beats)."""
+    for number, measure in enumerate(part.iter("measure"), start=1):
+        where = _measure_number(measure, number)
+        for signature in measure.iter("time"):
+            beats = [(b.text or "").strip() for b in signature.findall("beats")]
+            types = [(t.text or "").strip() for t in signature.findall("beat-type")]
+            if not _bar_quarters(beats, types) <= MAX_BAR_QUARTERS:
+                written = "+".join(beats) + "/" + "+".join(types)
+                raise UserError(
+                    f"{name} has a time signature of {_shown(written)} in measure {where}; "
+                    f"acgmake reads bars of whole beats of up to {MAX_BAR_QUARTERS} quarter "
+                    "notes (e.g. 4/4, 6/8) — fix the time signature in your notation program"
+                )
+
+
+def _measure_number(measure, number: int) -> str:
+    """The measure's number as written (on one line), else its place in the part."""
+    written = " ".join((measure.get("number") or "").split())
+    return written[:20] or str(number)
+
+
+def _bar_quarters(beats: list[str], types: list[str]) -> float:
+    """Quarter notes in a bar of ``<beats>`` (such as "3" or "3+2") over ``<beat-type>``s;
+    infinity when they are not whole beats of a note value."""
+    if len(beats) != len(types):
+        return math.inf
+    quarters = 0.0
+    for count, unit in zip(beats, types, strict=True):
+        counts = [c.strip() for c in count.split("+")]
+        if unit not in _BEAT_TYPES or not all(c.isdigit() and len(c) <= 3 for c in counts):
+            return math.inf
+        quarters += sum(int(c) for c in counts) * 4 / int(unit)
+    return quarters
+
+
+def _number(text: str | None) -> float | None:
+    """``text`` as a number (NaN and infinity too); None when it is not one."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _shown(text: str) -> str:
+    shown = " ".join(text.split())
+    return repr(shown if len(shown) <= 20 else shown[:20] + "…")
 
 
 def _deeper_than(root, limit: int) -> bool:

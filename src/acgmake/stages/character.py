@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from acgmake import Artifact, Param, Stage, hookimpl
+from acgmake.image.face import MAX_FACE_BYTES
 from acgmake.pipeline import SEED, NotAvailable
 
 
@@ -28,6 +29,7 @@ def register_artifacts(register):
             "face",
             "face.json",
             "where face, eyes and mouth are in character.png (normalised 0..1) and colour hints",
+            max_bytes=MAX_FACE_BYTES,
         )
     )
     register(
@@ -116,9 +118,9 @@ def make_expressions(ctx) -> None:
     from acgmake.models.expressions import expressions_strip
     from acgmake.pipeline import sha256_file
 
-    raw = json.loads(ctx.input("face").read_text(encoding="utf-8"))
-    record = raw.get("latent")
-    if not isinstance(record, dict):
+    face = Face.read(ctx.input("face"))  # one clear line for a malformed face.json
+    record = face.latent
+    if record is None:
         raise NotAvailable(
             "face.json holds no latent (the character was not drawn by acgmake's generator), "
             "so the animation draws its own mouths"
@@ -144,7 +146,6 @@ def make_expressions(ctx) -> None:
     # may already be enlarged by the upscale stage, which enlarges this strip the same way.
     styles = latent_from_record(record)
     character = draw_latent(generator, styles[None])[0]
-    face = Face.from_dict(raw)
     with one_thread():  # the fitted mouths must not depend on the cores (see one_thread)
         strip = expressions_strip(generator, directions, styles, character, face, guides, steps)
     Image.fromarray(strip).save(ctx.output("expressions"), format="PNG")

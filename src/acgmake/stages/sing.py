@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from acgmake import Artifact, Param, Stage, hookimpl
+from acgmake.voice.labels import MAX_TIMING_BYTES
 
 #: What vocals.wav holds, whatever rate the voice sings at.
 VOCALS_SAMPLE_RATE = 48000
@@ -22,7 +23,12 @@ def register_artifacts(register):
         )
     )
     register(
-        Artifact("timing", "timing.json", "when each mora is sung, by line, and the beat grid")
+        Artifact(
+            "timing",
+            "timing.json",
+            "when each mora is sung, by line, and the beat grid",
+            max_bytes=MAX_TIMING_BYTES,
+        )
     )
 
 
@@ -183,7 +189,9 @@ def register_stages(register):
             needs=("score",),
             makes=("vocals", "phonemes", "timing", "phoneme_labels"),
             run=sing,
-            version="3",  # 2: options, pitch correction, phonemes.txt; 3: sections, credits
+            # 2: options, pitch correction, phonemes.txt; 3: sections, credits;
+            # 4: notes outside 50-1100 Hz are left as sung
+            version="4",
             params=(
                 Param(
                     "voice",

@@ -7,12 +7,15 @@ Rules for the text:
 - Japanese in any script (kana, kanji, numbers; furigana ``星(ほし)`` win over the dictionary),
   English and romaji (see :mod:`acgmake.text.reading`); punctuation, emoji and markup are not
   sung;
-- a line in a script acgmake cannot read (Hangul, Cyrillic, ...) is refused, naming the line.
+- a line in a script acgmake cannot read (Hangul, Cyrillic, ...) is refused, naming the line,
+  as is a line with control characters (which are not text, and which a score cannot hold)
+  and a line far longer than a phrase.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 from acgmake.errors import UserError
@@ -22,6 +25,9 @@ from acgmake.text.kana import Phrase, problem_message
 MAX_LYRICS_BYTES = 64 * 1024
 #: About 4–5 minutes of singing at the default tempo (one eighth note per mora).
 MAX_MORAE = 1000
+#: A line is a phrase of a few dozen characters; one of twice the morae a whole song may have
+#: is a text without line breaks (OpenJTalk, which reads the lines, fails past 5,461).
+MAX_LINE_CHARACTERS = 2 * MAX_MORAE
 
 
 #: A line that is only a section label: ``[chorus]``, ``【サビ】``, ``[Verse 2]``.
@@ -32,7 +38,15 @@ _ADVICE = {
         "write the lyrics in Japanese (kana or kanji) or in English",
     ),
     "kanji": ("kanji acgmake cannot read", "add the reading after them, e.g. 星(ほし)"),
+    "control": (
+        "characters that are not text (control characters)",
+        "delete them (an editor may show them as boxes, or not at all) and save again",
+    ),
+    "openjtalk": ("text OpenJTalk cannot read", "break the line into shorter lines"),
 }
+#: Characters that are never lyrics: control characters (tab aside) and the noncharacters
+#: U+FFFE and U+FFFF, which XML forbids (the score would not be XML).
+_NOT_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ufffe\uffff]")
 
 
 def parse_lyrics(text: str) -> list[Phrase]:
@@ -54,6 +68,11 @@ def parse_lyrics(text: str) -> list[Phrase]:
         if not line:
             new_section = True
             continue
+        controls = _NOT_TEXT.findall(line)
+        if controls:
+            problems.append((number, "control", [f"U+{ord(c):04X}" for c in controls]))
+            continue
+        _check_length(line, number)
         labelled = _LABEL_LINE.fullmatch(line)
         if labelled:
             new_section = True
@@ -124,6 +143,17 @@ def lyrics_from_bytes(data: bytes, *, name: str = "the lyrics") -> list[Phrase]:
             "(about 4–5 minutes): split the song into shorter parts"
         )
     return phrases
+
+
+def _check_length(line: str, number: int) -> None:
+    # Measured as OpenJTalk is given it: NFKC turns one character into up to 18.
+    length = max(len(line), len(unicodedata.normalize("NFKC", line)))
+    if length > MAX_LINE_CHARACTERS:
+        raise UserError(
+            f"line {number} of the lyrics is {length:,} characters long; a line is one phrase "
+            f"(acgmake reads up to {MAX_LINE_CHARACTERS:,} characters a line) — break it into "
+            "lines"
+        )
 
 
 def _check_size(size: int, name: str) -> None:

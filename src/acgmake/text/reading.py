@@ -257,12 +257,17 @@ def _is_katakana(char: str) -> bool:
 
 @functools.lru_cache(maxsize=2048)
 def openjtalk_nodes(text: str) -> tuple[Node, ...]:
-    """OpenJTalk's analysis of ``text``: its words with readings and accent phrases."""
+    """OpenJTalk's analysis of ``text``: its words with readings and accent phrases.
+
+    Raises :class:`Unreadable` (``"openjtalk"``) for text OpenJTalk refuses (too long)."""
     frontend = _pyopenjtalk()
     with warnings.catch_warnings():
         # pyopenjtalk-plus calls a SudachiPy method that SudachiPy has deprecated.
         warnings.simplefilter("ignore", DeprecationWarning)
-        features = frontend.run_frontend(text)
+        try:
+            features = frontend.run_frontend(text)
+        except RuntimeError:  # "Input text is too long after normalization" (5,461 characters)
+            raise Unreadable("openjtalk", [text[:20]]) from None
     nodes = []
     for feature in features:
         nodes.append(

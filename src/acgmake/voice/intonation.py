@@ -24,6 +24,8 @@ from acgmake.voice.labels import Timing
 IN_TUNE_CENTS = 50.0
 #: The start of a note where Sinsy's voice glides from the note before.
 GLIDE_S = 0.08
+#: The F0 a singing voice can be tracked at (G1 to C#6); DIO wants its band inside this.
+TRACKED_HZ = (50.0, 1100.0)
 _FRAME_S = 0.005
 _ANALYSIS_RATE = 16000
 
@@ -114,9 +116,8 @@ def check_intonation(samples: np.ndarray, sample_rate: int, timing: Timing) -> I
     morae = [mora for line in timing.lines for mora in line.morae]
     if not morae:
         return Intonation()
-    low = _hz(min(m.midi for m in morae) - 7)
-    high = _hz(max(m.midi for m in morae) + 7)
-    times, f0 = track_f0(samples, sample_rate, low_hz=max(50.0, low), high_hz=min(1100.0, high))
+    low_hz, high_hz = search_band([m.midi for m in morae])
+    times, f0 = track_f0(samples, sample_rate, low_hz=low_hz, high_hz=high_hz)
     checks = []
     previous_midi = None
     for mora in morae:
@@ -148,6 +149,24 @@ def check_intonation(samples: np.ndarray, sample_rate: int, timing: Timing) -> I
             )
         )
     return Intonation(checks)
+
+
+def search_band(midis: list[int]) -> tuple[float, float]:
+    """(low, high) Hz to track F0 in for singing of the notes ``midis``: a fifth around them
+    (no octave for the tracker to jump to), within :data:`TRACKED_HZ`. Notes all below or all
+    above that range (C0, G9: no voice sings them) get the octave at its edge, not the empty
+    band DIO fails on."""
+    floor, ceiling = TRACKED_HZ
+    low = min(max(_hz(min(midis) - 7), floor), ceiling)
+    high = min(max(_hz(max(midis) + 7), floor), ceiling)
+    if high <= low:
+        low, high = (floor, 2 * floor) if high <= floor else (ceiling / 2, ceiling)
+    return low, high
+
+
+def is_tracked(midi: int) -> bool:
+    """Whether the written note ``midi`` lies where F0 is tracked (:data:`TRACKED_HZ`)."""
+    return TRACKED_HZ[0] <= _hz(midi) <= TRACKED_HZ[1]
 
 
 def _hz(midi: float) -> float:

@@ -4,6 +4,9 @@
 ``start end name`` with times in units of 100 ns. ``timing.json`` gives each sung mora its
 start and end in seconds, grouped into the lyric lines (each with the section it is in), for
 lip sync and karaoke, plus the song's title and the credits its voice asks for.
+
+:meth:`Timing.read` is the one reader of ``timing.json``: it checks the file's size, nesting,
+types, ranges and order and names what is wrong in one line (with :mod:`acgmake.formats`).
 """
 
 from __future__ import annotations
@@ -11,13 +14,37 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from acgmake.errors import UserError
+from acgmake.formats import (
+    FormatProblem,
+    checked_integer,
+    checked_list,
+    checked_number,
+    checked_object,
+    checked_span,
+    checked_text,
+    one_line,
+    read_json_file,
+)
+from acgmake.music import MAX_BAR_QUARTERS, MAX_SCORE_NOTES, MIN_TEMPO_BPM
 
 HTK_UNITS_PER_SECOND = 10_000_000
 VOWELS = frozenset("aiueo")
 #: Phonemes Sinsy's Japanese voice uses for silence and pauses.
 SILENCES = frozenset({"sil", "pau", "br"})
+
+#: timing.json for the longest score acgmake sings (5,000 morae) is well under 1 MB.
+MAX_TIMING_BYTES = 8 * 1024 * 1024
+#: timing.json nests four deep (the file, its lines, a line's morae, a mora).
+MAX_TIMING_DEPTH = 8
+#: Times in timing.json lie within an hour (the longest score sung is 20 minutes).
+MAX_TIMING_S = 3600.0
+#: The beat grid's tempo: a score's tempos (20–400), and faster grids a hand-made file or a
+#: plugin may beat (an hour at 2,000 bpm is still only 120,000 beats).
+MAX_TIMING_TEMPO_BPM = 2000.0
+_TIMING_REMEDY = "make it again with `acgmake sing`"
 
 
 @dataclass(frozen=True)
@@ -124,28 +151,84 @@ class Timing:
 
     @classmethod
     def read(cls, path: Path) -> Timing:
+        """The timing in ``path``; UserError naming the file and what is wrong with it when
+        it is too large, not JSON, nested too deep, or has a value of the wrong type, out of
+        range, not finite, or times that end before they start or run backwards."""
+        raw = read_json_file(
+            path,
+            what="a timing file",
+            max_bytes=MAX_TIMING_BYTES,
+            max_depth=MAX_TIMING_DEPTH,
+            remedy=_TIMING_REMEDY,
+        )
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: Any, *, source: str = "timing.json") -> Timing:
+        """The timing a ``timing.json`` value holds; :class:`UserError` naming ``source`` and
+        what is wrong when it is not one. Files written before sections, title and credits
+        existed read with none."""
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-            lines = [
-                Line(
-                    text=line["text"],
-                    start_s=line["start_s"],
-                    end_s=line["end_s"],
-                    morae=[Mora(**mora) for mora in line["morae"]],
-                    section=str(line.get("section", "")),
+            return cls._checked(raw)
+        except FormatProblem as problem:
+            raise UserError(
+                one_line(f"{source} is not a timing file acgmake can read: {problem}; ")
+                + _TIMING_REMEDY
+            ) from None
+
+    @classmethod
+    def _checked(cls, raw: Any) -> Timing:
+        top = checked_object(raw, "the file")
+        seconds = (0.0, MAX_TIMING_S)
+        lines = []
+        last_start, morae_count = 0.0, 0
+        for i, value in enumerate(checked_list(top.get("lines"), "lines", MAX_SCORE_NOTES)):
+            where = f"lines[{i}]"
+            item = checked_object(value, where)
+            morae = []
+            for j, mora_value in enumerate(
+                checked_list(item.get("morae"), f"{where}.morae", MAX_SCORE_NOTES)
+            ):
+                at = f"{where}.morae[{j}]"
+                mora = checked_object(mora_value, at)
+                start, end = checked_span(mora, at, seconds)
+                if start < last_start:
+                    raise FormatProblem(
+                        f"{at} starts at {start:g} s, before the mora sung before it "
+                        f"({last_start:g} s)"
+                    )
+                last_start = start
+                morae.append(
+                    Mora(
+                        checked_text(mora.get("text"), f"{at}.text", 200),
+                        start,
+                        end,
+                        checked_integer(mora.get("midi"), f"{at}.midi", (0, 127)),
+                    )
                 )
-                for line in raw["lines"]
-            ]
-            # Files written before sections, title and credits existed read with none.
-            return cls(
-                raw["tempo_bpm"],
-                raw["beats_per_bar"],
-                raw["first_beat_s"],
-                raw["duration_s"],
-                lines,
-                int(raw.get("pitch_shift", 0)),
-                str(raw.get("title", "")),
-                [str(credit) for credit in raw.get("credits", [])],
+            morae_count += len(morae)
+            if morae_count > MAX_SCORE_NOTES:
+                raise FormatProblem(f"it has more than {MAX_SCORE_NOTES} morae")
+            start, end = checked_span(item, where, seconds)
+            lines.append(
+                Line(
+                    checked_text(item.get("text"), f"{where}.text", 20_000),
+                    start,
+                    end,
+                    morae,
+                    checked_text(item.get("section", ""), f"{where}.section", 100),
+                )
             )
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise UserError(f"{path} is not a timing file acgmake can read ({error})") from None
+        credits = checked_list(top.get("credits", []), "credits", 100)
+        return cls(
+            checked_number(
+                top.get("tempo_bpm"), "tempo_bpm", (MIN_TEMPO_BPM, MAX_TIMING_TEMPO_BPM)
+            ),
+            checked_integer(top.get("beats_per_bar"), "beats_per_bar", (1, MAX_BAR_QUARTERS)),
+            checked_number(top.get("first_beat_s"), "first_beat_s", seconds),
+            checked_number(top.get("duration_s"), "duration_s", seconds),
+            lines,
+            checked_integer(top.get("pitch_shift", 0), "pitch_shift", (-48, 48)),
+            checked_text(top.get("title", ""), "title", 1000),
+            [checked_text(c, f"credits[{i}]", 1000) for i, c in enumerate(credits)],
+        )

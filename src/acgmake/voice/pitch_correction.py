@@ -12,7 +12,8 @@ WORLD (pyworld) analyses the singing (F0 with DIO and StoneMask, the spectral en
 CheapTrick, the aperiodicity with D4C), the F0 of every note is shifted by the note's median
 error over its held part (after the first 80 ms of glide), the shifts are smoothed over 40 ms
 so notes still glide into each other, and WORLD synthesizes the result with the original
-envelope and aperiodicity. Unvoiced sounds (consonants, breaths, silence) are left as they are.
+envelope and aperiodicity. Unvoiced sounds (consonants, breaths, silence) are left as they are,
+as are notes written outside the F0 tracker's range (G1 to C#6), which no voice sings.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acgmake.voice.intonation import GLIDE_S, track_f0
+from acgmake.voice.intonation import GLIDE_S, is_tracked, search_band, track_f0
 from acgmake.voice.labels import Timing
 
 _FRAME_S = 0.005
@@ -50,15 +51,14 @@ def correct_pitch(
     morae = [mora for line in timing.lines for mora in line.morae]
     if not morae or strength <= 0 or not np.any(signal):
         return Correction(np.asarray(samples, dtype=np.float32), [0.0] * len(morae))
-    low = 440.0 * 2 ** ((min(m.midi for m in morae) - 7 - 69) / 12)
-    high = 440.0 * 2 ** ((max(m.midi for m in morae) + 7 - 69) / 12)
-    times, f0 = track_f0(signal, sample_rate, low_hz=max(50.0, low), high_hz=min(1100.0, high))
+    low_hz, high_hz = search_band([m.midi for m in morae])
+    times, f0 = track_f0(signal, sample_rate, low_hz=low_hz, high_hz=high_hz)
 
     shift = np.zeros_like(f0)
     shifts = []
     for mora in morae:
         held = (times >= mora.start_s + GLIDE_S) & (times < mora.end_s) & (f0 > 0)
-        if held.sum() < 3:
+        if held.sum() < 3 or not is_tracked(mora.midi):  # a note no voice sings: left as sung
             shifts.append(0.0)
             continue
         written = 440.0 * 2 ** ((mora.midi - 69) / 12)
