@@ -91,12 +91,25 @@ def test_non_finite_options_are_one_line_and_write_nothing(tmp_path, args, word)
 
 
 @pytest.mark.robust(7)
-def test_a_bad_option_of_a_late_stage_stops_the_song_before_the_first_stage(tmp_path):
+@pytest.mark.parametrize(
+    "option,value,word",
+    [
+        ("--truncation", "nan", "--truncation"),
+        ("--size", "12x", "--size"),
+        ("--size", "1281x720", "--size"),
+        ("--background", "no-such-picture.jpg", "does not exist"),
+        ("--background", "song.txt", "not a picture"),
+        ("--edit", "nose=1", "--edit"),
+    ],
+)
+def test_a_bad_option_of_a_late_stage_stops_the_song_before_the_first_stage(
+    tmp_path, option, value, word
+):
     lyrics = tmp_path / "song.txt"
     lyrics.write_text("かえるの うたが\n", encoding="utf-8")
     started = time.monotonic()
-    result = acgmake_limited("song", "song.txt", "--truncation", "nan", cwd=tmp_path)
-    assert_clear_failure(result, "--truncation")
+    result = acgmake_limited("song", "song.txt", option, value, cwd=tmp_path)
+    assert_clear_failure(result, word)
     assert time.monotonic() - started < 20
     assert not (tmp_path / "song.acgmake" / "score.musicxml").exists()
 

@@ -235,12 +235,18 @@ def test_a_larger_character_goes_through_upscale_and_colorize_unchanged(tmp_path
 def test_a_crafted_upscaler_note_is_one_line(tmp_path, character):
     from PIL import PngImagePlugin
 
-    run = tmp_path / "run"
-    run.mkdir()
     info = PngImagePlugin.PngInfo()
     info.add_text("acgmake:upscaler", "realesrgan 999999999")
-    Image.fromarray(character).save(run / "character.png", pnginfo=info)
-    Image.fromarray(np.hstack([character] * 7)).save(run / "expressions.png")
-    result = CliRunner().invoke(cli, ["upscale_expressions", "--workdir", str(run)])
+    Image.fromarray(character).save(tmp_path / "character.png", pnginfo=info)
+    Image.fromarray(np.hstack([character] * 7)).save(tmp_path / "expressions.png")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "upscale_expressions",
+            str(tmp_path / "expressions.png"),
+            "--character",
+            str(tmp_path / "character.png"),
+        ],
+    )
     assert result.exit_code == 1
     assert "does not know" in result.output and "Traceback" not in result.output

@@ -15,6 +15,8 @@ class UserError(Exception):
     exit_code = 1
 
     def __init__(self, message: str) -> None:
+        # One line, whatever a file name or value in it holds (a control character is "?").
+        message = "".join("?" if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in message)
         super().__init__(message)
         self.message = message
 

@@ -574,16 +574,17 @@ class RunFolder:
             text = json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False)
             temporary.write_text(text + "\n", encoding="utf-8")
 
-    def check_ours(self, giving: Mapping[str, Path]) -> None:
+    def check_ours(self, giving: Mapping[str, Path], writing: Iterable[str]) -> None:
         """Refuse a folder that acgmake did not make (no manifest, no lock) when it holds a
-        file that a stage would overwrite: ``--workdir ~/Pictures`` must not replace your
+        file that this run would overwrite: ``--workdir ~/Pictures`` must not replace your
         own ``character.png``. ``giving``: the user's files for this run, by kind (one that
-        is already the file there is fine)."""
+        is already the file there is fine); ``writing``: the kinds the run's stages make."""
         if not self.path.is_dir() or any(
             (self.path / name).exists() for name in (MANIFEST, ".lock")
         ):
             return
-        for kind, artifact in self.registry.artifacts.items():
+        for kind in sorted(set(writing) | set(giving)):
+            artifact = self.registry.artifact(kind)
             there = self.path / artifact.filename
             if kind in giving and there.exists() and os.path.samefile(there, giving[kind]):
                 continue
@@ -786,7 +787,8 @@ def check_param(stage: Stage, param: Param, value: Any) -> Any:
     except click.BadParameter as error:
         raise UserError(f"{where}: {error.message}") from None
     except (TypeError, ValueError, OverflowError) as error:
-        raise UserError(f"{where}: {value!r} is not a valid {kind.__name__} ({error})") from None
+        name = getattr(kind, "__name__", None) or getattr(kind, "name", "value")
+        raise UserError(f"{where}: {value!r} is not a valid {name} ({error})") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{where}: give a finite number, not {value}")
     if isinstance(kind, click.FloatRange | click.IntRange):
@@ -797,6 +799,10 @@ def check_param(stage: Stage, param: Param, value: Any) -> Any:
     if param.check is not None:
         try:
             param.check(value)
+        except UserError as error:
+            if param.option in error.message:
+                raise
+            raise UserError(f"{where}: {error.message}") from None
         except ValueError as error:
             raise UserError(f"{where}: {error}") from None
     return value
@@ -850,7 +856,7 @@ def run(
         stages = plan(registry, targets, set(inputs or {}))
     resolved = {s.name: resolve_params(s, (params or {}).get(s.name)) for s in stages}
     folder = RunFolder(Path(workdir), registry)
-    folder.check_ours(inputs or {})
+    folder.check_ours(inputs or {}, {kind for stage in stages for kind in stage.makes})
     folder.create()
     with folder.lock():
         with folder.inputs(inputs or {}) as given:

@@ -55,25 +55,17 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def run_credits(manifest_path) -> list[str]:
-    """The credits of the files the earlier stages of this run used (the run folder's
-    manifest: the character model, the soundfont), for the clip's end card."""
-    import json
+def _check_background(path: str) -> None:
+    from acgmake.video.backdrop import check_background
 
-    try:
-        recorded = json.loads(manifest_path.read_text(encoding="utf-8")).get("credits", [])
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [line for line in recorded if isinstance(line, str)]
+    check_background(path)
 
 
 def animate(ctx) -> None:
     import cv2
-    import soundfile
 
     from acgmake.errors import UserError
-    from acgmake.pipeline import MANIFEST
-    from acgmake.video.clip import clip_renderer
+    from acgmake.video.clip import clip_renderer, song_length_s
     from acgmake.video.encode import encode_frames
     from acgmake.video.text import FONT_CREDIT, FONT_LICENSE, FONT_NAME, font_path
 
@@ -84,10 +76,8 @@ def animate(ctx) -> None:
     # The mixed song (vocals over the backing) is the clip's sound; it starts where vocals.wav
     # does, so the timing and phonemes line up with it.
     song = ctx.input("song")
-    try:
-        song_s = soundfile.info(str(song)).duration
-    except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise UserError(f"cannot read the song {song}: {error}") from None
+    # Every duration the clip derives is bounded by the song's (see clip.check_timing).
+    song_s = song_length_s(song)
     ctx.use_asset(font_path(), name=FONT_NAME, license=FONT_LICENSE, credit=FONT_CREDIT)
     background = None
     if ctx.params["background"]:
@@ -106,10 +96,11 @@ def animate(ctx) -> None:
         blink=ctx.params["blink"],
         # The singing's credits come from timing.json; the band's and the model's from the
         # run so far; the font's is this stage's own.
-        credits=[*run_credits(ctx.workdir / MANIFEST), FONT_CREDIT],
+        credits=[*ctx.credits, FONT_CREDIT],
         seed=ctx.seed,
         background=background,
         background_style=ctx.params["background_style"],
+        song_name=song.name,
     )
     if background is not None:
         # An asset (read, so known to be a picture): the clip is made again when the
@@ -163,6 +154,7 @@ def register_stages(register):
                     "Video size in pixels, WIDTHxHEIGHT (even numbers): 1280x720, 1920x1080, "
                     "1080x1920 (vertical, for phones), 1080x1080 (square); or 720p, 1080p, "
                     "vertical, square.",
+                    check=parse_size,  # a bad size is refused before anything runs
                 ),
                 Param("fps", 24, "Frames per second.", click.IntRange(1, 120)),
                 Param(
@@ -186,6 +178,7 @@ def register_stages(register):
                     "A picture of your own (PNG, JPEG or WebP; at most 50 MB and 64 "
                     "megapixels) behind the character, scaled to cover the frame and cropped "
                     "about its middle; empty = a pastel sky.",
+                    check=_check_background,
                 ),
                 Param(
                     "background_style",

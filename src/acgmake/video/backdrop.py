@@ -13,6 +13,7 @@ Every function takes and returns RGB uint8 arrays; the work runs once per clip (
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import cv2
@@ -38,28 +39,8 @@ def read_background(path: Path, *, at_least: tuple[int, int] = (0, 0)) -> np.nda
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"background picture {path} does not exist; check the path")
-    size = path.stat().st_size
-    if size > MAX_BACKGROUND_BYTES:
-        raise UserError(
-            f"background picture {path} is {size / 1048576:.0f} MB; it can be at most "
-            f"{MAX_BACKGROUND_BYTES // 1048576} MB — save it smaller (a JPEG of 4K or less)"
-        )
     try:
-        with Image.open(path) as image:
-            if image.format not in FORMATS:
-                raise UserError(
-                    f"background picture {path} is {image.format or 'an unknown'} format; "
-                    "give a PNG, JPEG or WebP picture"
-                )
-            width, height = image.size
-            if width * height > MAX_BACKGROUND_PIXELS:
-                raise UserError(
-                    f"background picture {path} is {width}x{height} pixels "
-                    f"({width * height / 1e6:.0f} megapixels); it can be at most "
-                    f"{MAX_BACKGROUND_PIXELS // 1_000_000} megapixels — scale it down first"
-                )
+        with _opened(path) as image:
             if image.format in ("JPEG", "MPO") and min(at_least) > 0:
                 # Cover the frame either way round (the EXIF turn may swap width and height).
                 side = max(at_least)
@@ -74,6 +55,53 @@ def read_background(path: Path, *, at_least: tuple[int, int] = (0, 0)) -> np.nda
         ) from None
     except OSError as error:
         raise UserError(f"cannot read background picture {path}: {error}") from None
+
+
+def check_background(path: str | Path) -> None:
+    """UserError now, before any stage runs, for a background that :func:`read_background`
+    would refuse (reads only the file's header). An empty path is no background."""
+    if str(path):
+        with _opened(Path(path).expanduser()):
+            pass
+
+
+@contextlib.contextmanager
+def _opened(path: Path):
+    """The picture at ``path`` opened (header only) and checked: there, at most 50 MB and
+    64 megapixels, PNG, JPEG or WebP."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise UserError(f"background picture {path} does not exist; check the path")
+    size = path.stat().st_size
+    if size > MAX_BACKGROUND_BYTES:
+        raise UserError(
+            f"background picture {path} is {size / 1048576:.0f} MB; it can be at most "
+            f"{MAX_BACKGROUND_BYTES // 1048576} MB — save it smaller (a JPEG of 4K or less)"
+        )
+    try:
+        image = Image.open(path)
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise UserError(
+            f"background picture {path} is not a picture acgmake can read; give a PNG, "
+            "JPEG or WebP picture"
+        ) from None
+    except OSError as error:
+        raise UserError(f"cannot read background picture {path}: {error}") from None
+    with image:
+        if image.format not in FORMATS:
+            raise UserError(
+                f"background picture {path} is {image.format or 'an unknown'} format; "
+                "give a PNG, JPEG or WebP picture"
+            )
+        width, height = image.size
+        if width * height > MAX_BACKGROUND_PIXELS:
+            raise UserError(
+                f"background picture {path} is {width}x{height} pixels "
+                f"({width * height / 1e6:.0f} megapixels); it can be at most "
+                f"{MAX_BACKGROUND_PIXELS // 1_000_000} megapixels — scale it down first"
+            )
+        yield image
 
 
 def cover(picture: np.ndarray, width: int, height: int) -> np.ndarray:
