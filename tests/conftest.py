@@ -81,6 +81,30 @@ _robust: dict[str, int] = {}
 _robust_outcomes: dict[int, list[int]] = {}
 
 
+@pytest.fixture(autouse=True)
+def _robust_memory_limit(request):
+    """A robustness case run in this process gets an address-space limit of what the process
+    maps now plus 3 GB (lifted after it): a regression that allocates without bound fails
+    its test with MemoryError instead of taking the machine down. (Cases run in a subprocess
+    get their own limit, see robust_support.acgmake_limited.)"""
+    if request.node.get_closest_marker("robust") is None:
+        yield
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as handle:
+        mapped = int(handle.read().split()[0]) * resource.getpagesize()
+    limit = mapped + 3 * 1024**3
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         marker = item.get_closest_marker("robust")
