@@ -26,11 +26,14 @@ def main() -> int:
     if start is None:
         print(result.stdout[-3000:], result.stderr[-2000:], sep="\n")
         return result.returncode or 1
+    shown = []
     for line in lines[start:]:
         if line.startswith("=") and "robustness" not in line:
             break
-        print(line)
-    print(lines[-1])
+        shown.append(line)
+    if lines[-1] not in shown:
+        shown.append(lines[-1])
+    print("\n".join(shown))
     return result.returncode
 
 
