@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from acgmake.errors import UserError
 
+T = TypeVar("T")
 _BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -62,6 +63,17 @@ def read_json_file(path: Path, *, what: str, max_bytes: int, max_depth: int, rem
             f"{name} nests its values more than {max_depth} deep, which {what} never does; {remedy}"
         )
     return value
+
+
+def checked_value(raw: Any, check: Callable[[Any], T], *, source: str, what: str, remedy: str) -> T:
+    """``check(raw)``, or one :class:`UserError` line naming ``source`` (a file) and what is
+    wrong, for the :class:`FormatProblem` ``check`` raises. ``what``: "a timing file"."""
+    try:
+        return check(raw)
+    except FormatProblem as problem:
+        raise UserError(
+            one_line(f"{source} is not {what} acgmake can read: {problem}; ") + remedy
+        ) from None
 
 
 def one_line(text: str) -> str:

@@ -28,8 +28,8 @@ from acgmake.formats import (
     checked_number,
     checked_object,
     checked_text,
+    checked_value,
     key_path,
-    one_line,
     read_json_file,
 )
 
@@ -74,13 +74,9 @@ class Face:
     def from_dict(cls, raw: Any, *, source: str = "face.json") -> Face:
         """The layout a ``face.json`` value holds; :class:`UserError` naming ``source`` and
         what is wrong when it is not one."""
-        try:
-            return cls._checked(raw)
-        except FormatProblem as problem:
-            raise UserError(
-                one_line(f"{source} is not a face file acgmake can read: {problem}; ")
-                + _FACE_REMEDY
-            ) from None
+        return checked_value(
+            raw, cls._checked, source=source, what="a face file", remedy=_FACE_REMEDY
+        )
 
     @classmethod
     def _checked(cls, raw: Any) -> Face:

@@ -48,13 +48,20 @@ def read_background(path: Path, *, at_least: tuple[int, int] = (0, 0)) -> np.nda
             image = ImageOps.exif_transpose(image)
             has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
             return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise UserError(
-            f"background picture {path} is not a picture acgmake can read; give a PNG, "
-            "JPEG or WebP picture"
-        ) from None
-    except OSError as error:
-        raise UserError(f"cannot read background picture {path}: {error}") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: Exception) -> UserError:
+    """The one line for a background picture that cannot be opened or decoded."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, OSError) and not isinstance(error, UnidentifiedImageError):
+        return UserError(f"cannot read background picture {path}: {error}")
+    return UserError(
+        f"background picture {path} is not a picture acgmake can read; give a PNG, "
+        "JPEG or WebP picture"
+    )
 
 
 def check_background(path: str | Path) -> None:
@@ -81,13 +88,8 @@ def _opened(path: Path):
         )
     try:
         image = Image.open(path)
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise UserError(
-            f"background picture {path} is not a picture acgmake can read; give a PNG, "
-            "JPEG or WebP picture"
-        ) from None
-    except OSError as error:
-        raise UserError(f"cannot read background picture {path}: {error}") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
+        raise _unreadable(path, error) from None
     with image:
         if image.format not in FORMATS:
             raise UserError(

@@ -25,7 +25,7 @@ from acgmake.formats import (
     checked_object,
     checked_span,
     checked_text,
-    one_line,
+    checked_value,
     read_json_file,
 )
 from acgmake.music import MAX_BAR_QUARTERS, MAX_SCORE_NOTES, MIN_TEMPO_BPM
@@ -168,13 +168,9 @@ class Timing:
         """The timing a ``timing.json`` value holds; :class:`UserError` naming ``source`` and
         what is wrong when it is not one. Files written before sections, title and credits
         existed read with none."""
-        try:
-            return cls._checked(raw)
-        except FormatProblem as problem:
-            raise UserError(
-                one_line(f"{source} is not a timing file acgmake can read: {problem}; ")
-                + _TIMING_REMEDY
-            ) from None
+        return checked_value(
+            raw, cls._checked, source=source, what="a timing file", remedy=_TIMING_REMEDY
+        )
 
     @classmethod
     def _checked(cls, raw: Any) -> Timing:
