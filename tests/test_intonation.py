@@ -87,3 +87,33 @@ def test_a_pitch_shift_sings_every_note_higher(sung):
     assert timing.pitch_shift == 2
     assert [m.midi for line in timing.lines for m in line.morae][:3] == [69, 71, 73]
     assert check_intonation(samples, rate, timing).held_in_tune_share >= 0.85
+
+
+def test_pauses_keep_the_samples_as_sung_and_phrases_are_resynthesized_in_spans():
+    """Pitch correction works phrase by phrase: a pause between two sung tones is left
+    sample for sample as it was, each tone is moved onto its note, and no span grows past
+    the limit however long the singing goes on."""
+    from acgmake.voice import pitch_correction
+    from acgmake.voice.labels import Line, Mora
+
+    rate = 48000
+    tone = lambda hz, s: 0.3 * np.sin(2 * np.pi * hz * np.arange(int(s * rate)) / rate)  # noqa: E731
+    quiet = 1e-4 * np.random.default_rng(0).standard_normal(int(0.6 * rate))
+    samples = np.concatenate([tone(430.0, 1.0), quiet, tone(430.0, 1.0)]).astype(np.float32)
+    morae = [Mora("あ", 0.0, 1.0, 69), Mora("あ", 1.6, 2.6, 69)]
+    timing = Timing(120.0, 4, 0.0, 2.6, lines=[Line("ああ", 0.0, 2.6, morae)])
+    corrected = pitch_correction.correct_pitch(samples, rate, timing)
+    assert all(30 < cents < 50 for cents in corrected.shifts_cents)  # 430 Hz up to 440 Hz
+    pause = slice(int(1.2 * rate), int(1.4 * rate))
+    np.testing.assert_array_equal(corrected.samples[pause], samples[pause])
+    times, f0 = track_f0(corrected.samples, rate, low_hz=300, high_hz=600)
+    held = (f0 > 0) & (((times > 0.2) & (times < 0.9)) | ((times > 1.8) & (times < 2.5)))
+    assert abs(np.median(1200 * np.log2(f0[held] / 440.0))) < 10
+
+    voiced = np.ones(20_000, bool)  # 100 s of singing without a break
+    voiced[::997] = False
+    spans = pitch_correction._spans(voiced)
+    longest = pitch_correction._MAX_SPAN_S / pitch_correction._FRAME_S
+    assert max(last - first for first, last in spans) <= longest
+    assert spans[0][0] == 0 and spans[-1][1] == len(voiced)
+    assert all(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))  # overlapping cuts

@@ -190,8 +190,9 @@ def register_stages(register):
             makes=("vocals", "phonemes", "timing", "phoneme_labels"),
             run=sing,
             # 2: options, pitch correction, phonemes.txt; 3: sections, credits;
-            # 4: notes outside 50-1100 Hz are left as sung
-            version="4",
+            # 4: notes outside 50-1100 Hz are left as sung; 5: pitch correction phrase by
+            # phrase below 12 kHz, pauses kept as sung
+            version="5",
             params=(
                 Param(
                     "voice",

