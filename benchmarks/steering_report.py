@@ -1,7 +1,7 @@
 """Steering and quality of the shipped character model, measured by the attribute classifier.
 
     python benchmarks/steering_report.py [--seeds 50] [--holdout DATA/holdout]
-        [--figure docs/expressions.png]
+        [--figure docs/expressions.png] [--edits-only]
 
 Edits: for seeds S..S+N-1 (default 100..149: the fit's settings were chosen on seeds 0-19) at
 truncation 0.7, the expressions (rest, a, i, u, e, o, blink) are drawn from each character's
@@ -18,6 +18,16 @@ raw edited picture and the character itself, and the change of the classifiers' 
 estimates (0..255). The strip composites each edit onto character.png inside the mask, so
 its frames are identical outside it by construction; the raw figure says how much the edit
 alone moves the rest of the picture.
+
+--edit: for the same seeds, each of EDIT_CASES drawn two ways: "latent" (the styles moved by
+the edit, the whole picture drawn from them: what `acgmake character --edit` drew up to the
+character stage's version 2) and "pasted" (acgmake.models.expressions.draw_edited, the
+picture since: each edit drawn on its own and pasted into the unedited character inside the
+soft mask of its face part). Reported: the mean absolute RGB change (0..255) against the
+unedited character outside the mouth and eye masks, outside the edited part's own mask, and
+inside it (where the mask is 1: how much the part changes); and what both classifiers read
+(the intended mouth, P(eyes open), the share read as closed eyes, mouth openness), with the
+unedited characters' readings beside them.
 
 Quality: KID (x 1000, polynomial kernel, unbiased, mean of 50 subsets of 250) between drawn64
 samples and the 500 held-out drawn pictures, in the 128-d penultimate features of each
@@ -55,13 +65,26 @@ from acgmake.models.character import (
     shipped_checkpoint,
 )
 from acgmake.models.checkpoint import load_generator, read_metadata
-from acgmake.models.directions import guide_classifiers, load_directions
+from acgmake.models.directions import (
+    apply_edits,
+    edits_by_part,
+    guide_classifiers,
+    load_directions,
+    parse_edit,
+)
 from acgmake.models.expressions import (
     FIT_STEPS,
+    draw_edited,
     draw_expressions,
+    edit_mask,
+    face_part_mask,
     outside_difference,
     strip_from_pictures,
 )
+
+#: The --edit cases measured: each vowel and ``mouth`` at 1 (``a`` is the ``mouth`` vector),
+#: the eyes toward closed, and the README's combined example.
+EDIT_CASES = ("mouth=1", "i=1", "u=1", "e=1", "o=1", "eyes=-1", "eyes=-1.5", "o=0.8,eyes=-0.5")
 
 
 def kid(x: np.ndarray, y: np.ndarray, subsets: int = 50, size: int = 250, seed: int = 0):
@@ -144,6 +167,63 @@ def steering(
     return report, strips
 
 
+def _mean_change(pictures: np.ndarray, characters: np.ndarray, where: np.ndarray) -> float:
+    """Mean absolute RGB difference (0..255) of ``pictures`` from ``characters`` (both
+    N x H x W x 3) over the pixels ``where`` (H x W, bool)."""
+    diff = np.abs(pictures.astype(np.float32) - characters.astype(np.float32)).mean(-1)
+    return round(float(diff[:, where].mean()), 2)
+
+
+def _readings(classifier, pictures: np.ndarray, mouth: str | None) -> dict:
+    got = read_attributes(classifier, pictures)
+    read = {
+        "p_eyes_open": round(float(got.eyes_open.mean()), 3),
+        "eyes_closed": round(float(np.mean(got.eyes_open < 0.5)), 3),
+        "mouth_open": round(float(got.mouth_open.mean()), 3),
+    }
+    if mouth:
+        read[f"mouth_is_{mouth}"] = round(float(np.mean(np.array(got.mouth) == mouth)), 3)
+    return read
+
+
+def edits(generator, directions, classifiers: dict, layout, seeds: range) -> dict:
+    """``--edit`` drawn as the latent alone and pasted onto its part, for every case of
+    EDIT_CASES on ``seeds`` (see the module's docstring)."""
+    styles = [character_latent(generator, seed, truncation_psi=0.7) for seed in seeds]
+    characters = np.stack([draw_latent(generator, s[None])[0] for s in styles])
+    face = Face.from_dict(face_info(characters[0], layout))
+    size = characters.shape[1]
+    outside_face_parts = edit_mask(face, size, size) < 0.01  # as outside_difference
+    report: dict = {"seeds": f"{seeds.start}..{seeds.stop - 1}"}
+    for who, classifier in classifiers.items():
+        report[f"character ({who})"] = _readings(classifier, characters, "closed")
+    for case in EDIT_CASES:
+        amounts = parse_edit(case)
+        masks = [face_part_mask(face, part, size, size) for part in edits_by_part(amounts)]
+        region = np.max(masks, axis=0)
+        vowels = [name for name in amounts if name != "eyes"]
+        mouth = ("a" if vowels[0] == "mouth" else vowels[0]) if vowels else None
+        latent = [
+            draw_latent(generator, apply_edits(directions, s[None], amounts))[0] for s in styles
+        ]
+        started = time.perf_counter()
+        pasted = [draw_edited(generator, directions, s, amounts, face) for s in styles]
+        seconds = (time.perf_counter() - started) / len(styles)
+        drawn = {"latent": np.stack(latent), "pasted": np.stack(pasted)}
+        report[case] = {"seconds_per_pasted_character": round(seconds, 3)}
+        for way, pictures in drawn.items():
+            report[case][way] = {
+                "outside_mouth_and_eyes_l1": _mean_change(pictures, characters, outside_face_parts),
+                "outside_edited_part_l1": _mean_change(pictures, characters, region < 0.01),
+                "inside_edited_part_l1": _mean_change(pictures, characters, region > 0.99),
+                **{
+                    who: _readings(classifier, pictures, mouth)
+                    for who, classifier in classifiers.items()
+                },
+            }
+    return report
+
+
 def quality(generator, classifiers: dict, holdout: Path, count: int = 1000) -> dict:
     from acgmake.models.drawn import draw_character
     from acgmake.models.stylegan2 import generate
@@ -205,6 +285,9 @@ def main() -> None:
     parser.add_argument(
         "--no-fit", action="store_true", help="the directions alone, no per-character fit"
     )
+    parser.add_argument(
+        "--edits-only", action="store_true", help="only the --edit figures (no strips, 30 s)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     path = args.ckpt or shipped_checkpoint()
@@ -216,8 +299,13 @@ def main() -> None:
     layout = layout_from_metadata(read_metadata(path))
     guides = None if args.no_fit else guide_classifiers()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
+    edit_report = edits(generator, directions, classifiers, layout, seeds)
+    if args.edits_only:
+        print(json.dumps({"edit": edit_report}, indent=2))
+        return
     report, strips = steering(generator, directions, classifiers, layout, seeds, guides)
     report["fit_steps"] = 0 if args.no_fit else FIT_STEPS
+    report["edit"] = edit_report
     if args.holdout:
         report["quality"] = quality(generator, classifiers, args.holdout)
     print(json.dumps(report, indent=2))

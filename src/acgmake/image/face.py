@@ -198,6 +198,12 @@ def _latent(value: Any) -> dict[str, Any]:
         raise FormatProblem("latent.float32_base64 holds numbers that are not finite (NaN, inf)")
     checked_text(record.get("generator", ""), "latent.generator", 4096)
     checked_text(record.get("generator_sha256", ""), "latent.generator_sha256", 128)
+    edits = checked_object(record.get("edits", {}), "latent.edits")  # --edit, name -> amount
+    if len(edits) > 16:
+        raise FormatProblem(f"latent.edits names {len(edits)} edits, more than 16")
+    for name, amount in edits.items():
+        checked_text(name, "latent.edits key", 32)
+        checked_number(amount, key_path("latent.edits", name), (-5.0, 5.0))
     return dict(record)
 
 

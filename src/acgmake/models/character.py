@@ -100,15 +100,30 @@ def draw_latent(generator: Any, styles: Any) -> np.ndarray:
         return images_to_uint8(generator.synthesis(styles, noise_mode="const"))
 
 
-def latent_record(styles: Any, generator_sha256: str, generator_file: str) -> dict:
-    """The ``latent`` entry of face.json: the styles (float32, base64) and their generator."""
+def latent_record(
+    styles: Any,
+    generator_sha256: str,
+    generator_file: str,
+    edits: dict[str, float] | None = None,
+) -> dict:
+    """The ``latent`` entry of face.json: the styles (float32, base64) and their generator.
+
+    With ``edits`` (``--edit``), ``styles`` are the character's before the edits and the
+    record keeps the edits too: the picture is the unedited character with each edit pasted
+    onto its face part (:func:`acgmake.models.expressions.draw_edited`), which no single
+    latent draws. The expressions strip is drawn from the unedited styles, so that it is
+    character.png outside the mouth and eyes.
+    """
     data = styles.detach().float().contiguous().numpy().astype("<f4")
-    return {
+    record = {
         "shape": list(data.shape),
         "float32_base64": base64.b64encode(data.tobytes()).decode("ascii"),
         "generator": generator_file,
         "generator_sha256": generator_sha256,
     }
+    if edits:
+        record["edits"] = dict(edits)
+    return record
 
 
 def latent_from_record(record: dict) -> Any:
@@ -117,6 +132,26 @@ def latent_from_record(record: dict) -> Any:
 
     data = np.frombuffer(base64.b64decode(record["float32_base64"]), dtype="<f4")
     return torch.from_numpy(data.reshape(record["shape"]).copy())
+
+
+def edits_from_record(record: dict) -> dict[str, float]:
+    """The ``--edit`` amounts kept by :func:`latent_record` ({} when none); UserError when
+    they are not edits acgmake knows."""
+    from acgmake.models.directions import EDIT_NAMES, MAX_EDIT
+
+    edits = record.get("edits") or {}
+    if not isinstance(edits, dict) or not all(
+        name in EDIT_NAMES
+        and isinstance(amount, (int, float))
+        and not isinstance(amount, bool)
+        and -MAX_EDIT <= amount <= MAX_EDIT
+        for name, amount in edits.items()
+    ):
+        raise UserError(
+            f"face.json: latent.edits must map edit names ({', '.join(EDIT_NAMES)}) to "
+            f"amounts from {-MAX_EDIT:g} to {MAX_EDIT:g}; make it again with `acgmake character`"
+        )
+    return {name: float(amount) for name, amount in edits.items()}
 
 
 def character_grid(pictures: np.ndarray, columns: int | None = None) -> np.ndarray:

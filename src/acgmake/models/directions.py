@@ -8,6 +8,12 @@ styles through the generator and the classifier move each one toward a mouth cla
 blink while a penalty keeps its picture unchanged outside the mouth or eyes. A direction is
 the mean of those edits (a vector per style layer), the same for every character.
 
+A mean edit moves more than its face part: on the shipped model ``mouth=1`` alone changes the
+picture outside the mouth and eyes by 43 (of 255) on average, a bob turned to long hair, a
+new collar. So ``--edit`` shows each edit only on its part (:data:`EDIT_PARTS`), pasted into
+the unedited character inside a soft mask
+(:func:`acgmake.models.expressions.draw_edited`), as the expressions strip does.
+
 The directions of ``model.safetensors`` live beside it in ``model.directions.safetensors``,
 whose metadata names the generator's sha256 and the command that made them:
 
@@ -34,6 +40,8 @@ VOWELS = MOUTHS[1:]
 #: them, and each vowel shapes the mouth toward it. An amount of 1 is the mean learned edit
 #: from one state to the other (e.g. ``eyes=-1``: open eyes toward closed).
 EDIT_NAMES = ("mouth", "eyes", *VOWELS)
+#: The face part each edit changes, and the only part of the picture it may change.
+EDIT_PARTS = {"mouth": "mouth", "eyes": "eyes", **{vowel: "mouth" for vowel in VOWELS}}
 #: Where the eyes are set for the expressions (in units of the eyes vector: 0 = the mean of
 #: the blink edits, 1 = the mean open-eyed styles) and how far a vowel is pushed (1 = the
 #: mean edit to it). Further than 0 paints a pale patch rather than shut eyes.
@@ -152,11 +160,26 @@ def per_layer(w: torch.Tensor, n_latent: int) -> torch.Tensor:
 
 
 def apply_edits(directions: Directions, w: torch.Tensor, edits: dict[str, float]) -> torch.Tensor:
-    """``w`` (N x n_latent x D) moved by ``amount`` times each named vector."""
+    """``w`` (N x n_latent x D) moved by ``amount`` times each named vector.
+
+    The latent alone: its picture changes hair and clothes too. For a picture that changes
+    only the edited parts, see :func:`acgmake.models.expressions.draw_edited`.
+    """
     w = w.clone()
     for name, amount in edits.items():
         w += amount * directions.vector(name)
     return w
+
+
+def edits_by_part(edits: dict[str, float]) -> dict[str, dict[str, float]]:
+    """``edits`` grouped by the face part they change (:data:`EDIT_PARTS`), eyes first (the
+    order the parts are pasted in); edits of amount 0 are left out."""
+    parts: dict[str, dict[str, float]] = {}
+    for part in ("eyes", "mouth"):
+        chosen = {n: a for n, a in edits.items() if EDIT_PARTS[n] == part and a != 0}
+        if chosen:
+            parts[part] = chosen
+    return parts
 
 
 def _mouth_coordinates(d: Directions, w: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,9 @@ frame to be the same character, so only a soft region around the mouth and the e
 from face.json, grown and feathered) is taken from the edited picture; the rest of each frame
 is character.png itself, pixel for pixel. All mouth frames share the rest frame's eyes, and
 the blink shares its mouth.
+
+``--edit`` is shown the same way (:func:`draw_edited`): each edit only inside the soft region
+of its face part, the unedited character everywhere else.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ def part_mask(boxes, width: int, height: int) -> np.ndarray:
     sigma = FEATHER * max(width, height)
     # Blur, then stretch so the grown boxes stay fully inside (1) and the edge still fades.
     return np.clip(gaussian_filter(mask, sigma) * 2, 0, 1) if sigma > 0 else mask
+
+
+def face_part_mask(face: Face, part: str, width: int, height: int) -> np.ndarray:
+    """:func:`part_mask` of one face part: "mouth" (its box) or "eyes" (both boxes)."""
+    return part_mask([face.mouth] if part == "mouth" else face.eyes, width, height)
 
 
 def edit_mask(face: Face, width: int, height: int) -> np.ndarray:
@@ -94,8 +102,8 @@ def fit_expressions(
     if steps <= 0 or not guides:
         return latents
     size = generator.size
-    mouth = torch.from_numpy(part_mask([face.mouth], size, size))
-    eyes = torch.from_numpy(part_mask(face.eyes, size, size))
+    mouth = torch.from_numpy(face_part_mask(face, "mouth", size, size))
+    eyes = torch.from_numpy(face_part_mask(face, "eyes", size, size))
     rows = [EXPRESSIONS.index(name) for name in FITTED]
     regions = torch.stack([eyes if name == "blink" else mouth for name in FITTED])
     base = styles.expand(len(rows), -1, -1).contiguous()
@@ -162,8 +170,8 @@ def expressions_strip(
 def strip_from_pictures(pictures: np.ndarray, character: np.ndarray, face: Face) -> np.ndarray:
     """:func:`expressions_strip` from the raw expression pictures (:func:`draw_expressions`)."""
     height, width = character.shape[:2]
-    mouth = part_mask([face.mouth], width, height)
-    eyes = part_mask(face.eyes, width, height)
+    mouth = face_part_mask(face, "mouth", width, height)
+    eyes = face_part_mask(face, "eyes", width, height)
     raw = [_resize(p, width, height) for p in pictures]
     rest, blink = raw[EXPRESSIONS.index("rest")], raw[EXPRESSIONS.index("blink")]
     frames = []
@@ -171,6 +179,32 @@ def strip_from_pictures(pictures: np.ndarray, character: np.ndarray, face: Face)
         with_eyes = composite(character, blink if name == "blink" else rest, eyes)
         frames.append(composite(with_eyes, rest if name == "blink" else picture, mouth))
     return np.hstack(frames)
+
+
+def draw_edited(
+    generator: Any, directions: Any, styles: Any, edits: dict[str, float], face: Face
+) -> np.ndarray:
+    """The character ``styles`` (n_latent x D) with ``edits`` (``--edit``: name -> amount),
+    uint8 RGB H x W x 3 at the model's size.
+
+    An edit moves the whole latent, and with it hair, collar and colours (``mouth=1`` turns
+    many a bob into long hair), so each face part is drawn from the styles moved by its own
+    edits only (:func:`acgmake.models.directions.edits_by_part`) and pasted into the
+    unedited character inside that part's soft mask (:func:`face_part_mask`), eyes first,
+    as the expressions strip is made. Outside the masks the picture is the unedited
+    character, pixel for pixel; inside, the edited picture.
+    """
+    from acgmake.models.character import draw_latent
+    from acgmake.models.directions import apply_edits, edits_by_part
+
+    # One picture at a time: a batch computes the last bits differently, and the unedited
+    # character must be exactly what the expressions stage draws again from the latent.
+    picture = draw_latent(generator, styles[None])[0]
+    height, width = picture.shape[:2]
+    for part, part_edits in edits_by_part(edits).items():
+        edited = draw_latent(generator, apply_edits(directions, styles[None], part_edits))[0]
+        picture = composite(picture, edited, face_part_mask(face, part, width, height))
+    return picture
 
 
 def outside_difference(a: np.ndarray, b: np.ndarray, face: Face) -> float:

@@ -64,12 +64,7 @@ def make_character(ctx) -> None:
         layout_from_metadata,
     )
     from acgmake.models.checkpoint import load_generator, read_metadata
-    from acgmake.models.directions import (
-        apply_edits,
-        directions_path,
-        load_directions,
-        parse_edit,
-    )
+    from acgmake.models.directions import directions_path, load_directions, parse_edit
     from acgmake.pipeline import sha256_file
 
     path = _checkpoint(ctx.params["ckpt"])
@@ -91,14 +86,22 @@ def make_character(ctx) -> None:
         mix_seed=mix_seed,
         mix_layer=ctx.params["mix_layer"] if mix_seed is not None else None,
     )
+    layout = layout_from_metadata(metadata)
     if edits:
+        from acgmake.image.face import Face
+        from acgmake.models.drawn import canonical_layout
+        from acgmake.models.expressions import draw_edited
+
         directions = load_directions(path, generator_sha256)
         ctx.use_asset(directions_path(path), name=f"latent directions for {path.name}")
-        styles = apply_edits(directions, styles[None], edits)[0]
-    image = draw_latent(generator, styles[None])[0]
+        # Each edit only on its face part: the latent edit alone also moves hair and collar.
+        face = Face.from_dict(layout or canonical_layout(), source="the generator's layout")
+        image = draw_edited(generator, directions, styles, edits, face)
+    else:
+        image = draw_latent(generator, styles[None])[0]
     Image.fromarray(image).save(ctx.output("character"), format="PNG")
-    info = face_info(image, layout_from_metadata(metadata))
-    info["latent"] = latent_record(styles, generator_sha256, str(path.resolve()))
+    info = face_info(image, layout)
+    info["latent"] = latent_record(styles, generator_sha256, str(path.resolve()), edits)
     ctx.output("face").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
@@ -159,7 +162,8 @@ def register_stages(register):
             needs=(),
             makes=("character", "face"),
             run=make_character,
-            version="2",  # 2: face.json keeps the latent; --edit, --mix-seed, --mix-layer
+            # 2: face.json keeps the latent; --edit, --mix-seed, --mix-layer
+            version="3",  # 3: --edit pasted onto its face part; face.json: latent before edits
             params=(
                 Param(
                     "truncation",
@@ -223,24 +227,32 @@ def register_stages(register):
 
 
 def _generator_and_edits(ckpt: str, edit: str):
-    from acgmake.models.checkpoint import load_generator
+    """(generator, a function drawing styles as `acgmake character` does with ``edit``)."""
+    from acgmake.image.face import Face
+    from acgmake.models.character import draw_latent, layout_from_metadata
+    from acgmake.models.checkpoint import load_generator, read_metadata
     from acgmake.models.directions import load_directions, parse_edit
+    from acgmake.models.drawn import canonical_layout
+    from acgmake.models.expressions import draw_edited
 
     path = _checkpoint(ckpt)
     edits = parse_edit(edit)
     generator = load_generator(path)
-    directions = load_directions(path) if edits else None
-    return generator, directions, edits
+    if not edits:
+        return generator, lambda one: draw_latent(generator, one[None])[0]
+    directions = load_directions(path)
+    layout = layout_from_metadata(read_metadata(path)) or canonical_layout()
+    face = Face.from_dict(layout, source="the generator's layout")
+    # Each part from its own edit, pasted into the unedited character (see draw_edited).
+    return generator, lambda one: draw_edited(generator, directions, one, edits, face)
 
 
-def _styles(generator, seeds, truncation: float, directions, edits):
+def _styles(generator, seeds, truncation: float):
     import torch
 
     from acgmake.models.character import character_latent
-    from acgmake.models.directions import apply_edits
 
-    styles = torch.stack([character_latent(generator, s, truncation_psi=truncation) for s in seeds])
-    return apply_edits(directions, styles, edits) if edits else styles
+    return torch.stack([character_latent(generator, s, truncation_psi=truncation) for s in seeds])
 
 
 _MODEL_OPTIONS = (
@@ -289,16 +301,15 @@ def register_commands(cli):
         import numpy as np
         from PIL import Image
 
-        from acgmake.models.character import character_grid, draw_latent
+        from acgmake.models.character import character_grid
         from acgmake.pipeline import atomic_path, check_writable
 
         check_writable(output)
-        generator, directions, edits = _generator_and_edits(ckpt, edit)
-        seeds = range(seed, seed + count)
-        styles = _styles(generator, seeds, truncation, directions, edits)
+        generator, draw = _generator_and_edits(ckpt, edit)
+        styles = _styles(generator, range(seed, seed + count), truncation)
         # One at a time: a batch computes the last bits differently, and each cell should be
         # exactly what `acgmake character --seed N` draws.
-        pictures = np.concatenate([draw_latent(generator, one[None]) for one in styles])
+        pictures = np.stack([draw(one) for one in styles])
         with atomic_path(output) as temporary:
             Image.fromarray(character_grid(pictures)).save(temporary, format="PNG")
         click.echo(f"Wrote {output}")
@@ -338,7 +349,7 @@ def register_commands(cli):
         from PIL import Image
 
         from acgmake.errors import UserError
-        from acgmake.models.character import draw_latent, latent_walk
+        from acgmake.models.character import latent_walk
         from acgmake.pipeline import atomic_path, check_writable
         from acgmake.video.encode import VideoEncoder
 
@@ -346,12 +357,10 @@ def register_commands(cli):
             raise UserError("give two or more --seed to walk between (e.g. --seed 1 --seed 7)")
         check_writable(output)
         size += size % 2  # H.264 needs even sides
-        generator, directions, edits = _generator_and_edits(ckpt, edit)
-        styles = _styles(generator, seeds, truncation, directions, edits)
-        walk = latent_walk(styles, max(1, round(seconds * fps)))
+        generator, draw = _generator_and_edits(ckpt, edit)
+        walk = latent_walk(_styles(generator, seeds, truncation), max(1, round(seconds * fps)))
         with atomic_path(output) as temporary, VideoEncoder(temporary, size, size, fps) as encoder:
-            for start in range(0, len(walk), 32):
-                for picture in draw_latent(generator, walk[start : start + 32]):
-                    frame = Image.fromarray(picture).resize((size, size), Image.LANCZOS)
-                    encoder.write(np.asarray(frame))
+            for one in walk:
+                frame = Image.fromarray(draw(one)).resize((size, size), Image.LANCZOS)
+                encoder.write(np.asarray(frame))
         click.echo(f"Wrote {output} ({len(walk)} frames)")
