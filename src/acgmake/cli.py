@@ -24,6 +24,7 @@ from acgmake.pipeline import (
     Param,
     Registry,
     Reporter,
+    RunFolder,
     Stage,
     check_writable,
     copy_atomic,
@@ -32,6 +33,7 @@ from acgmake.pipeline import (
     plan,
     replaced_by,
     run,
+    sha256_file,
 )
 from acgmake.plugins import Plugins, get_plugins
 
@@ -164,6 +166,69 @@ def default_workdir(source: Path | None, fallback: str) -> Path:
     return source.parent / (source.stem + RUN_SUFFIX)
 
 
+def stage_workdir(
+    registry: Registry, stage: Stage, source: Path, inputs: dict[str, Path]
+) -> tuple[Path, dict[str, Path], list[str]]:
+    """The run folder for ``stage`` run on the user's file ``source`` without ``--workdir``,
+    the inputs to give it there, and the files it would have replaced in the usual folder
+    (empty when it works there).
+
+    The usual folder is :func:`default_workdir`'s. A single stage may write there whatever
+    it made there itself before (run it again with other options and the run folder holds
+    the new result, as ``acgmake song`` would), but nothing else: not the very file it was
+    given (a stage that rewrites its input's kind, such as ``upscale``), not another stage's
+    file, and no file the given inputs would be copied over. Then it works in a folder of its
+    own beside it, ``<run>.<stage>.acgmake``, so the run the input came from stays as it was;
+    the other files the stage reads still come from that run (copied in).
+    """
+    folder = default_workdir(source, stage.name)
+    replaced = _would_replace(registry, stage, folder, inputs)
+    if not replaced:
+        return folder, inputs, []
+    carried = dict(inputs)
+    for kind in stage.reads:
+        there = folder / registry.artifact(kind).filename
+        if kind not in carried and there.is_file():
+            carried[kind] = there
+    own = folder.parent / f"{folder.name.removesuffix(RUN_SUFFIX)}.{stage.name}{RUN_SUFFIX}"
+    if _would_replace(registry, stage, own, carried):
+        raise UserError(
+            f"{stage.name} would replace {', '.join(replaced)} in {folder}, and files in "
+            f"{own}; choose a run folder with --workdir"
+        )
+    return own, carried, replaced
+
+
+def _would_replace(
+    registry: Registry, stage: Stage, folder: Path, inputs: dict[str, Path]
+) -> list[str]:
+    """The files in ``folder`` that running ``stage`` there on ``inputs`` would replace and
+    that are not its own earlier, unchanged output (see :func:`stage_workdir`)."""
+    if not folder.is_dir():
+        return []
+    recorded = RunFolder(folder, registry).manifest().get("stages", {}).get(stage.name, {})
+    outputs = recorded.get("outputs", {})
+    replaced = []
+    for kind in dict.fromkeys((*stage.makes, *inputs)):
+        there = folder / registry.artifact(kind).filename
+        if not there.is_file():
+            continue
+        given = inputs.get(kind)
+        if kind in stage.makes:
+            record = outputs.get(kind, {})
+            made_here = record.get("file") == there.name and record.get("sha256") == (
+                sha256_file(there)
+            )
+            if made_here and not (given is not None and _same_file(there, given)):
+                continue
+        elif given is not None and (
+            _same_file(there, given) or sha256_file(there) == sha256_file(given)
+        ):
+            continue  # the input is that file already: it is read, not replaced
+        replaced.append(there.name)
+    return replaced
+
+
 def _validate_input(path: Path, kind: str) -> Path:
     if not path.exists():
         raise UserError(f"{path} does not exist; check the path of your {kind} file")
@@ -280,6 +345,8 @@ class AcgmakeGroup(click.Group):
                 "see `acgmake plugins`",
                 err=True,
             )
+            if os.environ.get("ACGMAKE_DEBUG") and info.traceback:
+                click.echo(info.traceback.rstrip("\n"), err=True)
         for warning in plugins.warnings:
             click.echo(f"Warning: {warning}", err=True)
 
@@ -300,8 +367,25 @@ class AcgmakeGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from acgmake.doctor import licence_line
+
+    click.echo(f"acgmake, version {__version__}")
+    click.echo(licence_line())
+    ctx.exit()
+
+
 @click.group(cls=AcgmakeGroup)
-@click.version_option(__version__, prog_name="acgmake")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and where the licences are, and exit.",
+)
 def cli() -> None:
     """Lyrics in, a short animated music clip out: a composed melody sung by Sinsy and a
     StyleGAN2 character, offline.
@@ -436,7 +520,19 @@ def make_stage_command(stage: Stage) -> click.Command:
                 inputs[kind] = _validate_input(given, kind)
         if input_path is None and workdir is None and primary is not None:
             raise click.UsageError(f"give the {primary} file, or --workdir with a run folder")
-        folder = workdir or default_workdir(input_path, stage.name)
+        if workdir is not None:
+            folder = workdir
+        elif input_path is not None:
+            folder, inputs, replaced = stage_workdir(plugins.registry, current, input_path, inputs)
+            if replaced:
+                usual = default_workdir(input_path, stage.name)
+                click.echo(
+                    f"{stage.name} would replace {', '.join(replaced)} in {usual}/, so it "
+                    f"works in {folder}/ (--workdir {usual} to work there anyway)",
+                    err=True,
+                )
+        else:
+            folder = default_workdir(None, stage.name)
         made = execute(
             plugins,
             folder,
@@ -470,8 +566,14 @@ def make_stage_command(stage: Stage) -> click.Command:
         click.Option(
             ["--workdir"],
             type=click.Path(path_type=Path),
-            help="Run folder to read inputs from and write outputs to. "
-            f"[default: {'INPUT-stem' if primary else stage.name}.acgmake/]",
+            help="Run folder to read inputs from and write outputs to. [default: "
+            + (
+                f"the run folder INPUT is in, else INPUT-stem.acgmake/; RUN.{stage.name}"
+                f".acgmake/ beside it when {stage.name} would replace a file there that it "
+                "did not make]"
+                if primary
+                else f"{stage.name}.acgmake/]"
+            ),
         ),
         click.Option(
             ["--seed"], type=SEED, default=0, show_default=True, help="Seed for everything random."

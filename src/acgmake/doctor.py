@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 import tempfile
@@ -12,6 +13,10 @@ from pathlib import Path
 
 from acgmake.errors import UserError
 from acgmake.plugins import Plugins
+
+#: acgmake's own licence, and what it ships or uses for its output with their licences.
+LICENSE_FILE = "LICENSE"
+NOTICES_FILE = "THIRD_PARTY_NOTICES.md"
 
 
 @dataclass
@@ -179,6 +184,42 @@ def _upscaler() -> str:
     return "32 -> 128 px: " + ", ".join(timings)
 
 
+def licence_file(name: str) -> Path | None:
+    """Where ``name`` (LICENSE or THIRD_PARTY_NOTICES.md) is: in acgmake's ``.dist-info``
+    (pip puts a wheel's licence files there), else at the top of a source checkout that
+    acgmake runs from; ``None`` when this copy has neither."""
+    try:
+        files = importlib.metadata.distribution("acgmake").files or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for file in files:
+        if file.name == name and file.parts[0].endswith(".dist-info"):
+            path = Path(file.locate())
+            if path.is_file():
+                return path
+    checkout = Path(__file__).resolve().parents[2] / name
+    return checkout if checkout.is_file() else None
+
+
+def licence_line() -> str:
+    """One line: acgmake's licence and where the third-party notices are."""
+    notices = licence_file(NOTICES_FILE)
+    where = str(notices) if notices else f"{NOTICES_FILE} in acgmake's source (not installed)"
+    return (
+        "MIT licence. The weights, voice, soundfont, font and programs behind acgmake's "
+        f"output, with their licences: {where}"
+    )
+
+
+def _licences() -> str:
+    licence = licence_file(LICENSE_FILE)
+    return (
+        f"acgmake: MIT ({licence or 'LICENSE in the source'}); what it ships and uses: "
+        f"{licence_file(NOTICES_FILE) or NOTICES_FILE + ' in the source'}; each run's "
+        "manifest.json lists the credit lines its files need"
+    )
+
+
 def _font() -> str:
     from acgmake.video.text import FONT_NAME, font_path
 
@@ -223,6 +264,7 @@ CHECKS: list[tuple[str, Callable[[], str], str]] = [
         "(they ship the weights), or --upscaler none",
     ),
     ("font", _font, "pip install matplotlib-fontja"),
+    ("licences", _licences, "reinstall acgmake (both files are also in its source)"),
 ]
 
 

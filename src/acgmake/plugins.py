@@ -4,8 +4,9 @@
 distribution (or entry-point) names; ``-name`` leaves one out and loads the others; set it
 empty to load none. A name that matches no installed plugin is warned about. Built-in plugins
 always load.
-A plugin that fails to import or raises in a hook is recorded as broken, named in a warning,
-and left out; it never takes the command line down.
+A plugin that fails to import or raises in a hook is recorded as broken (with its traceback,
+which the command line prints when ``ACGMAKE_DEBUG`` is set), named in a warning, and left out;
+it never takes the command line down.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import importlib
 import importlib.metadata
 import os
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +54,8 @@ class PluginInfo:
     stages: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     error: str = ""
+    #: The traceback of the exception that broke the plugin (for ``ACGMAKE_DEBUG``), or "".
+    traceback: str = ""
 
     @property
     def broken(self) -> bool:
@@ -100,6 +104,7 @@ class Plugins:
             self.manager.register(module, name=name)
         except (Exception, SystemExit) as error:  # pluggy validates hook signatures here
             info.error = f"{type(error).__name__}: {error}"
+            info.traceback = traceback.format_exc()
             return
         info.hooks = sorted(caller.name for caller in self.manager.get_hookcallers(module) or ())
 
@@ -125,6 +130,7 @@ class Plugins:
                     version=version,
                     builtin=False,
                     error=f"failed to import: {type(error).__name__}: {error}",
+                    traceback=traceback.format_exc(),
                 )
                 continue
             self.add(module, name, version)
@@ -154,14 +160,17 @@ class Plugins:
                 _call_impl(impl, register=make_callback(impl.plugin_name))
             except (Exception, SystemExit) as error:
                 self._mark_broken(
-                    impl.plugin_name, f"{hook_name} raised {type(error).__name__}: {error}"
+                    impl.plugin_name,
+                    f"{hook_name} raised {type(error).__name__}: {error}",
+                    traceback.format_exc(),
                 )
 
-    def _mark_broken(self, plugin_name: str, error: str) -> None:
+    def _mark_broken(self, plugin_name: str, error: str, trace: str = "") -> None:
         info = self.infos[plugin_name]
         if info.builtin:
             raise RuntimeError(f"built-in plugin {plugin_name}: {error}")
-        info.error = info.error or error
+        if not info.error:
+            info.error, info.traceback = error, trace
         # Take back whatever the plugin registered, so a half-registered plugin does no harm.
         self.registry.stages = [s for s in self.registry.stages if s.plugin != plugin_name]
         for kind in [k for k, a in self.registry.artifacts.items() if a.plugin == plugin_name]:
@@ -196,7 +205,9 @@ class Plugins:
             except (Exception, SystemExit) as error:
                 cli.commands = before
                 self._mark_broken(
-                    impl.plugin_name, f"register_commands raised {type(error).__name__}: {error}"
+                    impl.plugin_name,
+                    f"register_commands raised {type(error).__name__}: {error}",
+                    traceback.format_exc(),
                 )
                 continue
             taken = sorted(n for n, c in before.items() if cli.commands.get(n) is not c)

@@ -3,11 +3,11 @@
 Written scores open in MuseScore and sing in Sinsy: MusicXML 4.0 (music21), one part, a
 treble clef, key and time signature, a tempo mark, chord symbols (``<harmony>``, read back by
 music21 as ``harmony.ChordSymbol``), one ``<lyric>`` with ``<syllabic>`` on every note, rests
-split on beats, and a rehearsal mark ("Verse", "Chorus") where each section begins. The files
-are valid against the MusicXML 4.0 schema (see :mod:`acgmake.music.schema`). Scores read back
-may come from anywhere (MuseScore's ``.mxl`` too), so they are checked before any XML library
-expands them: size, entity declarations (the "billion laughs" file), partwise MusicXML, notes,
-lyrics.
+split on beats, and a rehearsal mark ("Verse", "Chorus") above the staff where each section
+begins. The files are valid against the MusicXML 4.0 schema (see :mod:`acgmake.music.schema`).
+Scores read back may come from anywhere (MuseScore's ``.mxl`` too), so they are checked before
+any XML library expands them: size, entity declarations (the "billion laughs" file), partwise
+MusicXML, notes, lyrics.
 """
 
 from __future__ import annotations
@@ -138,8 +138,10 @@ def melody_to_score(melody: Melody) -> music21.stream.Score:
 
     for offset, role in section_starts(melody):
         # A rehearsal mark (shown boxed by MuseScore, ignored by Sinsy) names each section, so
-        # the later stages (the clip's bigger motion in the chorus) know where it is.
+        # the later stages (the clip's bigger motion in the chorus) know where it is. Placed
+        # above the staff: without placement="above" MuseScore puts it below, under the lyrics.
         mark = expressions.RehearsalMark(role.capitalize())
+        mark.placement = "above"
         measure_at(offset).insert(offset % bar_ql, mark)
 
     opening = measures[0]

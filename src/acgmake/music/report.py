@@ -116,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     paths = [Path(p) for p in (argv if argv is not None else sys.argv[1:])]
     if not paths:
         paths = sorted((Path(__file__).resolve().parents[3] / "examples").glob("*.txt"))
+        if not paths:
+            print(
+                "no lyrics files given, and no examples/ beside this acgmake (it is installed, "
+                "not a checkout): give lyrics files, e.g. python -m acgmake.music.report a.txt",
+                file=sys.stderr,
+            )
+            return 2
     styles, seeds = ("ballad", "pop", "upbeat"), range(5)
     total, deaf = Agreement(), Agreement()
     print(

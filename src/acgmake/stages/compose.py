@@ -78,7 +78,7 @@ def register_stages(register):
             needs=("lyrics",),
             makes=("score",),
             run=compose,
-            version="2",
+            version="3",
             params=(
                 Param(
                     "key",
