@@ -214,3 +214,30 @@ def test_jobs_one_runs_the_stages_in_order_and_jobs_zero_is_refused(lyrics, caps
     assert err.index("compose done") < err.index("animate done")
     code, out, err = call("song", str(lyrics), "-j", "0", capsys=capsys)
     assert code == 2 and "--jobs" in err
+
+
+def test_several_songs_each_get_a_clip_and_one_failure_does_not_stop_the_others(tmp_path, capsys):
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.txt").write_text(f"{name}の\n", encoding="utf-8")
+    code, out, err = call("song", "a.txt", "nope.txt", "b.txt", capsys=capsys)
+    assert code == 1
+    assert (tmp_path / "a.mp4").read_text() == "C:aの@24"
+    assert (tmp_path / "b.mp4").read_text() == "C:bの@24"
+    assert "Error: nope.txt: nope.txt does not exist" in err
+    table = out[out.index("song ") :]
+    assert "a.txt" in table and "b.txt" in table and table.count(" ok") == 2
+    assert err.strip().splitlines()[-1].startswith("Error: 1 of 3 songs failed (nope.txt)")
+
+
+def test_a_folder_of_lyrics_makes_a_clip_for_each_into_the_output_folder(tmp_path, capsys):
+    songs, clips = tmp_path / "songs", tmp_path / "clips"
+    songs.mkdir()
+    clips.mkdir()
+    for name in ("x", "y"):
+        (songs / f"{name}.txt").write_text(f"{name}の\n", encoding="utf-8")
+    code, out, err = call("song", "songs", "-o", "clips", capsys=capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in clips.iterdir()) == ["x.mp4", "y.mp4"]
+    assert (songs / "x.acgmake").is_dir() and (songs / "y.acgmake").is_dir()
+    code, out, err = call("song", "songs", "-o", "clips/x.mp4", capsys=capsys)
+    assert code == 2 and "must be a folder" in err

@@ -399,7 +399,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("lyrics", required=False, type=click.Path(path_type=Path))
+@click.argument("lyrics", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
@@ -442,7 +442,7 @@ def cli() -> None:
     f"{default_jobs()}]",
 )
 def song(
-    lyrics: Path | None,
+    lyrics: tuple[Path, ...],
     output: Path | None,
     score: Path | None,
     workdir: Path | None,
@@ -458,35 +458,90 @@ def song(
     sections. Every intermediate file stays in the run folder; a second run redoes only the
     stages whose inputs or options changed.
 
+    Several lyrics files (or a folder of them) make a clip each, one after another in one
+    process, each beside its lyrics (or in the folder -o names) with its own run folder; a song
+    that fails is reported and the others go on; a table at the end sums up.
+
     \b
-    Example:
+    Examples:
       acgmake song examples/kaeru.txt -o kaeru.mp4 --seed 3
+      acgmake song examples/ -o clips/
     """
     plugins = get_plugins()
-    if (lyrics is None) == (score is None):
+    songs = _lyrics_files(lyrics)
+    if bool(songs) == (score is not None):
         raise click.UsageError("give a lyrics file, or --score my.musicxml (not both)")
-    inputs: dict[str, Path] = {}
-    if score is not None:
-        inputs["score"] = _validate_input(score, "score")
-    if lyrics is not None:
-        inputs["lyrics"] = _validate_input(lyrics, "lyrics")
-    source = lyrics if lyrics is not None else score
-    assert source is not None
-    output = output or source.with_suffix(".mp4")
-    workdir = workdir or default_workdir(source, source.stem)
     _, targets = stage_options(plugins.registry.stages)
-    made = execute(
-        plugins,
-        workdir,
-        final_kinds(plugins.registry, also),
-        inputs=inputs,
-        params=_collect_params(values, targets),
-        seed=seed,
-        force=force,
-        output=output,
-        jobs=jobs or default_jobs(),
-    )
-    click.echo(f"Wrote {made}  (every intermediate file is in {workdir}/)")
+    params = _collect_params(values, targets)
+    kinds = final_kinds(plugins.registry, also)
+
+    def make(kind: str, source: Path, clip: Path, folder: Path) -> Path:
+        made = execute(
+            plugins,
+            folder,
+            kinds,
+            inputs={kind: _validate_input(source, kind)},
+            params=params,
+            seed=seed,
+            force=force,
+            output=clip,
+            jobs=jobs or default_jobs(),
+        )
+        click.echo(f"Wrote {made}  (every intermediate file is in {folder}/)")
+        return made
+
+    if score is not None or len(songs) == 1:
+        kind, source = ("score", score) if score is not None else ("lyrics", songs[0])
+        assert source is not None
+        make(
+            kind,
+            source,
+            output or source.with_suffix(".mp4"),
+            workdir or default_workdir(source, source.stem),
+        )
+        return
+    if workdir is not None:
+        raise click.UsageError(
+            "--workdir names one run folder; with several songs, each has its own"
+        )
+    if output is not None and not output.is_dir():
+        raise click.UsageError(
+            f"with several songs, -o must be a folder for the clips; {output} is not"
+        )
+    rows = []
+    for source in songs:
+        clip = (output or source.parent) / f"{source.stem}.mp4"
+        started = time.monotonic()
+        try:
+            make("lyrics", source, clip, default_workdir(source, source.stem))
+            rows.append((source, clip.name, time.monotonic() - started, "ok"))
+        except UserError as error:  # this song's problem; the others go on
+            click.echo(f"Error: {source}: {error.message}", err=True)
+            rows.append((source, "-", time.monotonic() - started, error.message))
+    width = max(len(str(row[0])) for row in rows)
+    click.echo(f"\n{'song':<{width}}  {'clip':<16} {'seconds':>8}  result")
+    for source, clip_name, seconds, result in rows:
+        click.echo(f"{str(source):<{width}}  {clip_name:<16} {seconds:>8.1f}  {result}")
+    failed = [row for row in rows if row[3] != "ok"]
+    if failed:
+        raise UserError(
+            f"{len(failed)} of {len(rows)} songs failed ({', '.join(str(r[0]) for r in failed)}); "
+            "see the table above"
+        )
+
+
+def _lyrics_files(given: tuple[Path, ...]) -> list[Path]:
+    """The lyrics files named, a folder standing for the .txt files in it (sorted)."""
+    files: list[Path] = []
+    for path in given:
+        if path.is_dir():
+            found = sorted(path.glob("*.txt"))
+            if not found:
+                raise UserError(f"{path} is a folder with no .txt lyrics files in it")
+            files += found
+        else:
+            files.append(path)
+    return list(dict.fromkeys(files))
 
 
 def add_song_options(command: click.Command, registry: Registry) -> None:
