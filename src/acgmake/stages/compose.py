@@ -42,6 +42,9 @@ def compose(ctx) -> None:
     from acgmake.text.lyrics import read_lyrics
 
     phrases = read_lyrics(ctx.input("lyrics"))
+    for phrase in phrases:
+        for guess in phrase.guesses:
+            ctx.log(guess.message(phrase.line))
     title = phrases[0].text if len(phrases[0].text) <= 40 else phrases[0].text[:40] + "…"
     melody = compose_melody(
         phrases,

@@ -16,8 +16,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from acgmake.errors import UserError
+
+if TYPE_CHECKING:
+    from acgmake.text.reconcile import Guess
 
 #: Every kana spelling in Sinsy's ``_dic/japanese.utf_8.table`` (hiragana; the table has the
 #: same spellings in katakana). tests/test_text.py checks this against the installed table.
@@ -76,6 +80,8 @@ class Phrase:
     starts: tuple[int, ...] = ()
     #: The label of the line's section as written ("chorus", "サビ"), "" when it has none.
     label: str = ""
+    #: Readings guessed where the two dictionaries disagree (see acgmake.text.reconcile).
+    guesses: tuple[Guess, ...] = ()
 
 
 def parse_lyrics(text: str) -> list[Phrase]:

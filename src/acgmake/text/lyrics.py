@@ -4,9 +4,10 @@ Rules for the text:
 
 - a line is a phrase; blank lines separate sections (verse, chorus...); a label line such as
   ``[chorus]`` or ``【サビ】`` names the section that follows it and is not sung;
-- Japanese in any script (kana, kanji, numbers; furigana ``星(ほし)`` win over the dictionary),
-  English and romaji (see :mod:`acgmake.text.reading`); punctuation, emoji and markup are not
-  sung;
+- Japanese in any script (kana, kanji, numbers; furigana ``星(ほし)`` win over the
+  dictionaries, and where two dictionaries read a word differently the reading chosen is in
+  :attr:`Phrase.guesses`), English and romaji (see :mod:`acgmake.text.reading`); punctuation,
+  emoji and markup are not sung;
 - a line in a script acgmake cannot read (Hangul, Cyrillic, ...) is refused, naming the line,
   as is a line with control characters (which are not text, and which a score cannot hold)
   and a line far longer than a phrase.
@@ -91,7 +92,16 @@ def parse_lyrics(text: str) -> list[Phrase]:
             label = pending or ""
         pending, new_section = None, False
         phrases.append(
-            Phrase(reading.morae, number, section, line, reading.accent, reading.starts, label)
+            Phrase(
+                reading.morae,
+                number,
+                section,
+                line,
+                reading.accent,
+                reading.starts,
+                label,
+                reading.guesses,
+            )
         )
     if problems:
         raise UserError(problem_message(problems, _ADVICE))

@@ -9,8 +9,15 @@ singer follows:
   Sinsy's own dictionary); the same holds inside set phrases such as こんにちは;
 - a reading acgmake chose (kanji, numbers) holds an o- or u-vowel where the dictionary says it
   is long (東京 とーきょー), and sings え-い as written (先生 せんせい), as singers do;
-- furigana in the lyrics win over the dictionary: ``星(ほし)``, ``星（ほし）``, also on Latin
-  letters and digits (``LOVE(らぶ)``);
+- numbers are sung with their counters' sound changes, as OpenJTalk's number rules give them
+  (100回 ひゃっかい, 3本 さんぼん, 2024年 にせんにじゅうよねん); 何 is なん before a counter and
+  before t, d and n sounds (何本, 何と, 何の), なに elsewhere;
+- a line with kanji is read a second time by Sudachi; where the two dictionaries disagree, the
+  rules of :mod:`acgmake.text.reconcile` choose, and the choice is reported as a guess
+  (:attr:`Reading.guesses`);
+- furigana in the lyrics win over the dictionaries: ``星(ほし)``, ``星（ほし）``, also on Latin
+  letters and digits (``LOVE(らぶ)``); the reading covers all the kanji just before the
+  bracket (``夕焼小焼(ゆうやけこやけ)``, ``釣(つ)り``);
 - Latin letters are romaji or English (:mod:`acgmake.text.english`);
 - punctuation, emoji and spaces are not sung; scripts acgmake cannot read (Hangul, Cyrillic,
   ...) raise :class:`Unreadable`.
@@ -19,6 +26,7 @@ singer follows:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import io
 import re
@@ -28,6 +36,7 @@ from dataclasses import dataclass
 
 from acgmake.text import english
 from acgmake.text.kana import LONG_VOWEL, is_kana, kana_morae, to_hiragana
+from acgmake.text.reconcile import Guess, Word, has_kanji, reconcile
 
 #: Labels such as [chorus] or 【サビ】 name a part of the song; they are not sung.
 LABEL = re.compile(r"\[[^\]]*\]|【[^】]*】")
@@ -38,6 +47,8 @@ _KANA = r"\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe"
 FURIGANA = re.compile(rf"([{_KANJI}A-Za-z0-9]+)\(([{_KANA}]+)\)")
 _PARTICLE_SOUNDS = {"ハ": "ワ", "ヘ": "エ"}
 _O_OR_U = frozenset("おこそとのほもよろごぞどぼぽょうくすつぬふむゆるぐずづぶぷゅ")
+_E_ROW = frozenset("えけせてねへめれげぜでべぺぇ")
+_NAN_BEFORE = frozenset("トデダノテドナン")
 
 
 class Unreadable(Exception):
@@ -56,6 +67,8 @@ class Reading:
     morae: tuple[str, ...]
     accent: str  # "H" or "L" per mora (Tokyo accent)
     starts: tuple[int, ...]  # index of the first mora of each accent phrase
+    #: Stretches the two dictionaries read differently, with the reading chosen.
+    guesses: tuple[Guess, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,12 +81,17 @@ class Node:
     pos: str  # part of speech: 名詞, 助詞, 記号, ...
     accent_type: int  # accent nucleus of the accent phrase this word begins (0 = flat)
     chain: int  # 1 when the word continues the accent phrase before it
+    #: "number" (a numeral), "counter" (本, 回, 年 after a numeral), "person" (a person's
+    #: name), "name" (another proper noun) or "".
+    kind: str = ""
 
 
-def read_line(line: str) -> Reading:
-    """The morae, pitch accent and accent phrases of one lyric line (labels already allowed).
+def read_line(line: str, *, second_opinion: bool = True) -> Reading:
+    """The morae, pitch accent and accent phrases of one lyric line (labels already allowed),
+    and the readings guessed where the dictionaries disagree.
 
-    Raises :class:`Unreadable` for characters of a script acgmake cannot sing.
+    ``second_opinion=False`` reads with OpenJTalk alone. Raises :class:`Unreadable` for
+    characters of a script acgmake cannot sing.
     """
     text = unicodedata.normalize("NFKC", line)
     text = english.strip_accents(LABEL.sub(" ", text))
@@ -84,17 +102,19 @@ def read_line(line: str) -> Reading:
     morae: list[str] = []
     accent: list[str] = []
     starts: list[int] = []
+    guesses: list[Guess] = []
     for kind, written, reading in _chunks(text):
         if kind == "furigana":
             chunk = _spelled(reading, reading_of=written)
         elif kind == "latin":
             chunk = _spelled(english.english_to_katakana(written))
         else:
-            chunk = _read(written)
+            chunk = _read(written, second_opinion=second_opinion)
         starts.extend(len(morae) + start for start in chunk.starts)
         morae.extend(chunk.morae)
         accent.extend(chunk.accent)
-    return Reading(tuple(morae), "".join(accent), tuple(dict.fromkeys(starts)))
+        guesses.extend(chunk.guesses)
+    return Reading(tuple(morae), "".join(accent), tuple(dict.fromkeys(starts)), tuple(guesses))
 
 
 def _refuse_other_scripts(text: str) -> None:
@@ -162,9 +182,14 @@ def _spelled(kana: str, *, reading_of: str = "") -> Reading:
     return Reading(morae, _pattern(len(morae), 0), (0,) if morae else ())
 
 
-def _read(text: str, *, allow_empty: bool = False) -> Reading:
-    """Kana, kanji and digits read through OpenJTalk (see the module docstring)."""
-    nodes = [node for node in openjtalk_nodes(text) if _sung(node)]
+def _read(text: str, *, allow_empty: bool = False, second_opinion: bool = True) -> Reading:
+    """Kana, kanji and digits read through OpenJTalk, with Sudachi's second opinion on
+    kanji (see the module docstring)."""
+    nodes = _nan(list(openjtalk_nodes(text)))
+    guesses: tuple[Guess, ...] = ()
+    if second_opinion and has_kanji(text):
+        nodes, guesses = _reconciled(text, nodes)
+    nodes = [node for node in nodes if _sung(node)]
     pieces = [_spelling(node) for node in nodes]
     owned = kana_morae(pieces)
     morae = tuple(mora for mora, _ in owned)
@@ -186,7 +211,101 @@ def _read(text: str, *, allow_empty: bool = False) -> Reading:
     if not morae and not allow_empty:
         return Reading((), "", ())
     accent = "".join(_pattern(count, accent_type) for count, accent_type in phrases)
-    return Reading(morae, accent, tuple(starts))
+    return Reading(morae, accent, tuple(starts), guesses)
+
+
+def _nan(nodes: list[Node]) -> list[Node]:
+    """``nodes`` with 何 read なん before a counter and before t, d and n sounds (何本, 何と,
+    何で, 何の), as it is said; なに elsewhere (何に, 何も)."""
+    for index, node in enumerate(nodes[:-1]):
+        after = nodes[index + 1]
+        if node.surface == "何" and node.read == "ナニ":
+            if after.kind == "counter" or after.read[:1] in _NAN_BEFORE:
+                nodes[index] = dataclasses.replace(node, read="ナン", pron="ナン")
+    return nodes
+
+
+def _reconciled(text: str, nodes: list[Node]) -> tuple[list[Node], tuple[Guess, ...]]:
+    """OpenJTalk's words of ``text`` with Sudachi's readings where the rules choose them, and
+    a guess for each stretch the two read differently."""
+    words = _words(text, nodes)
+    disagreements = reconcile(text, words, _openjtalk_reading)
+    guesses = []
+    for found in reversed(disagreements):
+        if found.sung != found.openjtalk:
+            # One word for the stretch, with OpenJTalk's accent phrase.
+            head = nodes[found.first]
+            merged = Node(
+                "".join(node.surface for node in nodes[found.first : found.end]),
+                found.sung,
+                found.sung,
+                head.pos,
+                head.accent_type,
+                head.chain,
+            )
+            nodes[found.first : found.end] = [merged]
+            words[found.first : found.end] = [
+                Word(merged.surface, found.sung, head.pos, found.start, found.stop)
+            ]
+    for found in disagreements:
+        other = found.sudachi if found.sung == found.openjtalk else found.openjtalk
+        guesses.append(
+            Guess(
+                text[found.start : found.stop],
+                to_hiragana(found.sung),
+                to_hiragana(other),
+                found.rule,
+                _override(text, words, found.start, found.stop),
+            )
+        )
+    return nodes, tuple(guesses)
+
+
+def _words(text: str, nodes: list[Node]) -> list[Word | None]:
+    """OpenJTalk's words with where each is in ``text``; None for a word that is not there as
+    written (digits it read as a numeral)."""
+    words: list[Word | None] = []
+    position = 0
+    for node in nodes:
+        found = text.find(node.surface, position) if node.surface else -1
+        # Only what OpenJTalk does not keep (spaces) or rewrites (digits) may lie between.
+        if found < 0 or re.search(rf"[{_KANJI}{_KANA}]", text[position:found]):
+            words.append(None)
+            continue
+        position = found + len(node.surface)
+        words.append(Word(node.surface, node.read, node.pos, found, position, node.kind))
+    return words
+
+
+def _override(text: str, words: list[Word | None], start: int, stop: int) -> str:
+    """The stretch ``[start, stop)`` of ``text`` with furigana that set its reading: the
+    reading covers all the kanji before the bracket, so it begins where they begin."""
+    while start and re.match(rf"[{_KANJI}A-Za-z0-9]", text[start - 1]):
+        start -= 1
+    covering = [w for w in words if w and w.end > start and w.start < stop]
+    if not covering or covering[0].start > start or covering[-1].end < stop:
+        return ""  # digits read as numerals, or a stretch OpenJTalk rewrote
+    written = text[covering[0].start : covering[-1].end]
+    reading = "".join(w.reading for w in covering)
+    runs = re.findall(rf"[{_KANJI}A-Za-z0-9]+|[^{_KANJI}A-Za-z0-9]+", written)
+    based = [bool(re.match(rf"[{_KANJI}A-Za-z0-9]", run)) for run in runs]
+    pattern = "".join(
+        "(.+?)" if base else re.escape(_katakana(run))
+        for run, base in zip(runs, based, strict=True)
+    )
+    match = re.fullmatch(pattern, reading)
+    if not match:
+        return ""
+    sung = iter(match.groups())
+    return "".join(
+        f"{run}({to_hiragana(next(sung))})" if base else run
+        for run, base in zip(runs, based, strict=True)
+    )
+
+
+def _openjtalk_reading(word: str) -> str:
+    """OpenJTalk's reading of a word on its own, in katakana."""
+    return "".join(node.read for node in openjtalk_nodes(word))
 
 
 def _sung(node: Node) -> bool:
@@ -199,6 +318,9 @@ def _sung(node: Node) -> bool:
 def _spelling(node: Node) -> str:
     """How a word is sung: kana as written (particles as sounded), anything else as read."""
     surface = node.surface
+    if node.kind in ("number", "counter") and not all(is_kana(c) for c in surface):
+        if node.read and all(_is_katakana(c) for c in node.read):  # also the point of 2.5
+            return _number_spelling(node.read, node.pron)
     if not any(_is_read(c) for c in surface):
         if len(surface) != len(node.read) or len(node.read) != len(node.pron):
             return surface
@@ -227,6 +349,22 @@ def _spelling(node: Node) -> str:
             sung.append(to_hiragana(pron))
         else:
             sung.append(to_hiragana(read))
+    return "".join(sung)
+
+
+def _number_spelling(read: str, pron: str) -> str:
+    """A numeral or counter as OpenJTalk pronounces it, with the sound changes of counting
+    (ひゃく|かい -> ひゃっ|かい, さん|ほん -> さん|ぼん, よん|ねん -> よ|ねん); its long vowels
+    are held (じゅー), but え-い is sung as written (めい, as in 3名)."""
+    if pron == read + LONG_VOWEL:
+        pron = read  # the に of 2.5 drawn out (にー), as when reading out digits
+    sung = []
+    for char in pron:
+        before = to_hiragana(sung[-1]) if sung else ""
+        if char == LONG_VOWEL and before and before not in _O_OR_U:
+            sung.append("い" if before in _E_ROW else LONG_VOWEL)
+        else:
+            sung.append(to_hiragana(char))
     return "".join(sung)
 
 
@@ -278,9 +416,21 @@ def openjtalk_nodes(text: str) -> tuple[Node, ...]:
                 pos=feature["pos"],
                 accent_type=int(feature["acc"]),
                 chain=int(feature["chain_flag"]),
+                kind=_kind(feature),
             )
         )
     return tuple(nodes)
+
+
+def _kind(feature: dict) -> str:
+    """What kind of word a feature is, as :attr:`Node.kind` names it."""
+    if feature["pos_group1"] == "数":
+        return "number"
+    if feature["pos_group2"] == "助数詞":
+        return "counter"
+    if feature["pos_group1"] == "固有名詞":
+        return "person" if feature["pos_group2"] == "人名" else "name"
+    return ""
 
 
 @functools.lru_cache(maxsize=1)
