@@ -23,6 +23,13 @@ accessories left out); and pictures of the shipped model (seeds 0..N-1, truncati
 --ckpt), where truth is unknown but the cheeks (between the eyes and the mouth's bottom) are
 skin by the model's layout: how many faces have less than half their cheeks found as skin.
 
+Gaps: a background without a hint must stay clear whatever a gap in a nearby shape lets
+through. Pages of closed shapes with a colour dot each and three rings (small, medium, large)
+whose outlines have a gap of 1 to 8 px facing the unhinted background
+(tests/test_colorize_gaps.py draws them), at 200, 320 and 512 px: the share of background
+pixels (outside every shape, more than a line's width from ink) that each method paints in
+colored.png, and in the flats layer, at the page's size.
+
 Speed: seconds per 512 x 512 line art (examples/lineart.png with examples/hints.png), one
 thread, median of 3.
 """
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -69,6 +77,9 @@ HELD_OUT_SEED = 99
 DENSITIES = (1, 3, 10)
 METHODS = ("flat", "neural")
 ROOT = Path(__file__).resolve().parents[1]
+#: Page sizes (px) and gap widths (px of the page) of the gaps section.
+GAP_PAGES = (200, 320, 512)
+GAPS = (*range(1, 9), 12, 16)
 
 
 def held_out(index: int, size: int):
@@ -226,6 +237,43 @@ def regions(count: int, seeds: int, ckpt: Path | None) -> dict:
     return report
 
 
+def gaps() -> dict:
+    """Per page size, method and gap: the share of the unhinted background painted (%), in
+    colored.png and in the flats layer, both brought to the page's size."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_colorize_gaps import gap_drawing
+
+    torch.set_num_threads(1)
+    report = {}
+    for size in GAP_PAGES:
+        for method in METHODS:
+            row = {}
+            for gap in GAPS:
+                drawing = gap_drawing(gap, size=size)
+                painting = colorize_layers(
+                    np.dstack([drawing.page] * 3),
+                    hints=hints_from_rgba(drawing.hints),
+                    method=method,
+                )
+                shares = [
+                    _painted(layer, drawing.background)
+                    for layer in (painting.composite(), painting.flats)
+                ]
+                row[f"{gap}px"] = [round(100 * share, 2) for share in shares]
+            report[f"{size}px {method}: % painted (colored.png, flats)"] = row
+    return report
+
+
+def _painted(rgba: np.ndarray, background: np.ndarray) -> float:
+    """The share of ``background`` (at the page's size) where ``rgba``'s opacity, shrunk to
+    that size by area averaging, is above zero."""
+    height, width = background.shape
+    alpha = Image.fromarray(rgba[..., 3]).resize((width, height), Image.Resampling.BOX)
+    return float((np.asarray(alpha)[background] > 0).mean())
+
+
 def speed() -> dict:
     import torch
 
@@ -283,17 +331,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=100, help="generated characters checked")
     parser.add_argument("--ckpt", type=Path, help="generator for the regions check")
     parser.add_argument("--only-regions", action="store_true", help="just the regions section")
+    parser.add_argument("--only-gaps", action="store_true", help="just the gaps section")
     args = parser.parse_args(argv)
     if args.figure:
         figure(args.figure)
     if args.only_regions:
         print(json.dumps(regions(args.count, args.seeds, args.ckpt), indent=1))
         return 0
+    if args.only_gaps:
+        _print_gaps(gaps())
+        return 0
     report = {
         "regions (character path)": regions(args.count, args.seeds, args.ckpt),
         "fidelity (character pixels; PSNR dB, mean CIEDE2000)": fidelity(args.count, args.size),
         "expressions, flat": expressions(args.expressions, args.size, "flat"),
         "expressions, neural": expressions(args.expressions, args.size, "neural"),
+        "gaps (unhinted background painted)": gaps(),
         "speed (one CPU thread)": speed(),
     }
     fidelity_table = report["fidelity (character pixels; PSNR dB, mean CIEDE2000)"]
@@ -302,8 +355,18 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in fidelity_table.items():
         method, density = name.split()
         print(f"| {method} | {density.split('/')[0]} | {row['psnr_db']} | {row['delta_e00']} |")
+    _print_gaps(report["gaps (unhinted background painted)"])
     print(json.dumps(report, indent=1, ensure_ascii=False))
     return 0
+
+
+def _print_gaps(table: dict) -> None:
+    """The gaps section as a Markdown table: % of the background painted in colored.png."""
+    print("| page, method | " + " | ".join(f"gap {gap} px" for gap in GAPS) + " |")
+    print("|---|" + "---|" * len(GAPS))
+    for name, row in table.items():
+        cells = " | ".join(f"{row[f'{gap}px'][0]:g}" for gap in GAPS)
+        print(f"| {name.split(':')[0]} | {cells} |")
 
 
 if __name__ == "__main__":

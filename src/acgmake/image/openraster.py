@@ -55,6 +55,13 @@ def write_ora(path: Path, layers: Sequence[tuple[str, np.ndarray]], merged: np.n
     """Write ``layers`` ((name, RGBA uint8), bottom first, all one size) and their composite
     ``merged`` as an OpenRaster file at ``path``."""
     height, width = merged.shape[:2]
+    for name, rgba in layers:
+        if rgba.shape[:2] != (height, width):
+            # Paint programs place every layer at the canvas's top left: one of another size
+            # would not lie over the others.
+            raise ValueError(
+                f"layer {name!r} is {rgba.shape[1]}x{rgba.shape[0]}, not {width}x{height}"
+            )
     thumbnail = Image.fromarray(np.ascontiguousarray(merged))
     thumbnail.thumbnail((256, 256))
     with zipfile.ZipFile(path, "w") as archive:

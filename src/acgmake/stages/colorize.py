@@ -104,6 +104,11 @@ def colorize(ctx) -> None:
     painting = colorize_layers(picture, face=face, hints=hints, palette=palette, **_options(ctx))
     if isinstance(painting, Painting):  # a recoloured character uses no network
         _record_model(ctx)
+    if face is None:
+        # The artist's own line art is coloured at a working size; the layers go back to
+        # the size of their file, so they stack over it in Krita or GIMP. (A generated
+        # character, with its face.json, stays at the working size animate expects.)
+        painting = painting.resized(*picture.shape[:2])
     merged = painting.composite()
     Image.fromarray(merged).save(ctx.output("colored"), format="PNG")
     write_ora(ctx.output("layers"), painting.layers(), merged)
@@ -186,8 +191,10 @@ def register_stages(register):
             run=colorize,
             # 2: line art from scans, hints images, gap-aware fill, the neural method, layers;
             # 3: regions found again on a small copy when they leak; no clothes on the face;
-            # 4: a generated character is recoloured in place at its own size.
-            version="4",
+            # 4: a generated character is recoloured in place at its own size;
+            # 5: line art: the exterior stays clear through any gap, layers at its own size,
+            # neural shade only, outlines tinted by the character on both sides.
+            version="5",
             params=_params(),
             help="Colour line art or the character from colour hints (--hints hints.png, or "
             "--palette with face.json); writes colored.png (transparent background) and "
