@@ -64,15 +64,20 @@ def write_ora(path: Path, layers: Sequence[tuple[str, np.ndarray]], merged: np.n
             )
     thumbnail = Image.fromarray(np.ascontiguousarray(merged))
     thumbnail.thumbnail((256, 256))
+    def entry(name: str, data: bytes | str, compression: int = zipfile.ZIP_STORED) -> None:
+        # A fixed date, so the same picture gives the same file (not today's time).
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        archive.writestr(info, data, compress_type=compression)
+
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE, compress_type=zipfile.ZIP_STORED)
+        entry("mimetype", MIMETYPE)
         names = [name for name, _ in layers]
-        archive.writestr("stack.xml", stack_xml(names, width, height), zipfile.ZIP_DEFLATED)
+        entry("stack.xml", stack_xml(names, width, height), zipfile.ZIP_DEFLATED)
         for name, rgba in layers:
             # PNG is compressed already; storing it keeps the file quick to open.
-            archive.writestr(f"data/{name}.png", _png(rgba), zipfile.ZIP_STORED)
-        archive.writestr("Thumbnails/thumbnail.png", _png(np.asarray(thumbnail)))
-        archive.writestr("mergedimage.png", _png(merged))
+            entry(f"data/{name}.png", _png(rgba))
+        entry("Thumbnails/thumbnail.png", _png(np.asarray(thumbnail)), zipfile.ZIP_DEFLATED)
+        entry("mergedimage.png", _png(merged), zipfile.ZIP_DEFLATED)
 
 
 def read_ora(path: Path) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:

@@ -46,6 +46,7 @@ def mix(ctx) -> None:
     import json
     import math
 
+    import numpy as np
     import soundfile
 
     from acgmake.audio.mixing import mix_song
@@ -85,8 +86,12 @@ def mix(ctx) -> None:
         ) from None
     rate = MIX_SAMPLE_RATE
     soundfile.write(ctx.output("song"), result.song, rate, subtype="PCM_24", format="WAV")
-    soundfile.write(ctx.output("vocals_stem"), result.vocals, rate, subtype="FLOAT", format="WAV")
-    soundfile.write(ctx.output("backing_stem"), result.backing, rate, subtype="FLOAT", format="WAV")
+    # 32-bit float WAV (headroom above 0 dBFS for a DAW), written without libsndfile's PEAK
+    # chunk, whose time stamp made two runs of the same song give different files.
+    from scipy.io import wavfile
+
+    wavfile.write(ctx.output("vocals_stem"), rate, np.asarray(result.vocals, np.float32))
+    wavfile.write(ctx.output("backing_stem"), rate, np.asarray(result.backing, np.float32))
     report = {
         **result.report(),
         "target_lufs": params["loudness"],
