@@ -20,16 +20,9 @@ from click.testing import CliRunner
 from acgmake import Artifact, Stage
 from acgmake import plugins as plugin_module
 from acgmake.cli import cli, main
+from test_cli import call  # the console script in-process: (exit code, stdout, stderr)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def call(*args: str, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 # -- 1. a stage command given a file of a run folder ------------------------------------------
