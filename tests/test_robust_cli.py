@@ -436,3 +436,14 @@ def test_any_options_on_any_command_end_in_a_clean_exit(command, options):
     assert result.exit_code in (1, 2), (argv, result.output, result.exception)
     assert result.exception is None or isinstance(result.exception, SystemExit), argv
     assert "Traceback" not in result.output
+
+
+@pytest.mark.robust(3)
+@pytest.mark.parametrize("command", ["compose", "song"])
+def test_an_error_about_a_given_file_names_it_as_the_user_gave_it(tmp_path, command):
+    """The stages read the run folder's copy (my-song.acgmake/lyrics.txt); the message names
+    the user's own file, not a file they never wrote."""
+    (tmp_path / "my-song.txt").write_text("", encoding="utf-8")
+    result = acgmake_limited(command, "my-song.txt", cwd=tmp_path, timeout_s=60)
+    line = assert_clear_failure(result, "my-song.txt is empty")
+    assert "lyrics.txt" not in line

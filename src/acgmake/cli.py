@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -262,19 +263,25 @@ def execute(
                     f"-o {output} is your {kind} file; writing there would replace it — "
                     "give another output name"
                 )
-    result = run(
-        plugins.registry,
-        workdir,
-        targets,
-        inputs=inputs,
-        params=params,
-        seed=seed,
-        force=force,
-        only=only,
-        reporter=ClickReporter(),
-        plugins=plugins.versions(),
-        jobs=jobs,
-    )
+    try:
+        result = run(
+            plugins.registry,
+            workdir,
+            targets,
+            inputs=inputs,
+            params=params,
+            seed=seed,
+            force=force,
+            only=only,
+            reporter=ClickReporter(),
+            plugins=plugins.versions(),
+            jobs=jobs,
+        )
+    except UserError as error:
+        renamed = _naming_the_users_files(error, plugins.registry, workdir, inputs)
+        if renamed is error:
+            raise
+        raise renamed from error.__cause__
     made = result.files[output_kind]
     if output is None:
         return made
@@ -283,6 +290,25 @@ def execute(
     except OSError as error:
         raise UserError(f"cannot write {output}: {error.strerror or error}") from None
     return output
+
+
+def _naming_the_users_files(
+    error: UserError, registry: Registry, workdir: Path, inputs: dict[str, Path]
+) -> UserError:
+    """``error`` with the run folder's copy of a file the user gave (``run/lyrics.txt``)
+    named as the user knows it (``my-song.txt``), where the message names the copy."""
+    message = error.message
+    for kind, source in inputs.items():
+        copy = workdir / registry.artifact(kind).filename
+        if copy.name == source.name and copy.parent == source.parent:
+            continue
+        for shown in (str(copy.resolve()), str(copy)):
+            message = message.replace(shown, str(source))
+        # The bare name, where it stands as a word of its own (not inside another path).
+        message = re.sub(rf"(?<![\w/.-]){re.escape(copy.name)}(?![\w/.-])", str(source), message)
+    if message == error.message:
+        return error
+    return type(error)(message)
 
 
 def _same_file(a: Path, b: Path) -> bool:
