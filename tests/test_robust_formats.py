@@ -680,8 +680,8 @@ def test_acgmake_sing_refuses_a_crawling_tempo_or_a_c0_before_sinsy(tmp_path, te
     result = acgmake_limited(
         "sing", "bad.musicxml", cwd=tmp_path, timeout_s=120, memory_bytes=3 * 1024**3
     )
-    # The stage reads its copy of the score in the run folder, score.musicxml.
-    assert_clear_failure(result, "score.musicxml", word)
+    # The stage reads its copy of the score in the run folder; the message names the user's.
+    assert_clear_failure(result, "bad.musicxml", word)
 
 
 @pytest.mark.robust(2)
