@@ -34,6 +34,7 @@ from acgmake.pipeline import (
     plan,
     replaced_by,
     run,
+    same_file,
     sha256_file,
 )
 from acgmake.plugins import Plugins, get_plugins
@@ -220,10 +221,10 @@ def _would_replace(
             made_here = record.get("file") == there.name and record.get("sha256") == (
                 sha256_file(there)
             )
-            if made_here and not (given is not None and _same_file(there, given)):
+            if made_here and not (given is not None and same_file(there, given)):
                 continue
         elif given is not None and (
-            _same_file(there, given) or sha256_file(there) == sha256_file(given)
+            same_file(there, given) or sha256_file(there) == sha256_file(given)
         ):
             continue  # the input is that file already: it is read, not replaced
         replaced.append(there.name)
@@ -258,7 +259,7 @@ def execute(
     if output is not None:
         check_writable(output)
         for kind, given in inputs.items():
-            if _same_file(output, given):
+            if same_file(output, given):
                 raise UserError(
                     f"-o {output} is your {kind} file; writing there would replace it — "
                     "give another output name"
@@ -309,14 +310,6 @@ def _naming_the_users_files(
     if message == error.message:
         return error
     return type(error)(message)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file (through links, ``..`` and hard links too)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
 
 
 def final_kinds(registry: Registry, also: tuple[str, ...] = ()) -> list[str]:

@@ -382,6 +382,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links, ``..`` and hard links too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
+
+
 def partial_path(path: Path) -> Path:
     """Where a file is written before it is complete: same folder and extension, hidden."""
     return path.with_name(f".{path.stem}.partial{path.suffix}")
@@ -586,7 +594,7 @@ class RunFolder:
         for kind in sorted(set(writing) | set(giving)):
             artifact = self.registry.artifact(kind)
             there = self.path / artifact.filename
-            if kind in giving and there.exists() and os.path.samefile(there, giving[kind]):
+            if kind in giving and there.exists() and same_file(there, giving[kind]):
                 continue
             if there.exists():
                 raise UserError(
@@ -658,7 +666,7 @@ class RunFolder:
                 f"{_size(limit)} — is it the right file?"
             )
         destination = self.file(kind)
-        if destination.exists() and destination.resolve() == source.resolve():
+        if destination.exists() and same_file(destination, source):
             return destination
         if destination.exists() and sha256_file(destination) == sha256_file(source):
             return destination

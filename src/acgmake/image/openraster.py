@@ -64,6 +64,7 @@ def write_ora(path: Path, layers: Sequence[tuple[str, np.ndarray]], merged: np.n
             )
     thumbnail = Image.fromarray(np.ascontiguousarray(merged))
     thumbnail.thumbnail((256, 256))
+
     def entry(name: str, data: bytes | str, compression: int = zipfile.ZIP_STORED) -> None:
         # A fixed date, so the same picture gives the same file (not today's time).
         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
