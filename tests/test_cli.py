@@ -241,3 +241,20 @@ def test_a_folder_of_lyrics_makes_a_clip_for_each_into_the_output_folder(tmp_pat
     assert (songs / "x.acgmake").is_dir() and (songs / "y.acgmake").is_dir()
     code, out, err = call("song", "songs", "-o", "clips/x.mp4", capsys=capsys)
     assert code == 2 and "must be a folder" in err
+
+
+def test_song_enlarges_the_character_for_its_clip_unless_told_a_size():
+    from acgmake.cli import _upscale_for_the_clip
+    from acgmake.plugins import Plugins
+
+    plugins = Plugins()
+    plugins.load(entry_points=False)
+    cases = [
+        ({}, 768),  # the default clip, 1280x720
+        ({"animate": {"size": "1080p"}}, 1024),
+        ({"animate": {"size": "320x180"}}, 256),
+        ({"animate": {"size": "1080p"}, "upscale": {"upscale_size": 512}}, 512),
+    ]
+    for params, size in cases:
+        _upscale_for_the_clip(plugins.registry, params)
+        assert params["upscale"]["upscale_size"] == size

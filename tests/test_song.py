@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from acgmake.video.encode import ffmpeg_exe, read_media_info
 from acgmake.voice.labels import Timing, read_lab
@@ -108,6 +109,15 @@ def test_the_clip_is_h264_and_aac_and_as_long_as_the_singing(song: Path):
     assert abs(info.duration_s - max(timing.duration_s, timing.lines[-1].end_s + 4.0)) < 0.2
     # Two lines of about six morae each, sung at the default tempo: seconds, not minutes.
     assert 4 < timing.duration_s < 30
+
+
+def test_the_character_is_enlarged_to_the_size_the_clip_shows_it(song: Path):
+    from acgmake.stages.upscale import size_for_clip
+
+    with Image.open(song / "spring.acgmake" / "character.png") as picture:
+        assert max(picture.size) == size_for_clip(*SIZE) < 1024
+    assert size_for_clip(1280, 720) == 768 and size_for_clip(1080, 1920) == 1024
+    assert size_for_clip(3840, 2160) == 1024  # the default's most: the model's detail ends
 
 
 def test_the_voice_sings_every_mora_of_the_new_lyrics(song: Path):

@@ -18,6 +18,7 @@ from acgmake.cli import cli
 from acgmake.errors import UserError
 from acgmake.image.upscale import UPSCALERS, model_files, plan_passes, upscale, upscale_frames
 from acgmake.models.ncnn import NcnnError, load_network, parse_param
+from acgmake.stages.upscale import pixels_id
 
 DATA = Path(__file__).parent / "data" / "upscale"
 
@@ -42,11 +43,15 @@ def test_the_torch_runner_gives_what_the_packages_own_ncnn_code_gives(name, fact
     assert difference.max() <= 2
 
 
-def test_passes_reach_the_size_with_the_fewest_and_smallest_last_step():
+def test_passes_reach_the_size_with_the_least_overshoot_and_work():
     factors = UPSCALERS["realesrgan"].factors
     assert plan_passes(64, 1024, factors) == [4, 4]
-    assert plan_passes(128, 1024, factors) == [4, 2]
-    assert plan_passes(96, 1024, factors) == [4, 3]  # 1152, brought down to 1024
+    # Smaller factors first: the second pass then runs on a smaller picture.
+    assert plan_passes(128, 1024, factors) == [2, 4]
+    assert plan_passes(96, 1024, factors) == [3, 4]  # 1152, brought down to 1024
+    assert plan_passes(64, 768, factors) == [3, 4]  # not x4 x3: a 192 px second pass
+    assert plan_passes(128, 768, factors) == [2, 3]  # exactly; x4 x2 would overshoot
+    assert plan_passes(64, 300, factors) == [2, 3]
     assert plan_passes(512, 1024, factors) == [2]
     assert plan_passes(1024, 1024, factors) == []
     assert plan_passes(64, 1024, UPSCALERS["waifu2x"].factors) == [2, 2, 2, 2]
@@ -124,6 +129,21 @@ def test_a_strip_is_upscaled_as_each_frame_alone_would_be():
         assert np.abs(enlarged.astype(int) - upscale(frame, size_px=1024)).max() <= 1
 
 
+def test_a_known_first_frame_is_taken_as_it_is_and_the_others_built_on_it():
+    strip = _rgb(DATA / "expressions-kaeru.png")
+    each = strip.shape[1] // 7
+    frames = [np.ascontiguousarray(strip[:, i * each : (i + 1) * each]) for i in (0, 1)]
+    first = upscale(frames[0], size_px=256)
+    marked = first.copy()
+    marked[0, 0] = (1, 2, 3)  # not what the network gives: shows it is used as it is
+    out = upscale_frames(frames, size_px=256, first=marked)
+    assert np.array_equal(out[0], marked)
+    assert tuple(out[1][0, 0]) == (1, 2, 3)  # the corner is far from the mouth: kept
+    differs = np.abs(out[1].astype(int) - upscale(frames[1], size_px=256)).max(axis=2)
+    differs[0, 0] = 0
+    assert differs.max() <= 1  # elsewhere the "a" frame is what upscaling it alone gives
+
+
 def test_a_missing_model_package_is_one_line(monkeypatch):
     import importlib.util
 
@@ -175,6 +195,8 @@ def test_the_upscale_stages_enlarge_the_character_and_its_strip_alike(tmp_path, 
     with Image.open(run / "character.png") as enlarged:
         assert enlarged.size == (256, 256)
         assert enlarged.info["acgmake:upscaler"] == "realesrgan 256"
+        # It names the pixels it was enlarged from, so the strip's rest frame is not redone.
+        assert enlarged.info["acgmake:upscaled-from"] == pixels_id(character)
     manifest = json.loads((run / "manifest.json").read_text())
     assert any("Real-ESRGAN" in line for line in manifest["credits"])
 
