@@ -82,9 +82,12 @@ def transfer_colours(
     height, width = where.shape
     scale = max(height, width) / WORKING_SIZE_PX
     near = _grown(where, reach_px * scale)
-    step = max(1, int(scale))
+    # Every ``scale``-th row and column (rounded: a 768 px picture keeps two of three).
+    rows = np.unique(np.round(np.arange(0, height, max(scale, 1.0))).astype(int))
+    columns = np.unique(np.round(np.arange(0, width, max(scale, 1.0))).astype(int))
+    grid = np.ix_(rows[rows < height], columns[columns < width])
     sampled = np.zeros_like(near)
-    sampled[::step, ::step] = near[::step, ::step]
+    sampled[grid] = near[grid]
     yy, xx = np.mgrid[:height, :width]
 
     def features(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
