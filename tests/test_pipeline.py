@@ -420,3 +420,52 @@ def test_a_stage_that_is_not_available_leaves_its_users_running_without_it(
             params={"shy": {"able": False}},
             only=["shy"],
         )
+
+
+def test_hashes_are_remembered_while_a_file_is_unchanged_and_a_same_size_edit_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import hashlib
+    import os
+
+    from acgmake import pipeline
+
+    cache = pipeline.HashCache()
+    path = tmp_path / "song.wav"
+    path.write_bytes(b"a" * 1000)
+    assert cache.sha256(path) == hashlib.sha256(b"a" * 1000).hexdigest()
+    kept = tmp_path / ".hashes.json"
+    cache.save(kept)
+
+    # A new process (a new cache) takes the hash from the file: nothing is read again.
+    later = pipeline.HashCache()
+    later.load(kept)
+    opened: list[str] = []
+    real_open = open
+    monkeypatch.setattr(
+        "builtins.open", lambda name, *a, **k: opened.append(str(name)) or real_open(name, *a, **k)
+    )
+    assert later.sha256(path) == hashlib.sha256(b"a" * 1000).hexdigest()
+    assert str(path) not in opened
+
+    # Rewritten in place to the same size, its modification time put back: still seen.
+    info = path.stat()
+    with real_open(path, "r+b") as handle:
+        handle.write(b"b")
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert later.sha256(path) == hashlib.sha256(b"b" + b"a" * 999).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "kept", ["{not json", "[1, 2]", '{"/x": [1, 2, 3, 4, 5, "nothex"]}', '{"/x": "a"}']
+)
+def test_a_damaged_hashes_file_is_ignored(tmp_path: Path, words: Path, kept: str):
+    registry = registry_with(SHOUT)
+    run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
+    (tmp_path / "run" / ".hashes.json").write_text(kept)
+    calls.clear()
+    again = run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
+    assert again.cached == ["shout"] and calls == []
+    (tmp_path / "run" / "loud.txt").write_text("edited by hand")
+    run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
+    assert calls == ["shout"] and (tmp_path / "run" / "loud.txt").read_text() == "HI"

@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import queue
+import re
 import shutil
 import sys
 import threading
@@ -34,6 +35,8 @@ from acgmake import __version__
 from acgmake.errors import PluginError, UserError
 
 MANIFEST = "manifest.json"
+#: The run folder's record of the files it hashed (:class:`HashCache`).
+HASHES = ".hashes.json"
 #: The time limit of a third-party stage that sets none (30 minutes).
 PLUGIN_STAGE_TIMEOUT_S = 1800.0
 BUILTIN_PREFIX = "acgmake."
@@ -374,12 +377,84 @@ def replaced_by(registry: Registry) -> dict[str, str]:
 # Files and hashes
 
 
+class HashCache:
+    """The sha256 of files, remembered with what ``stat`` says of each (device, inode, size,
+    modification and change times, as git's index does), so that a file is read again only
+    when it may have changed. A re-run with nothing changed then reads no file whole: its
+    time no longer grows with the song's length. The change time (ctime) cannot be set back
+    by any tool, so a file rewritten to the same size and modification time is still seen.
+
+    :func:`run` keeps what it hashed in the run folder (:data:`HASHES`), for the next run.
+    """
+
+    #: A hashes file larger than this is not ours (a few hundred bytes per file hashed).
+    MAX_BYTES = 4 << 20
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[tuple[int, ...], str]] = {}
+        self._used: set[str] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _stat(path: Path) -> tuple[str, tuple[int, ...]]:
+        name = os.path.abspath(path)
+        info = os.stat(name)
+        return name, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+    def sha256(self, path: Path) -> str:
+        name, stat = self._stat(path)
+        with self._lock:
+            known = self._known.get(name)
+            self._used.add(name)
+        if known is not None and known[0] == stat:
+            return known[1]
+        digest = hashlib.sha256()
+        with open(name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        value = digest.hexdigest()
+        if self._stat(path)[1] == stat:  # not changed while it was read
+            with self._lock:
+                self._known[name] = (stat, value)
+        return value
+
+    def load(self, file: Path) -> None:
+        """Take in the hashes kept in ``file``; a missing or damaged one is ignored (it is a
+        cache: every hash in it is checked against the file's stat before it is used)."""
+        try:
+            if file.stat().st_size > self.MAX_BYTES:
+                return
+            entries = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(entries, dict):
+            return
+        with self._lock:
+            for name, entry in entries.items():
+                if (
+                    isinstance(entry, list)
+                    and len(entry) == 6
+                    and all(type(n) is int for n in entry[:5])
+                    and isinstance(entry[5], str)
+                    and re.fullmatch("[0-9a-f]{64}", entry[5])
+                ):
+                    self._known.setdefault(name, (tuple(entry[:5]), entry[5]))
+
+    def save(self, file: Path) -> None:
+        """Keep in ``file`` the hashes of the files used since the last save."""
+        with self._lock:
+            used, self._used = self._used, set()
+            entries = {n: [*self._known[n][0], self._known[n][1]] for n in used if n in self._known}
+        with contextlib.suppress(OSError), atomic_path(file) as temporary:
+            temporary.write_text(json.dumps(entries) + "\n", encoding="utf-8")
+
+
+_HASHES = HashCache()
+
+
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The sha256 of a file's bytes (remembered while the file is unchanged: :class:`HashCache`)."""
+    return _HASHES.sha256(path)
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -867,6 +942,7 @@ def run(
     folder.check_ours(inputs or {}, {kind for stage in stages for kind in stage.makes})
     folder.create()
     with folder.lock():
+        _HASHES.load(folder.path / HASHES)
         with folder.inputs(inputs or {}) as given:
             build = _Build(registry, folder, stages, given, inputs or {}, plugins, seed, reporter)
             build.params = resolved
@@ -884,6 +960,7 @@ def run(
                 build.reporter = _LockedReporter(reporter)
                 _run_parallel(build, max(1, jobs))
             build.write_manifest()
+            _HASHES.save(folder.path / HASHES)
             for kind in targets:
                 if kind in build.unavailable:
                     raise UserError(f"{kind} was not made: {build.unavailable[kind]}")
