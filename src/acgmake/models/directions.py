@@ -267,6 +267,16 @@ def _targets_loss(read: dict, rows: dict[str, torch.Tensor]) -> torch.Tensor:
     )
 
 
+def _reads_target(read: dict, part: str, value: str) -> torch.Tensor:
+    """Per row, how surely a classifier's reading is ``value`` of ``part`` (a probability;
+    a mouth must also come with open eyes, as :func:`_target_loss` asks)."""
+    eyes_open = torch.sigmoid(read["eyes_open"])
+    if part == "eyes":
+        return 1 - eyes_open
+    mouth = torch.softmax(read["mouth"], -1)[:, MOUTHS.index(value)]
+    return torch.minimum(mouth, eyes_open)
+
+
 def guided_edits(
     generator,
     classifiers: list,
@@ -280,6 +290,7 @@ def guided_edits(
     keep: float = 4.0,
     lr: float = 0.03,
     layers: int | None = None,
+    settle: float | dict[str, float] | None = None,
 ) -> torch.Tensor:
     """Per-character edits (N x n_latent x D) that make the classifiers read ``targets``
     (a mouth class or "blink": one for every row of ``styles``, or one each) while each
@@ -292,16 +303,17 @@ def guided_edits(
     classifiers read what will be shown: the edited picture inside the (soft) region, the
     unedited one outside. Only the first ``layers`` style layers change (the coarse ones,
     which shape the picture; the last ones mostly colour it).
+
+    With ``settle``, a row stops as soon as every classifier reads its target with at least
+    that probability (its edit is then the one they read), and the steps go on with the other
+    rows only: a character that is quickly done costs no more steps. A mapping gives the
+    probability per target; a target it leaves out takes all the steps.
     """
     for module in (generator, *classifiers):
         for p in module.parameters():
             p.requires_grad_(False)
     count = len(styles)
     targets = [targets] * count if isinstance(targets, str) else list(targets)
-    rows = {
-        t: torch.tensor([i for i, x in enumerate(targets) if x == t])
-        for t in dict.fromkeys(targets)  # in order of first use: the same sum every run
-    }
     with torch.no_grad():
         before = generator.synthesis(styles, noise_mode="const")
     inside = (regions if regions.ndim == 3 else regions.expand(count, -1, -1))[:, None]
@@ -309,16 +321,77 @@ def guided_edits(
     editable = (torch.arange(styles.shape[1]) < (layers or styles.shape[1])).float()[:, None]
     delta = (torch.zeros_like(styles) if start is None else start.clone()).requires_grad_(True)
     optimizer = torch.optim.Adam([delta], lr=lr)
+    if isinstance(settle, float | int):
+        settle = dict.fromkeys(targets, float(settle))
+    enough = torch.tensor([(settle or {}).get(t, 2.0) for t in targets])  # 2: never
+    done = torch.zeros_like(styles)  # the edits of the rows that have settled
+    active = list(range(count))  # the rows still stepping, in order: delta's rows
+
+    def rows_of(which: list[int]) -> dict[str, torch.Tensor]:
+        return {
+            t: torch.tensor([i for i, row in enumerate(which) if targets[row] == t])
+            for t in dict.fromkeys(targets[row] for row in which)  # in order: the same sums
+        }
+
     for _ in range(steps):
-        pictures = generator.synthesis(styles + delta * editable, noise_mode="const")
-        shown = before * outside + pictures * inside if paste else pictures
-        loss = sum(_targets_loss(c(shown.clamp(-1, 1)), rows) for c in classifiers)
-        loss = loss + keep * ((pictures - before).abs() * outside).mean()
-        loss = loss + 0.01 * delta.pow(2).mean()
+        pictures = generator.synthesis(styles[active] + delta * editable, noise_mode="const")
+        shown = before[active] * outside[active] + pictures * inside[active] if paste else pictures
+        reads = [c(shown.clamp(-1, 1)) for c in classifiers]
+        kept = list(range(len(active)))
+        if settle:
+            with torch.no_grad():
+                rows = rows_of(active)
+                sure = torch.stack([_row_sureness(r, rows, len(active)) for r in reads]).amin(0)
+            kept = [i for i in kept if float(sure[i]) < float(enough[active[i]])]
+            for i in set(range(len(active))) - set(kept):
+                done[active[i]] = delta[i].detach() * editable
+            if not kept:
+                return done
+            if len(kept) < len(active):  # this step counts only the rows still stepping
+                index = torch.tensor(kept)
+                reads = [{name: value[index] for name, value in r.items()} for r in reads]
+                pictures = pictures[index]
+        stepping = [active[i] for i in kept]
+        loss = sum(_targets_loss(read, rows_of(stepping)) for read in reads)
+        loss = loss + keep * ((pictures - before[stepping]).abs() * outside[stepping]).mean()
+        loss = loss + 0.01 * delta[kept].pow(2).mean()
+        if len(stepping) < count:
+            # Means over the rows still stepping, scaled back to the whole batch's: each row's
+            # gradient stays what it was (Adam's moments remember its size).
+            loss = loss * (len(stepping) / count)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return (delta * editable).detach()
+        if len(stepping) < len(active):
+            active = stepping
+            delta, optimizer = _kept_rows(delta, optimizer, kept, lr)
+    done[active] = (delta * editable).detach()
+    return done
+
+
+def _row_sureness(read: dict, rows: dict[str, torch.Tensor], count: int) -> torch.Tensor:
+    """:func:`_reads_target` for each row of a batch whose ``rows`` ask for different
+    targets."""
+    sure = torch.zeros(count)
+    for target, which in rows.items():
+        sure[which] = _reads_target(read, *TARGETS[target])[which]
+    return sure
+
+
+def _kept_rows(delta: torch.Tensor, optimizer, kept: list[int], lr: float):
+    """The rows ``kept`` of the edits being fitted, as a new parameter with an Adam that
+    goes on where ``optimizer`` was for them (its step count and moments)."""
+    index = torch.tensor(kept)
+    smaller = delta.detach()[index].clone().requires_grad_(True)
+    state = optimizer.state.get(delta, {})
+    following = torch.optim.Adam([smaller], lr=lr)
+    if state:
+        following.state[smaller] = {
+            "step": state["step"].clone(),
+            "exp_avg": state["exp_avg"][index].clone(),
+            "exp_avg_sq": state["exp_avg_sq"][index].clone(),
+        }
+    return smaller, following
 
 
 def guide_paths() -> list[Path]:

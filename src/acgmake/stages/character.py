@@ -209,7 +209,9 @@ def register_stages(register):
             run=make_expressions,
             # 2: each expression fitted to the character; 3: at the model's size, from the
             # latent alone (the upscale stage enlarges it as it enlarges character.png)
-            version="4",  # 4: mouths fitted on one thread (the same on any machine and with -j)
+            # 4: mouths fitted on one thread (the same on any machine and with -j); 5: a mouth
+            # stops being fitted once the guides are sure of it (FIT_SETTLE)
+            version="5",
             params=(
                 Param(
                     "fit_steps",
