@@ -415,6 +415,21 @@ class SoundFont:
 
     # -- playing --------------------------------------------------------------------------
 
+    @staticmethod
+    def voice_length(
+        region: Region, held_s: float, sample_rate: int, cut_s: float | None = None
+    ) -> int:
+        """How many samples :meth:`play` gives for these arguments (0 or more)."""
+        ratio = 2 ** (region.pitch_cents / 1200.0) * region.rate / sample_rate
+        held = max(1, int(round(held_s * sample_rate)))
+        ring = int(region.release_s * _SILENT_DB / 100.0 * sample_rate)
+        length = held + ring
+        if not region.loops:
+            length = min(length, int((region.end - region.start - 1) / ratio))
+        if cut_s is not None:
+            length = min(length, int((cut_s + _CUT_FADE_S) * sample_rate))
+        return max(0, length)
+
     def play(
         self, region: Region, held_s: float, sample_rate: int, cut_s: float | None = None
     ) -> np.ndarray:
@@ -425,12 +440,7 @@ class SoundFont:
         """
         ratio = 2 ** (region.pitch_cents / 1200.0) * region.rate / sample_rate
         held = max(1, int(round(held_s * sample_rate)))
-        ring = int(region.release_s * _SILENT_DB / 100.0 * sample_rate)
-        length = held + ring
-        if not region.loops:
-            length = min(length, int((region.end - region.start - 1) / ratio))
-        if cut_s is not None:
-            length = min(length, int((cut_s + _CUT_FADE_S) * sample_rate))
+        length = self.voice_length(region, held_s, sample_rate, cut_s)
         if length <= 0:
             return np.zeros(0, np.float32)
         position = region.start + ratio * np.arange(length, dtype=np.float64)
@@ -456,7 +466,7 @@ class SoundFont:
             cutoff_cents += region.filter_sweep_cents * _modulation(
                 region, held, length, sample_rate
             )
-        cutoff_hz = 8.176 * 2 ** (cutoff_cents / 1200.0)
+        cutoff_hz = 8.176 * np.exp2(cutoff_cents / 1200.0)
         if cutoff_hz.min() < min(0.45 * sample_rate, 19000.0):
             voice = _low_pass(voice, cutoff_hz, region.resonance_db, sample_rate)
         return voice * np.float32(region.gain)
@@ -465,6 +475,12 @@ class SoundFont:
 def _seconds(timecents: int) -> float:
     """Timecents as seconds; the specification's "instantaneous" -12000 and below are 0."""
     return 0.0 if timecents <= -12000 else float(2 ** (timecents / 1200.0))
+
+
+def _db_down(db: np.ndarray) -> np.ndarray:
+    """``10 ** (-db / 20)`` (an attenuation in dB as a factor), through numpy's vectorised
+    exp2, several times faster than a power of 10 (equal to within a float64 rounding)."""
+    return np.exp2(db * (-math.log2(10.0) / 20.0))
 
 
 def _envelope(region: Region, held: int, length: int, sample_rate: int) -> np.ndarray:
@@ -478,7 +494,7 @@ def _envelope(region: Region, held: int, length: int, sample_rate: int) -> np.nd
         )
     else:
         fallen = np.where(t >= decay_from, region.sustain_db, 0.0)
-    level = 10 ** (-fallen / 20.0)
+    level = _db_down(fallen)
     if region.attack_s > 0:
         level = np.where(t < decay_from - region.hold_s, (t - attack_from) / region.attack_s, level)
     level = np.where(t < attack_from, 0.0, np.minimum(level, 1.0))
@@ -486,7 +502,7 @@ def _envelope(region: Region, held: int, length: int, sample_rate: int) -> np.nd
         at_release = level[held - 1] if held > 0 else 0.0
         after = t[held:] - t[held - 1 if held > 0 else 0]
         release_db = after * (100.0 / region.release_s) if region.release_s > 0 else np.inf * after
-        level[held:] = at_release * 10 ** (-np.minimum(release_db, 200.0) / 20.0)
+        level[held:] = at_release * _db_down(np.minimum(release_db, 200.0))
     return level.astype(np.float32)
 
 
@@ -578,7 +594,9 @@ def render_notes(
             if earlier is not None and voices[earlier][0].start_s < note.start_s:
                 cuts[earlier] = note.start_s - voices[earlier][0].start_s
             sounding[group] = number
-    rendered = []
+    # Each voice is played and added to the song at once, so memory holds the song and one
+    # voice: the song's length is known first (from duration_s, or each voice's length).
+    playing = []
     for number, (note, region) in enumerate(voices):
         cut = cuts.get(number)
         if duration_s is not None:
@@ -586,13 +604,20 @@ def render_notes(
             cut = until_end if cut is None else min(cut, until_end)
             if cut <= 0:
                 continue
-        voice = soundfont.play(region, note.end_s - note.start_s, sample_rate, cut)
-        rendered.append((int(round(note.start_s * sample_rate)), voice, note, region))
-    end = max((start + len(voice) for start, voice, _, _ in rendered), default=0)
+        playing.append((int(round(note.start_s * sample_rate)), note, region, cut))
     if duration_s is not None:
         end = int(round(duration_s * sample_rate))
+    else:
+        end = max(
+            (
+                start + soundfont.voice_length(region, note.end_s - note.start_s, sample_rate, cut)
+                for start, note, region, cut in playing
+            ),
+            default=0,
+        )
     out = np.zeros((end, 2), np.float32)
-    for start, voice, note, region in rendered:
+    for start, note, region, cut in playing:
+        voice = soundfont.play(region, note.end_s - note.start_s, sample_rate, cut)
         voice = voice[: max(0, end - start)]
         pan = min(max(region.pan + note.pan, -0.5), 0.5)
         angle = (pan + 0.5) * math.pi / 2  # equal-power pan

@@ -33,6 +33,7 @@ def register_artifacts(register):
 
 
 def sing(ctx) -> None:
+    import numpy as np
     import soundfile
 
     from acgmake.audio.resample import resample
@@ -40,6 +41,7 @@ def sing(ctx) -> None:
     from acgmake.music.musicxml import read_score
     from acgmake.text.kana import is_singable
     from acgmake.voice import sinsy
+    from acgmake.voice.align import _ANALYSIS_RATE as ALIGNMENT_RATE
     from acgmake.voice.align import align_phonemes, build_timing
     from acgmake.voice.labels import write_audacity_labels, write_lab
     from acgmake.voice.pitch_correction import correct_pitch
@@ -88,8 +90,10 @@ def sing(ctx) -> None:
         for message in singing.messages:
             ctx.log(f"Sinsy: {message}")
         samples, sample_rate, labels = singing.samples, singing.sample_rate, singing.phonemes
+        del singing  # the song is held once: each step below lets go of what it replaces
     if sample_rate != VOCALS_SAMPLE_RATE:
-        samples = resample(samples, sample_rate, VOCALS_SAMPLE_RATE).clip(-1, 1).astype("float32")
+        samples = resample(samples, sample_rate, VOCALS_SAMPLE_RATE, dtype="float32")
+        np.clip(samples, -1, 1, out=samples)
     timing = build_timing(score, labels, len(samples) / VOCALS_SAMPLE_RATE)
     timing.pitch_shift = options.pitch_shift
     for line in timing.lines:  # the pitches as sung
@@ -106,7 +110,12 @@ def sing(ctx) -> None:
                 f"pitch corrected: {len(moved)} notes moved onto the score, median "
                 f"{sorted(moved)[len(moved) // 2]:.0f} cents, largest {max(moved):.0f} cents"
             )
-    phonemes = align_phonemes(labels, samples, VOCALS_SAMPLE_RATE)
+    # The alignment analyses the vocals at 16 kHz: they are resampled here a block at a time
+    # (the same samples it would make of them whole, without a float64 copy of the song).
+    analysis_rate = min(VOCALS_SAMPLE_RATE, ALIGNMENT_RATE)
+    phonemes = align_phonemes(
+        labels, resample(samples, VOCALS_SAMPLE_RATE, analysis_rate), analysis_rate
+    )
     timing.credits = _credits(ctx.params["sinsy_backend"], voice, bundled)
 
     soundfile.write(

@@ -63,12 +63,13 @@ def correct_pitch(
     onto its written note (``timing``'s morae: times in the audio, MIDI notes as sung)."""
     import pyworld
 
-    signal = np.ascontiguousarray(np.asarray(samples, dtype=np.float64))
+    # float32 throughout: each span is made float64 for WORLD on its own.
+    signal = np.asarray(samples, dtype=np.float32)
     morae = [mora for line in timing.lines for mora in line.morae]
     if not morae or strength <= 0 or not np.any(signal):
-        return Correction(np.asarray(samples, dtype=np.float32), [0.0] * len(morae))
+        return Correction(np.array(signal), [0.0] * len(morae))
     low_hz, high_hz = search_band([m.midi for m in morae])
-    times, f0 = track_f0(signal, sample_rate, low_hz=low_hz, high_hz=high_hz)
+    times, f0 = _track_f0_in_pieces(signal, sample_rate, low_hz=low_hz, high_hz=high_hz)
 
     shift = np.zeros_like(f0)
     shifts = []
@@ -83,18 +84,18 @@ def correct_pitch(
         shifts.append(round(cents, 1))
         shift[(times >= mora.start_s) & (times < mora.end_s)] = cents
     if not any(shifts):
-        return Correction(np.asarray(samples, dtype=np.float32), shifts)
+        return Correction(np.array(signal), shifts)
     from scipy.ndimage import uniform_filter1d
 
     from acgmake.audio.resample import resample
 
     shift = uniform_filter1d(shift, size=max(1, int(_SMOOTHING_S / _FRAME_S)))
     corrected_f0 = np.where(f0 > 0, f0 * 2 ** (shift / 1200), 0.0)
-    sung = np.array(samples, dtype=np.float32)  # pauses keep the samples Sinsy sang
+    sung = np.array(signal)  # pauses keep the samples Sinsy sang
     hop = sample_rate * _FRAME_S
     for first, last in _spans(f0 > 0):
         start, end = round(first * hop), min(len(signal), round((last - 1) * hop) + 1)
-        part = signal[start:end]
+        part = np.asarray(signal[start:end], dtype=np.float64)
         frames = slice(first, last)
         local_times = times[frames] - times[first]
         # WORLD works on the band below 12 kHz; the band above (breath and sibilance, no
@@ -110,7 +111,57 @@ def correct_pitch(
             above = part - _fit(resample(low, rate, sample_rate), len(part))
             made = _fit(resample(made, rate, sample_rate), len(part)) + above
         _blend(sung, start, _fit(made, len(part)), round(_FADE_S * sample_rate))
-    return Correction(np.clip(sung, -1.0, 1.0).astype(np.float32), shifts)
+    return Correction(np.clip(sung, -1.0, 1.0, out=sung), shifts)
+
+
+#: A song longer than this is tracked piece by piece: DIO's memory grows with what it is
+#: given (about 1 MB a second of song), so a five-minute song whole would take 300 MB.
+_PIECE_S = 30.0
+#: Each piece is cut in the quietest stretch (0.2 s) within this far of where it would end,
+#: and takes this much of its neighbours either side, so that the F0 it finds equals what
+#: tracking the whole song finds.
+_CUT_SEARCH_S = 5.0
+_CUT_QUIET_S = 0.2
+_PIECE_MARGIN_S = 1.0
+
+
+def _track_f0_in_pieces(
+    samples: np.ndarray, sample_rate: int, *, low_hz: float, high_hz: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`acgmake.voice.intonation.track_f0` of ``samples`` (mono), a piece at a time.
+
+    The pieces are cut in pauses (the quietest stretch near every ``_PIECE_S``), each
+    analysed with ``_PIECE_MARGIN_S`` of context either side, and only its own frames kept:
+    the F0 is what tracking the whole song gives (DIO and StoneMask look a few periods of the
+    lowest note either way), in a tenth of the memory.
+    """
+    from acgmake.audio.resample import resample
+    from acgmake.voice.intonation import _ANALYSIS_RATE
+
+    rate = _ANALYSIS_RATE
+    signal = np.ascontiguousarray(resample(samples, sample_rate, rate, dtype=np.float64))
+    hop = round(rate * _FRAME_S)  # samples a frame (80 at 16 kHz)
+    frames = int(1000.0 * len(signal) / rate / (_FRAME_S * 1000)) + 1  # as DIO counts them
+    piece = round(_PIECE_S / _FRAME_S)
+    if frames <= 2 * piece:
+        return track_f0(signal, rate, low_hz=low_hz, high_hz=high_hz)
+    usable = len(signal) // hop
+    energy = np.square(signal[: usable * hop].reshape(usable, hop)).sum(axis=1)
+    quiet = np.convolve(energy, np.ones(round(_CUT_QUIET_S / _FRAME_S)), mode="same")
+    search, margin = round(_CUT_SEARCH_S / _FRAME_S), round(_PIECE_MARGIN_S / _FRAME_S)
+    cuts = [0]
+    while frames - cuts[-1] > 2 * piece:
+        target = cuts[-1] + piece
+        low, high = target - search, min(usable, target + search)
+        cuts.append(low + int(np.argmin(quiet[low:high])))
+    cuts.append(frames)
+    f0 = np.zeros(frames)
+    for first, last in zip(cuts, cuts[1:], strict=False):
+        begin = max(0, first - margin)
+        end = len(signal) if last == frames else min(len(signal), (last + margin) * hop)
+        _, part = track_f0(signal[begin * hop : end], rate, low_hz=low_hz, high_hz=high_hz)
+        f0[first:last] = part[first - begin : last - begin]
+    return np.arange(frames) * (_FRAME_S * 1000) / 1000.0, f0
 
 
 def _spans(voiced: np.ndarray) -> list[tuple[int, int]]:

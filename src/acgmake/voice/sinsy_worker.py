@@ -96,6 +96,25 @@ def limit_cpu(seconds: float) -> None:
             pass
 
 
+#: Samples scaled at a time when saving (Sinsy's song is scaled without a whole copy).
+_SAVE_BLOCK = 1 << 16
+
+
+def _save_samples(path: Path, samples) -> int:
+    """Save Sinsy's samples (16-bit scale) as float32 in [-1, 1] to ``path`` (.npy), a block
+    at a time so that memory holds Sinsy's array and the float32 result and nothing more;
+    returns how many samples were clipped."""
+    samples = np.asarray(samples)
+    out = np.empty(len(samples), np.float32)
+    clipped = 0
+    for start in range(0, len(samples), _SAVE_BLOCK):
+        block = np.asarray(samples[start : start + _SAVE_BLOCK], dtype=np.float64) / _INT16_SCALE
+        clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+        out[start : start + len(block)] = np.clip(block, -1.0, 1.0)
+    np.save(path, out)
+    return clipped
+
+
 def _option(flags: list[str], name: str) -> str | None:
     return flags[flags.index(name) + 1] if name in flags else None
 
@@ -146,9 +165,7 @@ def main(argv: list[str]) -> int:
         except RuntimeError as error:
             print(f"[ERR] {error}", file=sys.stderr)
             return EXIT_SYNTHESIS
-        samples = np.asarray(samples, dtype=np.float64) / _INT16_SCALE
-        clipped = int(np.count_nonzero(np.abs(samples) > 1.0))
-        np.save(out_folder / "samples.npy", np.clip(samples, -1.0, 1.0).astype(np.float32))
+        clipped = _save_samples(out_folder / "samples.npy", samples)
     except MemoryError:
         print(f"[ERR] out of memory (limit {limit} bytes)", file=sys.stderr)
         return EXIT_MEMORY
