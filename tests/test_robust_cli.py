@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from acgmake import Artifact, Stage
@@ -63,6 +63,7 @@ def test_a_float_option_takes_only_finite_numbers_in_its_range(stage, param, val
 @pytest.mark.robust(3)
 @SETTINGS
 @given(value=st.one_of(st.text(max_size=40), st.floats(), st.integers(), st.booleans()))
+@example(value="~0")  # found by hypothesis: the home folder of a user "0", who is not there
 def test_any_value_for_any_option_is_a_valid_value_or_one_clear_line(value):
     for stage, param in NUMBERS:
         try:

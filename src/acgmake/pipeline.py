@@ -457,6 +457,16 @@ def sha256_file(path: Path) -> str:
     return _HASHES.sha256(path)
 
 
+def user_path(text: str | Path) -> Path:
+    """A path as the user wrote it, ``~`` and ``~user`` expanded where they name a home
+    folder (``~nobody-here`` stays as written, and is then a file that is not there)."""
+    path = Path(text)
+    try:
+        return path.expanduser()
+    except RuntimeError:  # no such user, or no home folder
+        return path
+
+
 def same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file (through links, ``..`` and hard links too)."""
     try:

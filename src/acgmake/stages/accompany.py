@@ -31,8 +31,6 @@ def register_artifacts(register):
 
 
 def accompany(ctx) -> None:
-    from pathlib import Path
-
     import numpy as np
     import soundfile
 
@@ -45,6 +43,7 @@ def accompany(ctx) -> None:
     )
     from acgmake.errors import UserError
     from acgmake.music.accompaniment import arrange, read_harmony
+    from acgmake.pipeline import user_path
     from acgmake.voice.labels import Timing
 
     harmony = read_harmony(ctx.input("score"))
@@ -68,12 +67,17 @@ def accompany(ctx) -> None:
     midi.write(str(ctx.output("backing_midi")))
 
     chosen = ctx.params["soundfont"]
-    path = Path(chosen).expanduser() if chosen else default_soundfont()
+    path = user_path(chosen) if chosen else default_soundfont()
     if not path.is_file():
         raise UserError(f"soundfont {path} does not exist; give the path of a .sf2 file")
     ctx.progress(0, 1, "the band is playing")
     audio = render_midi(midi, SoundFont(path), sample_rate=BACKING_SAMPLE_RATE)
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    # The loudest sample, a block at a time (no whole-song copy for np.abs).
+    block = 1 << 16
+    peak = max(
+        (float(np.abs(audio[i : i + block]).max()) for i in range(0, len(audio), block)),
+        default=0.0,
+    )
     if peak <= 0:
         raise UserError(
             f"the soundfont {path.name} played nothing for the backing; give a General MIDI "

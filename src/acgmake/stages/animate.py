@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from acgmake import Artifact, Param, Stage, hookimpl
@@ -65,6 +63,7 @@ def animate(ctx) -> None:
     import cv2
 
     from acgmake.errors import UserError
+    from acgmake.pipeline import user_path
     from acgmake.video.clip import clip_renderer, song_length_s
     from acgmake.video.encode import encode_frames
     from acgmake.video.text import FONT_CREDIT, FONT_LICENSE, FONT_NAME, font_path
@@ -81,7 +80,7 @@ def animate(ctx) -> None:
     ctx.use_asset(font_path(), name=FONT_NAME, license=FONT_LICENSE, credit=FONT_CREDIT)
     background = None
     if ctx.params["background"]:
-        background = Path(ctx.params["background"]).expanduser()
+        background = user_path(ctx.params["background"])
     renderer = clip_renderer(
         colored=ctx.input("colored"),
         face=ctx.input("face"),

@@ -49,8 +49,9 @@ def _check_edit(text: str) -> None:
 
 def _checkpoint(ckpt: str) -> Path:
     from acgmake.models.character import shipped_checkpoint
+    from acgmake.pipeline import user_path
 
-    return Path(ckpt).expanduser() if ckpt else shipped_checkpoint()
+    return user_path(ckpt) if ckpt else shipped_checkpoint()
 
 
 def make_character(ctx) -> None:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from acgmake.errors import UserError
+from acgmake.pipeline import user_path
 
 STYLES = ("photo", "soft", "cartoon")
 #: A background picture larger than this (file or pixels) is refused before it is decoded.
@@ -68,7 +69,7 @@ def check_background(path: str | Path) -> None:
     """UserError now, before any stage runs, for a background that :func:`read_background`
     would refuse (reads only the file's header). An empty path is no background."""
     if str(path):
-        with _opened(Path(path).expanduser()):
+        with _opened(user_path(path)):
             pass
 
 

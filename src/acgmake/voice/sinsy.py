@@ -33,6 +33,7 @@ import numpy as np
 
 from acgmake.errors import UserError
 from acgmake.music import MAX_SONG_S
+from acgmake.pipeline import user_path
 from acgmake.voice.labels import HTK_UNITS_PER_SECOND, Phoneme
 
 BUNDLED_VOICE = "nitech_jp_song070_f001"
@@ -146,7 +147,7 @@ def check_voice(path: str | Path | None = None) -> Path:
                 "--force-reinstall pysinsy==0.0.5) or give a voice with --voice PATH"
             )
         return voice
-    voice = Path(path).expanduser()
+    voice = user_path(path)
     if not voice.is_file():
         raise UserError(f"voice file {voice} does not exist; give the path of an .htsvoice file")
     size = voice.stat().st_size
