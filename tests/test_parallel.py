@@ -233,3 +233,29 @@ def test_side_by_side_gives_each_stage_its_share_of_the_cores(tmp_path: Path, wo
     run(registry, tmp_path / "run", ["both"], inputs={"words": words}, jobs=2)
     cores = default_jobs()
     assert seen == {"left": max(1, cores // 2), "right": max(1, cores // 2), "both": cores}
+
+
+def test_a_stage_takes_the_cores_of_one_that_finished_beside_it(
+    tmp_path: Path, words: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from acgmake import pipeline
+
+    monkeypatch.setattr(pipeline, "default_jobs", lambda: 2)  # the same on any machine
+    seen: list[int] = []
+
+    def short(ctx):
+        time.sleep(0.3)
+        ctx.output("left").write_text("left")
+
+    def long(ctx):
+        for step in range(40):
+            ctx.progress(step, 40)
+            seen.append(ctx.cores)
+            time.sleep(0.02)
+        ctx.output("right").write_text("right")
+
+    registry = registry_with(
+        stage("left", short, ("words",), "left"), stage("right", long, ("words",), "right")
+    )
+    run(registry, tmp_path / "run", ["left", "right"], inputs={"words": words}, jobs=2)
+    assert seen[0] == 1 and seen[-1] == 2, seen  # started beside "left", ended alone

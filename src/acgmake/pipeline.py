@@ -567,6 +567,7 @@ class StageContext:
         cancel: threading.Event | None = None,
         cores: int = 0,
         credits: Iterable[str] = (),
+        cores_now: Callable[[], int] | None = None,
     ) -> None:
         self.stage = stage
         self.workdir = workdir
@@ -576,8 +577,10 @@ class StageContext:
         #: stages of this run, and of earlier runs, whose files it reads), in chain order: what
         #: a clip's end card shows. Stages never read manifest.json themselves.
         self.credits: list[str] = list(credits)
-        #: How many CPU cores this stage may keep busy (fewer when stages run side by side).
+        #: How many CPU cores this stage may keep busy (fewer when stages run side by side;
+        #: it may grow at a :meth:`progress` report, when a stage beside it has finished).
         self.cores = cores or default_jobs()
+        self._cores_now = cores_now
         self._cancel = cancel
         self.assets: list[Asset] = []
         self._inputs = dict(inputs)
@@ -605,8 +608,14 @@ class StageContext:
 
     def progress(self, done: float, total: float | None = None, note: str = "") -> None:
         """Report progress; when the run is being stopped (Ctrl-C, or another stage failed),
-        this is where the stage stops."""
+        this is where the stage stops. It is also where the stage takes more cores (torch's
+        threads in this thread) when a stage beside it has finished."""
         self._check_cancelled()
+        if self._cores_now is not None:
+            cores = self._cores_now()
+            if cores != self.cores:
+                self.cores = cores
+                _use_cores(cores, set_env=False)
         self._reporter.stage_progress(self.stage, done, total, note)
 
     def log(self, message: str) -> None:
@@ -1022,6 +1031,8 @@ class _Build:
         self.done: set[str] = set()  # stages that ran or were cached (not skipped)
         self.unavailable: dict[str, str] = {}  # kind -> why it could not be made
         self.cancel = threading.Event()
+        #: How many stages are running now (the scheduler sets it), and so each one's cores.
+        self.running_count = 1
         previous = folder.manifest()
         entries: dict[str, Any] = previous.get("stages", {})
         self.entries = entries
@@ -1118,6 +1129,10 @@ class _Build:
             return None
         return _Job(stage, number, input_paths, input_hashes, outputs, params, key, self.credits())
 
+    def cores_now(self) -> int:
+        """Each running stage's share of the CPU cores now."""
+        return max(1, default_jobs() // max(1, self.running_count))
+
     def execute(
         self, job: _Job, cores: int = 0, set_env: bool = False
     ) -> tuple[float, list[Asset]]:
@@ -1133,6 +1148,7 @@ class _Build:
             cores=cores,
             set_env=set_env,
             credits=job.credits,
+            cores_now=self.cores_now if cores else None,
         )
 
     def finish(self, job: _Job, outcome: tuple[float, list[Asset]] | NotAvailable) -> None:
@@ -1259,6 +1275,7 @@ def _run_parallel(build: _Build, jobs: int) -> None:
 
     def settle(job: _Job, result: Any) -> BaseException | None:
         del running[job.stage.name]
+        build.running_count = len(running)
         settled.add(job.stage.name)
         if isinstance(result, NotAvailable) or not isinstance(result, BaseException):
             build.finish(job, result)
@@ -1278,7 +1295,8 @@ def _run_parallel(build: _Build, jobs: int) -> None:
                     settled.add(ready.name)
                 else:
                     batch.append(job)
-            share = max(1, cpus // max(1, len(running) + len(batch)))
+            build.running_count = len(running) + len(batch)
+            share = max(1, cpus // max(1, build.running_count))
             for job in batch:
                 running[job.stage.name] = job
                 started[job.stage.name] = time.monotonic()
@@ -1369,6 +1387,7 @@ def _execute(
     cores: int = 0,
     set_env: bool = False,
     credits: Iterable[str] = (),
+    cores_now: Callable[[], int] | None = None,
 ) -> tuple[float, list[Asset]]:
     """Run one stage into temporary files and rename them only if it succeeds. ``cores`` > 0
     is this stage's share of the CPU when stages run side by side."""
@@ -1386,6 +1405,7 @@ def _execute(
         cancel=cancel,
         cores=cores,
         credits=credits,
+        cores_now=cores_now,
     )
     if cores:
         _use_cores(cores, set_env=set_env)

@@ -20,6 +20,7 @@ within 1/255 (``tests/test_upscale.py``).
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -307,15 +308,18 @@ def upscale_frames(
     size_px: int,
     upscaler: str = DEFAULT_UPSCALER,
     first: np.ndarray | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[np.ndarray]:
     """Pictures of one size (uint8 RGB, an expressions strip's), each upscaled as
     :func:`upscale` does. The first is upscaled whole (or ``first`` is what that gives, known
     already); the others, which differ from it only where the mouth or eyes move, only where
-    they differ (:func:`upscale_like`)."""
+    they differ (:func:`upscale_like`). ``progress(done, total)`` is called before each."""
+    report = progress or (lambda done, total: None)
+    report(0, len(frames))
     if first is None:
         first = upscale(frames[0], size_px=size_px, upscaler=upscaler)
-    rest = [
-        upscale_like(frame, frames[0], first, size_px=size_px, upscaler=upscaler)
-        for frame in frames[1:]
-    ]
-    return [first, *rest]
+    results = [first]
+    for frame in frames[1:]:
+        report(len(results), len(frames))
+        results.append(upscale_like(frame, frames[0], first, size_px=size_px, upscaler=upscaler))
+    return results

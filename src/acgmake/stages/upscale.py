@@ -121,7 +121,15 @@ def upscale_expressions(ctx) -> None:
         return
     name, size_px = _parse_note(note)
     _record(ctx, name, size_px, max(frames[0].shape[:2]))
-    enlarged = np.hstack(upscale_frames(frames, size_px=size_px, upscaler=name, first=first))
+    enlarged = np.hstack(
+        upscale_frames(
+            frames,
+            size_px=size_px,
+            upscaler=name,
+            first=first,
+            progress=lambda done, total: ctx.progress(done, total, "frames"),
+        )
+    )
     _save(enlarged, ctx.output("expressions"), note)
 
 
