@@ -547,6 +547,11 @@ def sinsy_xml(path: str | Path) -> bytes:
             f"{name} is not well-formed XML ({error}); give a MusicXML score "
             "(.musicxml, .xml or .mxl)"
         ) from None
+    except LookupError as error:  # <?xml encoding="..."?> names no encoding there is
+        raise UserError(
+            f"{name} declares a text encoding that does not exist ({error}); save it again "
+            "as UTF-8 MusicXML"
+        ) from None
     if _deeper_than(root, MAX_XML_DEPTH):
         raise UserError(
             f"{name} nests its XML elements more than {MAX_XML_DEPTH} deep (a MusicXML score "
