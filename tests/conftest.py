@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import types
 from collections.abc import Callable
 
@@ -9,6 +10,14 @@ import pytest
 
 from acgmake import plugins as plugin_module
 from acgmake.plugins import Plugins
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N runs N test processes side by side: each gets its share of the cores, not
+    # all of them (torch, OpenMP and BLAS would otherwise each start a thread per core, and
+    # the workers slow each other down; see the README, "Run the tests").
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, str(_share))
 
 
 def _make_plugin(name: str, **hooks: Callable) -> types.ModuleType:
@@ -77,7 +86,6 @@ def load_error():
 # ---------------------------------------------------------------------------------------------
 # Robustness cases (tests/test_robust_*.py): cases tried and held per class, at the end.
 
-_robust: dict[str, int] = {}
 _robust_outcomes: dict[int, list[int]] = {}
 
 
@@ -109,11 +117,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         marker = item.get_closest_marker("robust")
         if marker is not None:
-            _robust[item.nodeid] = int(marker.args[0])
+            # In the report's user properties, which pytest -n N sends from its workers to
+            # the process that prints the summary.
+            item.user_properties.append(("robust_class", int(marker.args[0])))
 
 
 def pytest_runtest_logreport(report):
-    fault_class = _robust.get(report.nodeid)
+    fault_class = dict(report.user_properties).get("robust_class")
     if fault_class is None:
         return
     if report.when == "call" or (report.when == "setup" and report.failed):
