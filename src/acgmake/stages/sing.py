@@ -102,7 +102,15 @@ def sing(ctx) -> None:
     strength = float(ctx.params["pitch_correction"])
     if strength > 0:
         ctx.progress(0.5, 1, "correcting the pitch")
-        corrected = correct_pitch(samples, VOCALS_SAMPLE_RATE, timing, strength=strength)
+        corrected = correct_pitch(
+            samples,
+            VOCALS_SAMPLE_RATE,
+            timing,
+            strength=strength,
+            # As many phrases at once as this stage has cores (more as stages beside it end).
+            workers=lambda: ctx.cores,
+            progress=lambda share: ctx.progress(0.5 + 0.4 * share, 1, "correcting the pitch"),
+        )
         samples = corrected.samples
         moved = [abs(c) for c in corrected.shifts_cents if c]
         if moved:

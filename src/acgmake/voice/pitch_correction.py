@@ -27,7 +27,11 @@ the whole song at 48 kHz: 40% less time, a fifth of the memory, the same intonat
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -48,6 +52,42 @@ _MAX_SPAN_S = 12.0
 _WORLD_RATE = 24000
 
 
+_T = TypeVar("_T")
+#: The most threads WORLD's pieces run in (WORLD lets go of Python's lock while it works).
+_MOST_WORKERS = 8
+
+
+def _in_order(
+    tasks: Iterable[Callable[[], _T]],
+    workers: Callable[[], int],
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[_T]:
+    """The results of ``tasks``, in order, computed up to ``workers()`` at a time in threads
+    (asked again as each result is taken, so a stage can use more cores as they free up).
+    Each task's result is the same whoever computes it, so the output does not depend on the
+    cores; no more than ``workers()`` results wait at once, so memory stays bounded."""
+    pending: deque[Future[_T]] = deque()
+    todo = iter(tasks)
+    done = 0
+    with ThreadPoolExecutor(max_workers=_MOST_WORKERS, thread_name_prefix="world") as pool:
+        try:
+            while True:
+                wanted = max(1, min(_MOST_WORKERS, workers()))
+                for task in todo:
+                    pending.append(pool.submit(task))
+                    if len(pending) >= wanted:
+                        break
+                if not pending:
+                    return
+                yield pending.popleft().result()
+                done += 1
+                if progress is not None:
+                    progress(done)
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 @dataclass(frozen=True)
 class Correction:
     """The corrected singing and the shift each note got."""
@@ -57,10 +97,19 @@ class Correction:
 
 
 def correct_pitch(
-    samples: np.ndarray, sample_rate: int, timing: Timing, *, strength: float = 1.0
+    samples: np.ndarray,
+    sample_rate: int,
+    timing: Timing,
+    *,
+    strength: float = 1.0,
+    workers: Callable[[], int] = lambda: 1,
+    progress: Callable[[float], None] | None = None,
 ) -> Correction:
     """``samples`` (mono) with each mora's held pitch moved ``strength`` (0..1) of the way
-    onto its written note (``timing``'s morae: times in the audio, MIDI notes as sung)."""
+    onto its written note (``timing``'s morae: times in the audio, MIDI notes as sung).
+
+    The pieces of the song are analysed and resynthesized ``workers()`` at a time (the same
+    result for any number); ``progress(share)`` hears how much is done (0..1)."""
     import pyworld
 
     # float32 throughout: each span is made float64 for WORLD on its own.
@@ -69,7 +118,11 @@ def correct_pitch(
     if not morae or strength <= 0 or not np.any(signal):
         return Correction(np.array(signal), [0.0] * len(morae))
     low_hz, high_hz = search_band([m.midi for m in morae])
-    times, f0 = _track_f0_in_pieces(signal, sample_rate, low_hz=low_hz, high_hz=high_hz)
+    times, f0 = _track_f0_in_pieces(
+        signal, sample_rate, low_hz=low_hz, high_hz=high_hz, workers=workers
+    )
+    if progress is not None:
+        progress(0.3)
 
     shift = np.zeros_like(f0)
     shifts = []
@@ -93,14 +146,15 @@ def correct_pitch(
     corrected_f0 = np.where(f0 > 0, f0 * 2 ** (shift / 1200), 0.0)
     sung = np.array(signal)  # pauses keep the samples Sinsy sang
     hop = sample_rate * _FRAME_S
-    for first, last in _spans(f0 > 0):
+    rate = min(sample_rate, _WORLD_RATE)
+
+    def resynthesize(first: int, last: int) -> tuple[int, np.ndarray]:
         start, end = round(first * hop), min(len(signal), round((last - 1) * hop) + 1)
         part = np.asarray(signal[start:end], dtype=np.float64)
         frames = slice(first, last)
         local_times = times[frames] - times[first]
         # WORLD works on the band below 12 kHz; the band above (breath and sibilance, no
         # harmonic of note) is kept as sung: a complementary split, exact where nothing moves.
-        rate = min(sample_rate, _WORLD_RATE)
         low = np.ascontiguousarray(resample(part, sample_rate, rate))
         envelope = pyworld.cheaptrick(low, f0[frames], local_times, rate)
         aperiodicity = pyworld.d4c(low, f0[frames], local_times, rate)
@@ -110,7 +164,18 @@ def correct_pitch(
         if rate != sample_rate:
             above = part - _fit(resample(low, rate, sample_rate), len(part))
             made = _fit(resample(made, rate, sample_rate), len(part)) + above
-        _blend(sung, start, _fit(made, len(part)), round(_FADE_S * sample_rate))
+        return start, _fit(made, len(part))
+
+    spans = _spans(f0 > 0)
+    tasks = [lambda span=span: resynthesize(*span) for span in spans]
+
+    def step(done: int) -> None:
+        if progress is not None:
+            progress(0.3 + 0.7 * done / len(spans))
+
+    # Made side by side, blended in order (neighbours cross-fade where they overlap).
+    for start, made in _in_order(tasks, workers, step):
+        _blend(sung, start, made, round(_FADE_S * sample_rate))
     return Correction(np.clip(sung, -1.0, 1.0, out=sung), shifts)
 
 
@@ -126,7 +191,12 @@ _PIECE_MARGIN_S = 1.0
 
 
 def _track_f0_in_pieces(
-    samples: np.ndarray, sample_rate: int, *, low_hz: float, high_hz: float
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    low_hz: float,
+    high_hz: float,
+    workers: Callable[[], int] = lambda: 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`acgmake.voice.intonation.track_f0` of ``samples`` (mono), a piece at a time.
 
@@ -156,11 +226,17 @@ def _track_f0_in_pieces(
         cuts.append(low + int(np.argmin(quiet[low:high])))
     cuts.append(frames)
     f0 = np.zeros(frames)
-    for first, last in zip(cuts, cuts[1:], strict=False):
+
+    def track(first: int, last: int) -> np.ndarray:
         begin = max(0, first - margin)
         end = len(signal) if last == frames else min(len(signal), (last + margin) * hop)
         _, part = track_f0(signal[begin * hop : end], rate, low_hz=low_hz, high_hz=high_hz)
-        f0[first:last] = part[first - begin : last - begin]
+        return part[first - begin : last - begin]
+
+    pieces = list(zip(cuts, cuts[1:], strict=False))
+    tracked = _in_order([lambda p=p: track(*p) for p in pieces], workers)
+    for (first, last), part in zip(pieces, tracked, strict=True):
+        f0[first:last] = part
     return np.arange(frames) * (_FRAME_S * 1000) / 1000.0, f0
 
 
