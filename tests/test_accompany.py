@@ -88,6 +88,24 @@ def test_a_closed_hi_hat_cuts_an_open_one(general_midi):
     assert np.abs(cut[tail]).max() < 0.1 * np.abs(alone[tail]).max()
 
 
+def test_voices_played_side_by_side_make_the_same_band(general_midi):
+    rng = np.random.default_rng(5)
+    notes = [
+        SoundFontNote(float(t), float(t) + 0.4, int(k), 90, int(p), is_drum=bool(d))
+        for t, k, p, d in zip(
+            rng.uniform(0, 3, 60), rng.integers(36, 80, 60), rng.integers(0, 40, 60),
+            rng.random(60) < 0.3, strict=True,
+        )
+    ]  # fmt: skip
+    alone = render_notes(notes, general_midi, duration_s=4.0)
+    heard: list[float] = []
+    together = render_notes(
+        notes, general_midi, duration_s=4.0, workers=lambda: 3, progress=heard.append
+    )
+    np.testing.assert_array_equal(together, alone)
+    assert heard[-1] == 1.0 and heard == sorted(heard)
+
+
 def test_files_that_are_not_soundfonts_are_refused(tmp_path):
     wav = tmp_path / "piano.sf2"
     soundfile.write(wav, np.zeros(100), RATE, format="WAV")

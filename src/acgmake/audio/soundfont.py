@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -569,12 +569,17 @@ def render_notes(
     *,
     sample_rate: int = 48000,
     duration_s: float | None = None,
+    workers: Callable[[], int] = lambda: 1,
+    progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
     """The notes played on ``soundfont``: float32 stereo, shape (samples, 2), unnormalised.
 
     The length is ``duration_s`` when given (voices still ringing then are faded out), else
-    until the last voice has rung out.
+    until the last voice has rung out. The voices are played ``workers()`` at a time and added
+    to the song in order (the same song for any number); ``progress(share)`` hears how far.
     """
+    from acgmake.threads import in_order
+
     notes = sorted(notes, key=lambda n: (n.start_s, n.key))
     voices: list[tuple[SoundFontNote, Region]] = []
     for note in notes:
@@ -616,9 +621,19 @@ def render_notes(
             default=0,
         )
     out = np.zeros((end, 2), np.float32)
-    for start, note, region, cut in playing:
+
+    def play(start: int, note: SoundFontNote, region: Region, cut: float | None) -> np.ndarray:
         voice = soundfont.play(region, note.end_s - note.start_s, sample_rate, cut)
-        voice = voice[: max(0, end - start)]
+        return voice[: max(0, end - start)]
+
+    every = max(1, len(playing) // 20)
+
+    def step(done: int) -> None:
+        if progress is not None and (done % every == 0 or done == len(playing)):
+            progress(done / len(playing))
+
+    voices_played = in_order([lambda p=p: play(*p) for p in playing], workers, step)
+    for (start, note, region, _), voice in zip(playing, voices_played, strict=True):
         pan = min(max(region.pan + note.pan, -0.5), 0.5)
         angle = (pan + 0.5) * math.pi / 2  # equal-power pan
         out[start : start + len(voice), 0] += voice * np.float32(math.cos(angle) * note.volume)
@@ -653,15 +668,29 @@ def notes_from_midi(midi) -> list[SoundFontNote]:
 
 
 def render_midi(
-    midi, soundfont: SoundFont, *, sample_rate: int = 48000, tail_s: float = 2.0
+    midi,
+    soundfont: SoundFont,
+    *,
+    sample_rate: int = 48000,
+    tail_s: float = 2.0,
+    workers: Callable[[], int] = lambda: 1,
+    progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
     """A ``pretty_midi.PrettyMIDI`` played on ``soundfont``: float32 stereo (samples, 2).
 
     It lasts until ``tail_s`` after the last note ends; what still rings then fades out.
+    ``workers`` and ``progress`` are :func:`render_notes`'s.
     """
     notes = notes_from_midi(midi)
     last = max((note.end_s for note in notes), default=0.0)
-    return render_notes(notes, soundfont, sample_rate=sample_rate, duration_s=last + tail_s)
+    return render_notes(
+        notes,
+        soundfont,
+        sample_rate=sample_rate,
+        duration_s=last + tail_s,
+        workers=workers,
+        progress=progress,
+    )
 
 
 def default_soundfont() -> Path:

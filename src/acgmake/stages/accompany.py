@@ -71,7 +71,14 @@ def accompany(ctx) -> None:
     if not path.is_file():
         raise UserError(f"soundfont {path} does not exist; give the path of a .sf2 file")
     ctx.progress(0, 1, "the band is playing")
-    audio = render_midi(midi, SoundFont(path), sample_rate=BACKING_SAMPLE_RATE)
+    audio = render_midi(
+        midi,
+        SoundFont(path),
+        sample_rate=BACKING_SAMPLE_RATE,
+        # As many voices at once as this stage has cores (more as stages beside it end).
+        workers=lambda: ctx.cores,
+        progress=lambda share: ctx.progress(share, 1, "the band is playing"),
+    )
     # The loudest sample, a block at a time (no whole-song copy for np.abs).
     block = 1 << 16
     peak = max(

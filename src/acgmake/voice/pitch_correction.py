@@ -27,14 +27,12 @@ the whole song at 48 kHz: 40% less time, a fifth of the memory, the same intonat
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 
+from acgmake.threads import in_order
 from acgmake.voice.intonation import GLIDE_S, is_tracked, search_band, track_f0
 from acgmake.voice.labels import Timing
 
@@ -50,42 +48,6 @@ _FADE_S = 0.01
 _MAX_SPAN_S = 12.0
 #: WORLD analyses and resynthesizes at this rate (the band above is kept as sung).
 _WORLD_RATE = 24000
-
-
-_T = TypeVar("_T")
-#: The most threads WORLD's pieces run in (WORLD lets go of Python's lock while it works).
-_MOST_WORKERS = 8
-
-
-def _in_order(
-    tasks: Iterable[Callable[[], _T]],
-    workers: Callable[[], int],
-    progress: Callable[[int], None] | None = None,
-) -> Iterator[_T]:
-    """The results of ``tasks``, in order, computed up to ``workers()`` at a time in threads
-    (asked again as each result is taken, so a stage can use more cores as they free up).
-    Each task's result is the same whoever computes it, so the output does not depend on the
-    cores; no more than ``workers()`` results wait at once, so memory stays bounded."""
-    pending: deque[Future[_T]] = deque()
-    todo = iter(tasks)
-    done = 0
-    with ThreadPoolExecutor(max_workers=_MOST_WORKERS, thread_name_prefix="world") as pool:
-        try:
-            while True:
-                wanted = max(1, min(_MOST_WORKERS, workers()))
-                for task in todo:
-                    pending.append(pool.submit(task))
-                    if len(pending) >= wanted:
-                        break
-                if not pending:
-                    return
-                yield pending.popleft().result()
-                done += 1
-                if progress is not None:
-                    progress(done)
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 @dataclass(frozen=True)
@@ -174,7 +136,7 @@ def correct_pitch(
             progress(0.3 + 0.7 * done / len(spans))
 
     # Made side by side, blended in order (neighbours cross-fade where they overlap).
-    for start, made in _in_order(tasks, workers, step):
+    for start, made in in_order(tasks, workers, step):
         _blend(sung, start, made, round(_FADE_S * sample_rate))
     return Correction(np.clip(sung, -1.0, 1.0, out=sung), shifts)
 
@@ -234,7 +196,7 @@ def _track_f0_in_pieces(
         return part[first - begin : last - begin]
 
     pieces = list(zip(cuts, cuts[1:], strict=False))
-    tracked = _in_order([lambda p=p: track(*p) for p in pieces], workers)
+    tracked = in_order([lambda p=p: track(*p) for p in pieces], workers)
     for (first, last), part in zip(pieces, tracked, strict=True):
         f0[first:last] = part
     return np.arange(frames) * (_FRAME_S * 1000) / 1000.0, f0
