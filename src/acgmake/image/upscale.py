@@ -309,17 +309,28 @@ def upscale_frames(
     upscaler: str = DEFAULT_UPSCALER,
     first: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: Callable[[], int] = lambda: 1,
 ) -> list[np.ndarray]:
     """Pictures of one size (uint8 RGB, an expressions strip's), each upscaled as
     :func:`upscale` does. The first is upscaled whole (or ``first`` is what that gives, known
     already); the others, which differ from it only where the mouth or eyes move, only where
-    they differ (:func:`upscale_like`). ``progress(done, total)`` is called before each."""
+    they differ (:func:`upscale_like`), ``workers()`` at a time, each on one thread (so each is
+    the same however many run). ``progress(done, total)`` hears how many are done."""
+    from acgmake.threads import in_order
+
     report = progress or (lambda done, total: None)
     report(0, len(frames))
     if first is None:
         first = upscale(frames[0], size_px=size_px, upscaler=upscaler)
+
+    def one(frame: np.ndarray) -> np.ndarray:
+        import torch
+
+        torch.set_num_threads(1)  # this thread's own: small parts run best side by side
+        return upscale_like(frame, frames[0], first, size_px=size_px, upscaler=upscaler)
+
     results = [first]
-    for frame in frames[1:]:
-        report(len(results), len(frames))
-        results.append(upscale_like(frame, frames[0], first, size_px=size_px, upscaler=upscaler))
+    tasks = [lambda frame=frame: one(frame) for frame in frames[1:]]
+    for made in in_order(tasks, workers, lambda done: report(done + 1, len(frames))):
+        results.append(made)
     return results

@@ -128,6 +128,7 @@ def upscale_expressions(ctx) -> None:
             upscaler=name,
             first=first,
             progress=lambda done, total: ctx.progress(done, total, "frames"),
+            workers=lambda: ctx.cores,
         )
     )
     _save(enlarged, ctx.output("expressions"), note)
