@@ -384,39 +384,57 @@ class HashCache:
     time no longer grows with the song's length. The change time (ctime) cannot be set back
     by any tool, so a file rewritten to the same size and modification time is still seen.
 
-    :func:`run` keeps what it hashed in the run folder (:data:`HASHES`), for the next run.
+    As in git, a hash is trusted only for a file last changed at least :data:`RACY_NS` before
+    it was hashed: a file's times have a coarse clock, and a change within the same tick
+    would leave them as they were. :func:`run` keeps what it hashed in the run folder
+    (:data:`HASHES`) for the next run, hashing again first what was too fresh to trust.
     """
 
     #: A hashes file larger than this is not ours (a few hundred bytes per file hashed).
     MAX_BYTES = 4 << 20
+    #: How long after its last change a file's hash is trusted (far above any file system's
+    #: clock tick).
+    RACY_NS = 100_000_000
 
     def __init__(self) -> None:
-        self._known: dict[str, tuple[tuple[int, ...], str]] = {}
+        # name -> (stat, sha256, when it was hashed)
+        self._known: dict[str, tuple[tuple[int, ...], str, int]] = {}
         self._used: set[str] = set()
         self._lock = threading.Lock()
 
     @staticmethod
-    def _stat(path: Path) -> tuple[str, tuple[int, ...]]:
+    def _stat(path: str | Path) -> tuple[str, tuple[int, ...]]:
         name = os.path.abspath(path)
         info = os.stat(name)
         return name, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+    @classmethod
+    def _trusted(cls, entry: tuple[tuple[int, ...], str, int] | None, stat: tuple) -> bool:
+        if entry is None or entry[0] != stat:
+            return False
+        return max(stat[3], stat[4]) < entry[2] - cls.RACY_NS
+
+    def _hash(self, name: str, stat: tuple[int, ...]) -> str:
+        hashed_at = time.time_ns()
+        digest = hashlib.sha256()
+        with open(name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        value = digest.hexdigest()
+        if self._stat(name)[1] == stat:  # not changed while it was read
+            with self._lock:
+                self._known[name] = (stat, value, hashed_at)
+        return value
 
     def sha256(self, path: Path) -> str:
         name, stat = self._stat(path)
         with self._lock:
             known = self._known.get(name)
             self._used.add(name)
-        if known is not None and known[0] == stat:
+        if self._trusted(known, stat):
+            assert known is not None
             return known[1]
-        digest = hashlib.sha256()
-        with open(name, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        value = digest.hexdigest()
-        if self._stat(path)[1] == stat:  # not changed while it was read
-            with self._lock:
-                self._known[name] = (stat, value)
-        return value
+        return self._hash(name, stat)
 
     def load(self, file: Path) -> None:
         """Take in the hashes kept in ``file``; a missing or damaged one is ignored (it is a
@@ -433,18 +451,40 @@ class HashCache:
             for name, entry in entries.items():
                 if (
                     isinstance(entry, list)
-                    and len(entry) == 6
-                    and all(type(n) is int for n in entry[:5])
+                    and len(entry) == 7
+                    and all(type(n) is int for n in (*entry[:5], entry[6]))
                     and isinstance(entry[5], str)
                     and re.fullmatch("[0-9a-f]{64}", entry[5])
                 ):
-                    self._known.setdefault(name, (tuple(entry[:5]), entry[5]))
+                    self._known.setdefault(name, (tuple(entry[:5]), entry[5], entry[6]))
 
     def save(self, file: Path) -> None:
-        """Keep in ``file`` the hashes of the files used since the last save."""
+        """Keep in ``file`` the hashes of the files used since the last save. One hashed too
+        soon after it was written is hashed again now if it has aged enough (else left out)."""
         with self._lock:
             used, self._used = self._used, set()
-            entries = {n: [*self._known[n][0], self._known[n][1]] for n in used if n in self._known}
+        entries = {}
+        for name in sorted(used):
+            try:
+                _, stat = self._stat(name)
+            except OSError:
+                continue
+            with self._lock:
+                known = self._known.get(name)
+            if known is None or known[0] != stat:
+                continue
+            if not self._trusted(known, stat):
+                if max(stat[3], stat[4]) >= time.time_ns() - self.RACY_NS:
+                    continue  # changed just now: the next run hashes it
+                try:
+                    self._hash(name, stat)
+                except OSError:
+                    continue
+                with self._lock:
+                    known = self._known.get(name)
+                if known is None or not self._trusted(known, stat):
+                    continue
+            entries[name] = [*known[0], known[1], known[2]]
         with contextlib.suppress(OSError), atomic_path(file) as temporary:
             temporary.write_text(json.dumps(entries) + "\n", encoding="utf-8")
 
