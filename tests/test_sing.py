@@ -378,3 +378,64 @@ def test_a_failing_sinsy_worker_leaves_the_command_line_standing(tmp_path, use_p
     assert result.exit_code == 1
     assert "Sinsy could not load the voice" in result.output
     assert "Traceback" not in result.output and result.output.count("\n") == 1
+
+
+def test_a_long_song_is_sung_in_sections_with_the_whole_songs_labels_and_length(
+    tmp_path, monkeypatch
+):
+    """pysinsy hands the singing to Python as a list of floats, so a long song is sung in
+    sections cut where a rest meets a rest (here every few seconds, for a short test): the
+    labels joined are the whole song's, the samples as many, and the singing as much in tune."""
+    from acgmake.music.musicxml import sinsy_xml
+    from acgmake.voice import sinsy_worker
+    from acgmake.voice.intonation import check_intonation
+    from acgmake.voice.labels import Timing
+    from acgmake.voice.pitch_correction import correct_pitch
+
+    score = write_score(tmp_path / "song.musicxml", TWO_LINES + "\n" + TWO_LINES)
+    xml = sinsy_xml(score)
+    (tmp_path / "sinsy.musicxml").write_bytes(xml)
+    assert sinsy_worker.sections(xml) == [xml]  # a short song is sung whole
+    monkeypatch.setattr(sinsy_worker, "SECTION_S", 4.0)
+    pieces = sinsy_worker.sections(xml)
+    assert len(pieces) >= 2
+
+    files = sinsy.sinsy_files()
+    engine = sinsy.load_sinsy_module().Sinsy()
+    assert engine.setLanguages("j", str(files.dictionary)) and engine.loadVoices(str(files.voice))
+    assert engine.loadScoreFromMusicXML(str(tmp_path / "sinsy.musicxml"))
+    whole_labels = engine.createLabelData(True, 1, 1).getData()
+    whole, _ = engine.synthesize()
+    labels = []
+    for piece in pieces:  # each section is a score Sinsy reads, starting at a rest
+        (tmp_path / "piece.musicxml").write_bytes(piece)
+        engine.clearScore()
+        assert engine.loadScoreFromMusicXML(str(tmp_path / "piece.musicxml"))
+        offset = sinsy.labels_length_s(labels) * 1e7
+        for line in engine.createLabelData(True, 1, 1).getData():
+            start, end, name = line.split()
+            if labels and name == "pau" and labels[-1].endswith(" pau"):
+                labels[-1] = f"{labels[-1].split()[0]} {round(int(end) + offset)} pau"
+            else:
+                labels.append(f"{round(int(start) + offset)} {round(int(end) + offset)} {name}")
+    assert labels == whole_labels
+
+    engine.clearScore()
+    assert engine.loadScoreFromMusicXML(str(tmp_path / "sinsy.musicxml"))
+    rate, _ = sinsy_worker._sing(engine, str(tmp_path / "sinsy.musicxml"), tmp_path)
+    samples = np.load(tmp_path / "samples.npy")
+    assert rate == 48000 and len(samples) == len(whole)
+    assert not list(tmp_path.glob("section*")) and not (tmp_path / "samples.f32").exists()
+    timing = Timing.read(
+        run(sing_plugins().registry, tmp_path / "run", ["timing"], inputs={"score": score}).files[
+            "timing"
+        ]
+    )
+    # Sinsy sings a note a little differently in a shorter score (it sees the whole score it
+    # is given; sections this short are the worst case): once corrected, as the sing stage
+    # does, both are as much in tune.
+    tune = [
+        check_intonation(correct_pitch(s, rate, timing).samples, rate, timing).in_tune_share
+        for s in (samples, np.asarray(whole, np.float32) / 32768.0)
+    ]
+    assert abs(tune[0] - tune[1]) < 0.05 and min(tune) > 0.7, tune

@@ -208,8 +208,9 @@ def register_stages(register):
             run=sing,
             # 2: options, pitch correction, phonemes.txt; 3: sections, credits;
             # 4: notes outside 50-1100 Hz are left as sung; 5: pitch correction phrase by
-            # phrase below 12 kHz, pauses kept as sung
-            version="5",
+            # phrase below 12 kHz, pauses kept as sung; 6: a song over 90 s sung by Sinsy in
+            # sections of about 60 s (acgmake.voice.sinsy_worker.sections)
+            version="6",
             params=(
                 Param(
                     "voice",
