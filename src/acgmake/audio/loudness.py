@@ -207,7 +207,16 @@ class _Limited:
     true_peak: float  # the largest oversampled magnitude of the result
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        frames = np.asarray(self.source.read(start, stop), dtype=np.float32) * self.scale
+        return self.apply(self.source.read(start, stop), start)
+
+    def apply(self, block: np.ndarray, start: int) -> np.ndarray:
+        """``block`` (frames ``start ..`` of any signal as long as the source, e.g. one part
+        of a mix) times the scale and the limiter's gains there: what the limiter did to the
+        whole, done to the part, so that the parts so treated add up to the result."""
+        frames = np.asarray(block, dtype=np.float32) * self.scale
+        if frames.ndim == 1:
+            frames = frames[:, None]
+        stop = start + len(frames)
         for runs, ends in zip(self.passes, self._ends, strict=True):
             # A pass's runs are in order and apart: those that reach into [start, stop).
             for index in range(int(np.searchsorted(ends, start, side="right")), len(runs)):
@@ -359,6 +368,9 @@ class Mastered:
     true_peak_dbtp: float  # true peak of ``samples``
     limiter_reduction_db: float  # the most the limiter turned down any moment
     mono: bool = False
+    #: ``apply(block, start)``: the gain and the limiter's gains at frames ``start ..`` done
+    #: to ``block`` (a part of what was mastered): parts so treated add up to ``frames``.
+    apply: Callable[[np.ndarray, int], np.ndarray] | None = None
 
     @property
     def samples(self) -> np.ndarray:
@@ -400,4 +412,5 @@ def master(
         20 * math.log10(peak) if peak > 0 else SILENCE_DB,
         limited.reduction_db,
         mono=not isinstance(samples, Frames) and np.ndim(samples) == 1,
+        apply=limited.apply,
     )

@@ -11,9 +11,9 @@ any voice or volume.
 
 The balance is set by measured loudness, not by peak: the processed vocals sit
 ``vocal_level_db`` LU above the backing. Then :func:`acgmake.audio.loudness.master` brings the
-sum to the loudness target under the true-peak ceiling. The stems are the two parts at the
-gain the master applied, before its limiter: together they are the song, and a DAW that loads
-them gets the mix as heard.
+sum to the loudness target under the true-peak ceiling. The stems are the two parts with the
+gain the master applied and the limiter's gain at each moment: together they are the song
+(to float rounding), and a DAW that loads them gets the mix as heard.
 
 Everything works a block at a time on float32 (the filters carry their state across blocks,
 the reverb is an FFT convolution by blocks written into the voice's own array), so a
@@ -60,14 +60,15 @@ class Mix:
 
     def blocks(self, size: int = _BLOCK) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(song, vocals stem, backing stem) ``size`` samples at a time: the stems are the
-        processed vocals and the balanced backing at the gain the master applied, before its
-        limiter."""
-        gain = np.float32(10 ** (self.mastered.gain_db / 20))
+        processed vocals and the balanced backing with the master's gain and its limiter's,
+        so that they add up to the song."""
+        apply = self.mastered.apply
+        assert apply is not None
         for start in range(0, self.length, size):
             stop = min(self.length, start + size)
             song = self.mastered.frames.read(start, stop)
-            vocals = _part(self.voice, start, stop) * gain
-            backing = (_part(self.band, start, stop) * self.band_gain) * gain
+            vocals = apply(_part(self.voice, start, stop), start)
+            backing = apply(_part(self.band, start, stop) * self.band_gain, start)
             yield song, vocals, backing
 
     @property
@@ -75,11 +76,11 @@ class Mix:
         return np.concatenate([song for song, _, _ in self.blocks()])
 
     @property
-    def vocals(self) -> np.ndarray:  # processed vocals at the song's gain (pre-limiter)
+    def vocals(self) -> np.ndarray:  # processed vocals as mixed into the song
         return np.concatenate([vocals for _, vocals, _ in self.blocks()])
 
     @property
-    def backing(self) -> np.ndarray:  # backing at the song's gain (pre-limiter)
+    def backing(self) -> np.ndarray:  # backing as mixed into the song
         return np.concatenate([backing for _, _, backing in self.blocks()])
 
     def report(self) -> dict[str, float]:

@@ -23,14 +23,15 @@ def register_artifacts(register):
         Artifact(
             "vocals_stem",
             "vocals_stem.wav",
-            "the processed vocals as mixed in song.wav (stem: WAV, stereo, 48 kHz, float)",
+            "the processed vocals as mixed in song.wav, limiter included: with the backing "
+            "stem it adds up to song.wav (stem: WAV, stereo, 48 kHz, float)",
         )
     )
     register(
         Artifact(
             "backing_stem",
             "backing_stem.wav",
-            "the backing as mixed in song.wav (stem: WAV, stereo, 48 kHz, float)",
+            "the backing as mixed in song.wav, limiter included (stem: WAV, stereo, 48 kHz, float)",
         )
     )
     register(
@@ -159,7 +160,7 @@ def register_stages(register):
             needs=("vocals", "backing"),
             makes=("song", "vocals_stem", "backing_stem", "mix_report"),
             run=mix,
-            version="1",
+            version="2",  # 2: the stems through the limiter too: they add up to song.wav
             params=(
                 Param(
                     "loudness",
