@@ -100,13 +100,16 @@ def sing(ctx) -> None:
         for mora in line.morae:
             mora.midi += options.pitch_shift
     strength = float(ctx.params["pitch_correction"])
-    if strength > 0:
+    vibrato = float(ctx.params["vibrato"])
+    if strength > 0 or vibrato > 0:
         ctx.progress(0.5, 1, "correcting the pitch")
         corrected = correct_pitch(
             samples,
             VOCALS_SAMPLE_RATE,
             timing,
             strength=strength,
+            vibrato=vibrato,
+            seed=ctx.seed,
             # As many phrases at once as this stage has cores (more as stages beside it end).
             workers=lambda: ctx.cores,
             progress=lambda share: ctx.progress(0.5 + 0.4 * share, 1, "correcting the pitch"),
@@ -209,8 +212,8 @@ def register_stages(register):
             # 2: options, pitch correction, phonemes.txt; 3: sections, credits;
             # 4: notes outside 50-1100 Hz are left as sung; 5: pitch correction phrase by
             # phrase below 12 kHz, pauses kept as sung; 6: a song over 90 s sung by Sinsy in
-            # sections of about 60 s (acgmake.voice.sinsy_worker.sections)
-            version="6",
+            # sections of about 60 s (acgmake.voice.sinsy_worker.sections); 7: --vibrato
+            version="7",
             params=(
                 Param(
                     "voice",
@@ -231,6 +234,14 @@ def register_stages(register):
                     "how far each note's pitch is moved onto the score after Sinsy sings "
                     "(WORLD vocoder), 0 (Sinsy as is) to 1 (onto the written note)",
                     click.FloatRange(0.0, 1.0),
+                ),
+                Param(
+                    "vibrato",
+                    25.0,
+                    "vibrato depth in cents either side of the note, on notes of 0.45 s and "
+                    "longer (from 0.2 s into the note, at 5.2-6.2 Hz, each note a little "
+                    "different); 0 = none (Sinsy's own slight wobble)",
+                    click.FloatRange(0.0, 100.0),
                 ),
                 Param(
                     "alpha",

@@ -28,6 +28,8 @@ GLIDE_S = 0.08
 TRACKED_HZ = (50.0, 1100.0)
 _FRAME_S = 0.005
 _ANALYSIS_RATE = 16000
+#: Notes at least this long are measured for vibrato.
+LONG_NOTE_S = 0.45
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,13 @@ class NoteCheck:
     held_in_tune_frames: int
     median_cents: float | None  # sung minus written, over the voiced frames
     onset_offset_s: float | None  # pitch arrival minus the written start (None: not measured)
+    #: Sung minus written over the note's body (its glide left out): where the note sits,
+    #: vibrato or not.
+    held_median_cents: float | None = None
+    #: On a note of at least LONG_NOTE_S: its vibrato's rate (Hz) and depth (cents either side
+    #: of the note), from 0.2 s in to its last 50 ms; None where too little of it is voiced.
+    vibrato_hz: float | None = None
+    vibrato_cents: float | None = None
 
 
 @dataclass
@@ -64,6 +73,21 @@ class Intonation:
         held = sum(n.held_frames for n in self.notes)
         return sum(n.held_in_tune_frames for n in self.notes) / held if held else 0.0
 
+    @property
+    def notes_on_pitch_share(self) -> float:
+        """Share of the measured notes whose body's median pitch is within 50 cents of the
+        written note: what expression (vibrato, glides) must not spoil."""
+        held = [n.held_median_cents for n in self.notes if n.held_median_cents is not None]
+        return float(np.mean(np.abs(held) <= IN_TUNE_CENTS)) if held else 0.0
+
+    def vibrato(self) -> tuple[float, float, int]:
+        """(median rate in Hz, median depth in cents, how many long notes measured)."""
+        measured = [n for n in self.notes if n.vibrato_hz is not None]
+        if not measured:
+            return float("nan"), float("nan"), 0
+        rate = float(np.median([n.vibrato_hz for n in measured]))
+        return rate, float(np.median([n.vibrato_cents for n in measured])), len(measured)
+
     def onset_offsets_s(self) -> list[float]:
         return [n.onset_offset_s for n in self.notes if n.onset_offset_s is not None]
 
@@ -78,8 +102,13 @@ class Intonation:
         def stat(values: np.ndarray, function) -> float:
             return round(float(function(values)), 1) if len(values) else float("nan")
 
+        rate, depth, long_notes = self.vibrato()
         return {
             "notes": len(self.notes),
+            "notes_on_pitch_share": round(self.notes_on_pitch_share, 3),
+            "vibrato_hz": round(rate, 2),
+            "vibrato_cents": round(depth, 1),
+            "long_notes": long_notes,
             "in_tune_share": round(self.in_tune_share, 3),
             "held_in_tune_share": round(self.held_in_tune_share, 3),
             "median_abs_cents": stat(np.abs(cents), np.median),
@@ -134,6 +163,8 @@ def check_intonation(samples: np.ndarray, sample_rate: int, timing: Timing) -> I
             if hits.size:
                 onset = float(times[window][hits[0]] - mora.start_s)
         previous_midi = mora.midi
+        body = cents[held]
+        rate, depth = _vibrato(times, f0, mora)
         checks.append(
             NoteCheck(
                 text=mora.text,
@@ -146,9 +177,35 @@ def check_intonation(samples: np.ndarray, sample_rate: int, timing: Timing) -> I
                 held_in_tune_frames=int((in_tune & held).sum()),
                 median_cents=float(np.median(cents)) if cents.size else None,
                 onset_offset_s=onset,
+                held_median_cents=float(np.median(body)) if body.size else None,
+                vibrato_hz=rate,
+                vibrato_cents=depth,
             )
         )
     return Intonation(checks)
+
+
+def _vibrato(times: np.ndarray, f0: np.ndarray, mora) -> tuple[float | None, float | None]:
+    """(rate Hz, depth cents) of the vibrato on a long note, from 0.2 s in to 50 ms before its
+    end: the pitch's swing about its own trend, kept to 3-9 Hz (where vibrato lies; the
+    tracker's frame-to-frame jitter is faster), its strongest frequency the rate and sqrt 2
+    times its RMS the depth (a sine's amplitude)."""
+    if mora.end_s - mora.start_s < LONG_NOTE_S:
+        return None, None
+    window = (times >= mora.start_s + 0.2) & (times < mora.end_s - 0.05)
+    if window.sum() < 40 or np.mean(f0[window] > 0) < 0.9:
+        return None, None
+    voiced = window & (f0 > 0)
+    t, cents = times[voiced], 1200 * np.log2(f0[voiced] / _hz(mora.midi))
+    swing = cents - np.polyval(np.polyfit(t, cents, 1), t)
+    padded = 4 * len(swing)
+    spectrum = np.fft.rfft(swing, padded)
+    hz = np.fft.rfftfreq(padded, _FRAME_S)
+    band = (hz >= 3.0) & (hz <= 9.0)
+    rate = float(hz[band][np.argmax(np.abs(spectrum[band]))])
+    kept = np.fft.irfft(np.where(band, spectrum, 0), padded)[: len(swing)]
+    depth = float(np.sqrt(2 * np.mean(kept**2)))
+    return round(rate, 2), round(depth, 1)
 
 
 def search_band(midis: list[int]) -> tuple[float, float]:
