@@ -73,6 +73,7 @@ def test_long_notes_get_a_vibrato_that_keeps_them_on_their_notes(sung):
     """The default vibrato: on the long notes a swing of about 25 cents either side at
     5-6.5 Hz, which Sinsy's own singing and the flat correction do not have; every note's
     body still sits on its written note (the check the issue asks of any expression)."""
+
     def whole_note(intonation):  # the score's one long note (2 s); its quarters are 0.5 s
         (note,) = [n for n in intonation.notes if n.end_s - n.start_s > 1.5]
         return note
