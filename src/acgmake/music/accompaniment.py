@@ -228,7 +228,8 @@ def arrange(
 
     Times are in seconds from the start of the audio: the score's first beat is at
     ``start_s`` (where the singing's first beat is, e.g. after Sinsy's padding).
-    ``seed`` varies the velocities and the kick pattern a little.
+    ``seed`` varies the velocities and the kick pattern a little, and the feel: each note
+    sounds a few milliseconds off the grid, as a band plays (:attr:`_Band.FEEL_MS`).
     """
     if style not in STYLES:
         raise UserError(f"unknown style {style!r}; use one of: {', '.join(STYLES)}")
@@ -240,7 +241,7 @@ def arrange(
         )
     if style == "auto":
         style = "ballad" if harmony.tempo_bpm < BALLAD_BELOW_BPM else "pop"
-    band = _Band(harmony, parts, random.Random(seed), start_s)
+    band = _Band(harmony, parts, random.Random(seed), start_s, feel=random.Random(f"feel {seed}"))
     bar = float(harmony.beats_per_bar)
     # The band plays to the bar line after the last sung note, then hits the final chord.
     band_end = -(-harmony.last_note_end // bar) * bar
@@ -267,13 +268,22 @@ class _Band:
     #: Channel volume (CC 7) and pan (CC 10) of each part: the band's balance, kept in the
     #: MIDI file so a DAW plays it the same.
     LEVELS = {"bass": (104, 64), "piano": (92, 52), "pad": (74, 76), "drums": (100, 64)}
+    #: How far off the grid each part's notes sound (ms, the spread of a normal law, cut at
+    #: twice that): a drummer keeps time best, a pianist's chords roll a little; the pad's
+    #: slow attack hides any. What DAWs' "humanize" does, and what sequenced backing lacks.
+    FEEL_MS = {"drums": 4.0, "bass": 6.0, "piano": 8.0, "pad": 0.0}
 
     def __init__(
-        self, harmony: Harmony, parts: tuple[str, ...], rng: random.Random, start_s: float
+        self,
+        harmony: Harmony,
+        parts: tuple[str, ...],
+        rng: random.Random,
+        start_s: float,
+        feel: random.Random | None = None,
     ) -> None:
         import pretty_midi
 
-        self.rng, self.start_s = rng, start_s
+        self.rng, self.start_s, self.feel = rng, start_s, feel
         self.beat_s = 60.0 / harmony.tempo_bpm
         self.midi = pretty_midi.PrettyMIDI(initial_tempo=harmony.tempo_bpm)
         self.midi.time_signature_changes.append(
@@ -300,13 +310,11 @@ class _Band:
 
         if part in self.instruments and end > start:
             velocity = max(1, min(127, strength + self.rng.randint(-6, 6)))
+            spread = self.FEEL_MS[part] / 1000.0 if self.feel is not None else 0.0
+            off = max(-2 * spread, min(2 * spread, self.feel.gauss(0, spread))) if spread else 0.0
+            at = max(0.0, self.start_s + start * self.beat_s + off)
             self.instruments[part].notes.append(
-                pretty_midi.Note(
-                    velocity,
-                    int(key),
-                    self.start_s + start * self.beat_s,
-                    self.start_s + end * self.beat_s,
-                )
+                pretty_midi.Note(velocity, int(key), at, self.start_s + end * self.beat_s + off)
             )
 
 
