@@ -179,36 +179,6 @@ def high_shelf_filter(
     return np.array([[*(np.array(b) / den[0]), 1.0, den[1] / den[0], den[2] / den[0]]])
 
 
-def compress(
-    signal: np.ndarray,
-    sample_rate: int,
-    *,
-    threshold_db: float,
-    ratio: float,
-    attack_ms: float,
-    release_ms: float,
-    knee_db: float = 6.0,
-) -> np.ndarray:
-    """A feed-forward compressor with a soft knee: ``signal`` (mono float32) turned down above
-    ``threshold_db`` by ``ratio``.
-
-    The gain is computed on 1 ms blocks (peak level, smoothed with separate attack and
-    release times) and interpolated back to every sample, which is how fast a vocal
-    compressor needs to move and keeps the per-sample work vectorised.
-    """
-    out = np.array(signal, dtype=np.float32)
-    _compress_in_place(
-        out,
-        sample_rate,
-        threshold_db=threshold_db,
-        ratio=ratio,
-        attack_ms=attack_ms,
-        release_ms=release_ms,
-        knee_db=knee_db,
-    )
-    return out
-
-
 def _compress_in_place(
     signal: np.ndarray,
     sample_rate: int,
@@ -219,7 +189,14 @@ def _compress_in_place(
     release_ms: float,
     knee_db: float = 6.0,
 ) -> None:
-    """:func:`compress` on ``signal`` (a float32 array or view) itself, a block at a time."""
+    """A feed-forward compressor with a soft knee: ``signal`` (mono float32, an array or a
+    view, changed in place a block at a time) turned down above ``threshold_db`` by
+    ``ratio``.
+
+    The gain is computed on 1 ms blocks (peak level, smoothed with separate attack and
+    release times) and interpolated back to every sample, which is how fast a vocal
+    compressor needs to move and keeps the per-sample work vectorised.
+    """
     block = max(1, sample_rate // 1000)
     count = int(np.ceil(len(signal) / block))
     step = max(1, _BLOCK // block) * block

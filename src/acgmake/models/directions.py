@@ -338,9 +338,9 @@ def guided_edits(
         shown = before[active] * outside[active] + pictures * inside[active] if paste else pictures
         reads = [c(shown.clamp(-1, 1)) for c in classifiers]
         kept = list(range(len(active)))
+        rows = rows_of(active)
         if settle:
             with torch.no_grad():
-                rows = rows_of(active)
                 sure = torch.stack([_row_sureness(r, rows, len(active)) for r in reads]).amin(0)
             kept = [i for i in kept if float(sure[i]) < float(enough[active[i]])]
             for i in set(range(len(active))) - set(kept):
@@ -352,7 +352,9 @@ def guided_edits(
                 reads = [{name: value[index] for name, value in r.items()} for r in reads]
                 pictures = pictures[index]
         stepping = [active[i] for i in kept]
-        loss = sum(_targets_loss(read, rows_of(stepping)) for read in reads)
+        if len(stepping) < len(active):
+            rows = rows_of(stepping)
+        loss = sum(_targets_loss(read, rows) for read in reads)
         loss = loss + keep * ((pictures - before[stepping]).abs() * outside[stepping]).mean()
         loss = loss + 0.01 * delta[kept].pow(2).mean()
         if len(stepping) < count:

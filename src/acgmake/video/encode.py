@@ -77,8 +77,11 @@ class VideoEncoder:
         if width % 2 or height % 2:
             raise ValueError(f"H.264 in yuv420p needs even dimensions, got {width}x{height}")
         self.path = Path(path)
+        import cv2
+
         self.width, self.height = width, height
         self.frames_written = 0
+        self._to_yuv, self._yuv_code = cv2.cvtColor, cv2.COLOR_RGB2YUV_I420
         command = [
             ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
             # Frames arrive as YUV 4:2:0 (BT.601, limited range: what ffmpeg would make of
@@ -116,9 +119,7 @@ class VideoEncoder:
                 f"frame must be uint8 ({self.height}, {self.width}, 3), "
                 f"got {frame.dtype} {frame.shape}"
             )
-        import cv2
-
-        planes = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2YUV_I420)
+        planes = self._to_yuv(np.ascontiguousarray(frame), self._yuv_code)
         try:
             self._process.stdin.write(memoryview(planes).cast("B"))
         except (BrokenPipeError, OSError):
