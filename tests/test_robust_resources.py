@@ -423,7 +423,8 @@ def test_the_sinsy_worker_dies_when_acgmake_is_killed(tmp_path):
     # Sinsy takes about 7 s for this 136-second song: long enough to be caught singing.
     score = write_score(tmp_path / "long.musicxml", TWO_LINES * 4, tempo_bpm=30)
     command = [sys.executable, "-m", "acgmake", "sing", str(score), "--workdir", "run"]
-    env = {**os.environ, "ACGMAKE_PLUGINS": ""}
+    # A killed acgmake cannot remove its temporary folder: let it be in this test's folder.
+    env = {**os.environ, "ACGMAKE_PLUGINS": "", "TMPDIR": str(tmp_path)}
     parent = subprocess.Popen(
         command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
