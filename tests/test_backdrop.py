@@ -144,7 +144,7 @@ def test_animate_draws_the_background_picture_and_redraws_when_it_changes(tmp_pa
             "background_style": "cartoon",
         }
     }
-    registry = load_stages("acgmake.stages.animate")
+    registry = load_stages("acgmake.stages.compose", "acgmake.stages.animate")
 
     def make():
         return run(registry, tmp_path / "run", ["clip"], inputs=inputs, params=params,

@@ -606,7 +606,7 @@ def test_encoder_refuses_odd_sizes_and_wrong_frames(tmp_path):
 
 def _registry(*more):
     # The colored character is given (handmade), so the test needs no colorize stage.
-    return load_stages(*more, "acgmake.stages.animate")
+    return load_stages(*more, "acgmake.stages.compose", "acgmake.stages.animate")
 
 
 @pytest.fixture(scope="module")

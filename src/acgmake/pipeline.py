@@ -921,6 +921,8 @@ def check_param(stage: Stage, param: Param, value: Any) -> Any:
         if isinstance(kind, click.ParamType):
             value = kind.convert(value, None, None)
         elif kind is bool:
+            if not isinstance(value, bool | str):  # 0, 1.0, None: not a yes or no
+                raise ValueError("give true or false")
             value = click.BOOL.convert(value, None, None)
         elif kind in (int, float, str):
             if kind is int and isinstance(value, float) and not value.is_integer():

@@ -100,6 +100,8 @@ def animate(ctx) -> None:
         background=background,
         background_style=ctx.params["background_style"],
         song_name=song.name,
+        shown=ctx.input("lyrics_shown"),
+        furigana=ctx.params["furigana"],
     )
     if background is not None:
         # An asset (read, so known to be a picture): the clip is made again when the
@@ -140,13 +142,14 @@ def register_stages(register):
             "animate",
             needs=("colored", "face", "song", "phonemes", "timing"),
             makes=("clip",),
-            uses=("colored_expressions",),
+            uses=("colored_expressions", "lyrics_shown"),
             run=animate,
             # 3: the blink drawn over the model's expressions unless --blink model;
             # 4: the character larger, the face clear of the lyrics; --background;
             # 5: the credits never over the face (in a wide frame the character steps aside);
-            # 6: encoded superfast at CRF 22 (the same quality, 17% faster)
-            version="6",
+            # 6: encoded superfast at CRF 22 (the same quality, 17% faster);
+            # 7: the lyrics as written (lyrics_shown.json), --furigana
+            version="7",
             params=(
                 Param(
                     "size",
@@ -187,6 +190,12 @@ def register_stages(register):
                     "character stands out), soft (blurred, pastel) or cartoon (flat colours "
                     "and ink outlines, an anime-style backdrop from a photo).",
                     click.Choice(["photo", "soft", "cartoon"]),
+                ),
+                Param(
+                    "furigana",
+                    False,
+                    "Show the reading sung over each kanji (and number) of the lyrics, small "
+                    "above it, as printed lyrics do.",
                 ),
             ),
             help="Animate the colored character singing the song, with karaoke lyrics, a "

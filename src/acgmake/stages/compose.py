@@ -34,18 +34,28 @@ def register_artifacts(register):
         )
     )
     register(Artifact("midi", "score.mid", "the melody and its chords as a MIDI file"))
+    register(
+        Artifact(
+            "lyrics_shown",
+            "lyrics_shown.json",
+            "the lyrics as written (kanji, English, spaces), each sung mora tied to the "
+            "characters it is sung from: what the karaoke and subtitles show",
+        )
+    )
 
 
 def compose(ctx) -> None:
     from acgmake.music.melody import compose_melody
     from acgmake.music.musicxml import write_musicxml
     from acgmake.text.lyrics import read_lyrics
+    from acgmake.text.shown import shown_line
 
     phrases = read_lyrics(ctx.input("lyrics"))
     for phrase in phrases:
         for guess in phrase.guesses:
             ctx.log(guess.message(phrase.line))
-    title = phrases[0].text if len(phrases[0].text) <= 40 else phrases[0].text[:40] + "…"
+    first = shown_line(phrases[0]).text
+    title = first if len(first) <= 40 else first[:40] + "…"
     melody = compose_melody(
         phrases,
         key=ctx.params["key"],
@@ -71,6 +81,13 @@ def midi(ctx) -> None:
     write_midi(melody_of_score(read_score(ctx.input("score"))), ctx.output("midi"))
 
 
+def karaoke(ctx) -> None:
+    from acgmake.text.lyrics import read_lyrics
+    from acgmake.text.shown import write_shown
+
+    write_shown(read_lyrics(ctx.input("lyrics")), ctx.output("lyrics_shown"))
+
+
 @hookimpl
 def register_stages(register):
     from acgmake.music.style import METERS, STYLES
@@ -81,7 +98,7 @@ def register_stages(register):
             needs=("lyrics",),
             makes=("score",),
             run=compose,
-            version="3",
+            version="4",  # 4: the title as shown (no furigana brackets)
             params=(
                 Param(
                     "key",
@@ -126,5 +143,17 @@ def register_stages(register):
             version="1",
             help="Write a score's melody and chord symbols as a MIDI file for a DAW. "
             "Example: acgmake midi score.musicxml -o song.mid",
+        )
+    )
+    register(
+        Stage(
+            "karaoke",
+            needs=("lyrics",),
+            makes=("lyrics_shown",),
+            run=karaoke,
+            version="1",
+            help="Tie each sung mora of the lyrics to the characters it is sung from "
+            "(lyrics_shown.json), so that the clip's karaoke and the subtitles show the lyrics "
+            "as written: kanji, English, spaces. Example: acgmake karaoke lyrics.txt",
         )
     )

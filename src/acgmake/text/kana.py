@@ -82,6 +82,11 @@ class Phrase:
     label: str = ""
     #: Readings guessed where the two dictionaries disagree (see acgmake.text.reconcile).
     guesses: tuple[Guess, ...] = ()
+    #: Per mora, the (start, stop) of the characters of ``text`` it is sung from; empty when
+    #: not known (see :attr:`acgmake.text.reading.Reading.spans`).
+    spans: tuple[tuple[int, int], ...] = ()
+    #: (start, stop) of the markup in ``text`` (furigana brackets, labels), not shown.
+    hidden: tuple[tuple[int, int], ...] = ()
 
 
 def parse_lyrics(text: str) -> list[Phrase]:
@@ -135,26 +140,35 @@ def kana_morae(pieces: list[str]) -> list[tuple[str, int]]:
     """The morae of the kana in ``pieces`` read as one text, each with the index of the piece
     it starts in: a ー, small kana or ゝ continues across pieces (``["ゆめ", "ー"]`` sings
     ゆ, め, ー). Characters that are not kana are skipped."""
+    return [(mora, owner) for mora, owner, _, _ in located_morae(pieces)]
+
+
+def located_morae(pieces: list[str]) -> list[tuple[str, int, int, int]]:
+    """:func:`kana_morae` with where each mora is written: (mora, piece, start, stop), the
+    characters ``pieces[piece][start:stop]`` (a small kana joined to the kana before it at the
+    start of the next piece stretches ``stop`` to the end of the first piece)."""
     morae: list[str] = []  # hiragana spelling
     katakana: list[bool] = []  # whether each mora was written in katakana
     owners: list[int] = []
+    places: list[list[int]] = []  # [start, stop] of each mora in its piece
 
-    def add(mora: str, is_katakana: bool, owner: int) -> None:
+    def add(mora: str, is_katakana: bool, owner: int, at: int) -> None:
         morae.append(mora)
         katakana.append(is_katakana)
         owners.append(owner)
+        places.append([at, at + 1])
 
     for owner, piece in enumerate(pieces):
-        for char in piece:
+        for at, char in enumerate(piece):
             if char in _LONG_VOWEL_MARKS:
                 # A long-vowel mark holds the vowel before it: nothing to hold at a line start
                 # or after っ (Sinsy warns and drops it there).
                 if morae and morae[-1] != SOKUON:
-                    add(LONG_VOWEL, False, owner)
+                    add(LONG_VOWEL, False, owner, at)
                 continue
             if char in _ITERATION:
                 if morae and morae[-1] not in (LONG_VOWEL, SOKUON):
-                    add(_iterate(morae[-1], _ITERATION[char]), katakana[-1], owner)
+                    add(_iterate(morae[-1], _ITERATION[char]), katakana[-1], owner, at)
                 continue
             if not _is_kana(char):
                 continue  # punctuation, spaces, emoji, symbols
@@ -165,15 +179,18 @@ def kana_morae(pieces: list[str]) -> list[tuple[str, int]]:
                 joined = _RESPELL.get(morae[-1] + kana, morae[-1] + kana)
                 if joined in SINSY_KANA:
                     morae[-1] = joined
+                    places[-1][1] = at + 1 if owners[-1] == owner else len(pieces[owners[-1]])
                     continue
             if kana == SOKUON and (not morae or morae[-1] == SOKUON):
-                continue  # a closure needs a vowel before it; two in a row sing as one
+                if morae and owners[-1] == owner:
+                    places[-1][1] = at + 1  # two in a row sing as one
+                continue  # a closure needs a vowel before it
             if kana not in SINSY_KANA:  # only the few respellings above can reach here
                 raise AssertionError(f"no Sinsy spelling for {kana!r}")
-            add(kana, is_katakana, owner)
+            add(kana, is_katakana, owner, at)
     return [
-        (_to_katakana(m) if k else m, owner)
-        for m, k, owner in zip(morae, katakana, owners, strict=True)
+        (_to_katakana(m) if k else m, owner, start, stop)
+        for m, k, owner, (start, stop) in zip(morae, katakana, owners, places, strict=True)
     ]
 
 

@@ -101,6 +101,8 @@ def parse_lyrics(text: str) -> list[Phrase]:
                 reading.starts,
                 label,
                 reading.guesses,
+                reading.spans,
+                reading.hidden,
             )
         )
     if problems:

@@ -32,10 +32,11 @@ import io
 import re
 import unicodedata
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from acgmake.text import english
-from acgmake.text.kana import LONG_VOWEL, is_kana, kana_morae, to_hiragana
+from acgmake.text.kana import LONG_VOWEL, is_kana, kana_morae, located_morae, to_hiragana
 from acgmake.text.reconcile import Guess, Word, has_kanji, reconcile
 
 #: Labels such as [chorus] or 【サビ】 name a part of the song; they are not sung.
@@ -69,6 +70,13 @@ class Reading:
     starts: tuple[int, ...]  # index of the first mora of each accent phrase
     #: Stretches the two dictionaries read differently, with the reading chosen.
     guesses: tuple[Guess, ...] = ()
+    #: Per mora, the characters of the line as written that it is sung from, as (start, stop)
+    #: indices: a kana's own characters, a kanji word's (or an English word's) whole run for
+    #: each of its morae. Empty when not known.
+    spans: tuple[tuple[int, int], ...] = ()
+    #: (start, stop) of what the line holds that is markup, not lyrics: furigana in brackets
+    #: and section labels. The line as shown leaves them out.
+    hidden: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,33 +96,117 @@ class Node:
 
 def read_line(line: str, *, second_opinion: bool = True) -> Reading:
     """The morae, pitch accent and accent phrases of one lyric line (labels already allowed),
-    and the readings guessed where the dictionaries disagree.
+    the readings guessed where the dictionaries disagree, and which characters of ``line``
+    each mora is sung from.
 
     ``second_opinion=False`` reads with OpenJTalk alone. Raises :class:`Unreadable` for
     characters of a script acgmake cannot sing.
     """
-    text = unicodedata.normalize("NFKC", line)
-    text = english.strip_accents(LABEL.sub(" ", text))
-    _refuse_other_scripts(text)
-    text = text.replace("〜", LONG_VOWEL).replace("~", LONG_VOWEL)
-    text = _romaji_as_kana(text)
+    written = _Tracked.normalized(line)
+    hidden = [written.origin_of(m.start(), m.end()) for m in LABEL.finditer(written.text)]
+    written = written.sub(LABEL, lambda m: " ")
+    written = written.mapped(english.strip_accents)
+    _refuse_other_scripts(written.text)
+    written = written.mapped(lambda t: t.replace("〜", LONG_VOWEL).replace("~", LONG_VOWEL))
+    written = _romaji_as_kana(written)
+    text = written.text
 
     morae: list[str] = []
     accent: list[str] = []
     starts: list[int] = []
     guesses: list[Guess] = []
-    for kind, written, reading in _chunks(text):
+    spans: list[tuple[int, int]] = []
+    for kind, at, chunk_text, reading in _chunks(text):
         if kind == "furigana":
-            chunk = _spelled(reading, reading_of=written)
+            chunk = _spelled(reading, reading_of=chunk_text)
+            # The reading's brackets are markup; its morae are sung from the base.
+            hidden.append(
+                written.origin_of(at + len(chunk_text), at + len(chunk_text) + 2 + len(reading))
+            )
+            chunk_spans = [(0, len(chunk_text))] * len(chunk.morae)
         elif kind == "latin":
-            chunk = _spelled(english.english_to_katakana(written))
+            chunk = _spelled(english.english_to_katakana(chunk_text))
+            chunk_spans = [(0, len(chunk_text))] * len(chunk.morae)
         else:
-            chunk = _read(written, second_opinion=second_opinion)
+            chunk = _read(chunk_text, second_opinion=second_opinion)
+            chunk_spans = list(chunk.spans) or [(0, len(chunk_text))] * len(chunk.morae)
         starts.extend(len(morae) + start for start in chunk.starts)
         morae.extend(chunk.morae)
         accent.extend(chunk.accent)
         guesses.extend(chunk.guesses)
-    return Reading(tuple(morae), "".join(accent), tuple(dict.fromkeys(starts)), tuple(guesses))
+        spans.extend(written.origin_of(at + start, at + stop) for start, stop in chunk_spans)
+    return Reading(
+        tuple(morae),
+        "".join(accent),
+        tuple(dict.fromkeys(starts)),
+        tuple(guesses),
+        tuple(spans),
+        tuple(sorted(hidden)),
+    )
+
+
+@dataclass(frozen=True)
+class _Tracked:
+    """A line's text as it is changed for reading, with where each character came from:
+    ``origin[i]`` is the (start, stop) of the characters of the line as written that
+    ``text[i]`` stands for."""
+
+    text: str
+    origin: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def normalized(cls, line: str) -> _Tracked:
+        """``line`` in NFKC (full-width letters to ASCII, half-width kana to full-width, ｶﾞ to
+        ガ), each character traced to the written characters it comes from."""
+        clusters: list[tuple[int, int]] = []  # a character with the marks that join it
+        for index, char in enumerate(line):
+            joins = unicodedata.normalize("NFKC", char)[:1]
+            if clusters and joins and unicodedata.combining(joins):
+                clusters[-1] = (clusters[-1][0], index + 1)
+            else:
+                clusters.append((index, index + 1))
+        text, origin = [], []
+        for start, stop in clusters:
+            piece = unicodedata.normalize("NFKC", line[start:stop])
+            text.append(piece)
+            origin.extend([(start, stop)] * len(piece))
+        whole = unicodedata.normalize("NFKC", line)
+        if "".join(text) != whole:  # composition across clusters: trace to the whole line
+            return cls(whole, ((0, len(line)),) * len(whole))
+        return cls(whole, tuple(origin))
+
+    def origin_of(self, start: int, stop: int) -> tuple[int, int]:
+        """The written characters behind ``text[start:stop]``."""
+        if stop <= start:
+            at = (
+                self.origin[start][0]
+                if start < len(self.origin)
+                else (self.origin[-1][1] if self.origin else 0)
+            )
+            return at, at
+        return self.origin[start][0], max(o[1] for o in self.origin[start:stop])
+
+    def mapped(self, change: Callable[[str], str]) -> _Tracked:
+        """The text through ``change``, which must change characters one for one."""
+        text = change(self.text)
+        assert len(text) == len(self.text)
+        return _Tracked(text, self.origin)
+
+    def sub(self, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str]) -> _Tracked:
+        """``pattern.sub(replace, text)``, what replaces a match traced to what it matched."""
+        text: list[str] = []
+        origin: list[tuple[int, int]] = []
+        position = 0
+        for match in pattern.finditer(self.text):
+            text.append(self.text[position : match.start()])
+            origin.extend(self.origin[position : match.start()])
+            new = replace(match)
+            text.append(new)
+            origin.extend([self.origin_of(match.start(), match.end())] * len(new))
+            position = match.end()
+        text.append(self.text[position:])
+        origin.extend(self.origin[position:])
+        return _Tracked("".join(text), tuple(origin))
 
 
 def _refuse_other_scripts(text: str) -> None:
@@ -139,32 +231,33 @@ def _is_other_letter(char: str) -> bool:
     return category[0] in "LN" and category != "Lm"
 
 
-def _romaji_as_kana(text: str) -> str:
-    """``text`` with its Latin words in hiragana when they are romaji (see english)."""
+def _romaji_as_kana(written: _Tracked) -> _Tracked:
+    """``written`` with its Latin words in hiragana when they are romaji (see english)."""
+    text = written.text
     words = [m.group() for m in english.LATIN_WORD.finditer(FURIGANA.sub(" ", text))]
     if not english.is_romaji_line(words):
-        return text
-    return english.LATIN_WORD.sub(
-        lambda m: english.romaji_to_hiragana(m.group()) or m.group(), text
+        return written
+    return written.sub(
+        english.LATIN_WORD, lambda m: english.romaji_to_hiragana(m.group()) or m.group()
     )
 
 
-def _chunks(text: str) -> list[tuple[str, str, str]]:
-    """(kind, text, reading) pieces of a line in order: "furigana" (a base and its reading),
-    "latin" (an English word) and "text" (kana, kanji, digits for OpenJTalk)."""
-    chunks: list[tuple[str, str, str]] = []
+def _chunks(text: str) -> list[tuple[str, int, str, str]]:
+    """(kind, where, text, reading) pieces of a line in order: "furigana" (a base and its
+    reading), "latin" (an English word) and "text" (kana, kanji, digits for OpenJTalk)."""
+    chunks: list[tuple[str, int, str, str]] = []
     position = 0
     pattern = re.compile(rf"{FURIGANA.pattern}|({english.LATIN_WORD.pattern})")
     for match in pattern.finditer(text):
         if match.start() > position:
-            chunks.append(("text", text[position : match.start()], ""))
+            chunks.append(("text", position, text[position : match.start()], ""))
         if match.group(1):
-            chunks.append(("furigana", match.group(1), match.group(2)))
+            chunks.append(("furigana", match.start(), match.group(1), match.group(2)))
         else:
-            chunks.append(("latin", match.group(3), ""))
+            chunks.append(("latin", match.start(), match.group(3), ""))
         position = match.end()
     if position < len(text):
-        chunks.append(("text", text[position:], ""))
+        chunks.append(("text", position, text[position:], ""))
     return chunks
 
 
@@ -189,10 +282,16 @@ def _read(text: str, *, allow_empty: bool = False, second_opinion: bool = True) 
     guesses: tuple[Guess, ...] = ()
     if second_opinion and has_kanji(text):
         nodes, guesses = _reconciled(text, nodes)
+    places = [place for node, place in zip(nodes, _places(text, nodes), strict=True) if _sung(node)]
     nodes = [node for node in nodes if _sung(node)]
     pieces = [_spelling(node) for node in nodes]
-    owned = kana_morae(pieces)
+    located = located_morae(pieces)
+    owned = [(mora, owner) for mora, owner, _, _ in located]
     morae = tuple(mora for mora, _ in owned)
+    spans = tuple(
+        _written_span(nodes[owner].surface, pieces[owner], places[owner], start, stop)
+        for _, owner, start, stop in located
+    )
     counts = [0] * len(nodes)
     for _, owner in owned:
         counts[owner] += 1
@@ -211,7 +310,70 @@ def _read(text: str, *, allow_empty: bool = False, second_opinion: bool = True) 
     if not morae and not allow_empty:
         return Reading((), "", ())
     accent = "".join(_pattern(count, accent_type) for count, accent_type in phrases)
-    return Reading(morae, accent, tuple(starts), guesses)
+    return Reading(morae, accent, tuple(starts), guesses, spans)
+
+
+def _places(text: str, nodes: list[Node]) -> list[tuple[int, int]]:
+    """Where each of OpenJTalk's words is in ``text``, as (start, stop). A word not there as
+    written (digits it read as a numeral) gets what lies between its neighbours' places."""
+    found: list[tuple[int, int] | None] = []
+    position = 0
+    for node in nodes:
+        at = text.find(node.surface, position) if node.surface else -1
+        if at < 0 or re.search(rf"[{_KANJI}{_KANA}]", text[position:at]):
+            found.append(None)
+            continue
+        position = at + len(node.surface)
+        found.append((at, position))
+    places: list[tuple[int, int]] = []
+    before = 0  # where the last word found ends
+    for index, place in enumerate(found):
+        if place is None:
+            after = next((p[0] for p in found[index + 1 :] if p is not None), len(text))
+            place = (before, max(before, after))
+        else:
+            before = place[1]
+        places.append(place)
+    return places
+
+
+def _written_span(
+    surface: str, spelling: str, place: tuple[int, int], start: int, stop: int
+) -> tuple[int, int]:
+    """The characters of the line (``place`` is where ``surface`` is) that the mora spelled
+    ``spelling[start:stop]`` is sung from: kana as written are their own characters; a run of
+    kanji stands for the whole part of the reading between the kana around it (釣り: つ is
+    sung from 釣, り from り); a word read otherwise (digits) is one run for all its morae."""
+    where, stop_at = place
+    if surface == spelling or (len(surface) == len(spelling) and all(map(is_kana, surface))):
+        return where + start, where + min(stop, len(surface))
+    runs = re.findall(rf"[{_KANA}]+|[^{_KANA}]+", surface)
+    if not runs or stop_at - where != len(surface):
+        return where, stop_at
+    kana_run = [bool(re.fullmatch(rf"[{_KANA}]+", run)) for run in runs]
+    pattern = "".join(
+        f"({re.escape(to_hiragana(run))})" if kana else "(.+?)"
+        for run, kana in zip(runs, kana_run, strict=True)
+    )
+    match = re.fullmatch(pattern, to_hiragana(spelling))
+    if not match:
+        return where, stop_at
+    begin = stop_end = None
+    offset = where
+    for group, (run, kana) in enumerate(zip(runs, kana_run, strict=True), start=1):
+        g_start, g_stop = match.span(group)
+        if g_start < stop and start < g_stop:  # the mora has characters in this run
+            if kana:
+                first = offset + max(start, g_start) - g_start
+                last = offset + min(stop, g_stop) - g_start
+            else:
+                first, last = offset, offset + len(run)
+            begin = first if begin is None else min(begin, first)
+            stop_end = last if stop_end is None else max(stop_end, last)
+        offset += len(run)
+    if begin is None or stop_end is None:
+        return where, stop_at
+    return begin, stop_end
 
 
 def _nan(nodes: list[Node]) -> list[Node]:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from acgmake.errors import UserError
 from acgmake.image.face import Face
+from acgmake.text.shown import as_written, read_shown
 from acgmake.video.backdrop import read_background
 from acgmake.video.expressions import (
     BLINK,
@@ -133,6 +134,8 @@ def clip_renderer(
     background: Path | None = None,
     background_style: str = "photo",
     song_name: str = "song.wav",
+    shown: Path | None = None,
+    furigana: bool = False,
 ) -> FrameRenderer:
     """The renderer of the clip (``renderer.frame_count`` frames at ``fps``).
 
@@ -143,7 +146,8 @@ def clip_renderer(
     timing.json's own. ``background`` is a picture of the user's (PNG, JPEG or WebP) drawn
     in ``background_style`` (:data:`acgmake.video.backdrop.STYLES`) instead of the sky.
     UserError when the timing's singing runs past the song (``song_s`` seconds, the length
-    of the file named ``song_name``), see :func:`check_timing`.
+    of the file named ``song_name``), see :func:`check_timing`. ``shown`` (lyrics_shown.json)
+    makes the karaoke show the lyrics as written, with furigana over kanji if ``furigana``.
 
     The pictures are scaled once, here, to the size the layout shows them at (a 1024-pixel
     character in a 720p frame is drawn from a copy of about 560 pixels), so each frame
@@ -153,6 +157,8 @@ def clip_renderer(
     layout_face = Face.read(face)
     sung = Timing.read(timing)
     check_timing(sung, song_s, timing_name=Path(timing).name, song_name=song_name)
+    if shown is not None:  # the lyrics as written (else the kana sung)
+        sung = as_written(sung, read_shown(shown))
     if expressions is not None:
         images = split_strip(read_rgba(expressions))
     else:
@@ -191,4 +197,5 @@ def clip_renderer(
         credits=lines,
         background=picture,
         background_style=background_style,
+        furigana=furigana,
     )

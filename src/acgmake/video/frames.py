@@ -22,6 +22,7 @@ from acgmake.video.backdrop import backdrop
 from acgmake.video.expressions import CharacterSprite
 from acgmake.video.layers import Layer, blend
 from acgmake.video.lipsync import frame_times
+from acgmake.text.shown import ruby
 from acgmake.video.text import LyricRenderer, load_font, render_text
 from acgmake.voice.labels import Line, Timing
 
@@ -408,8 +409,10 @@ class FrameRenderer:
         credits_from_s: float | None = None,
         background: np.ndarray | None = None,
         background_style: str = "photo",
+        furigana: bool = False,
     ) -> None:
         self.width, self.height, self.fps = width, height, fps
+        self.furigana = furigana
         self.look = look or Look()
         self.timing = timing
         self.character = character
@@ -663,12 +666,18 @@ class FrameRenderer:
         line = self.timing.line_at(time_s)
         if line is None or time_s < line.start_s - 1.5:
             return
-        text = self.lyrics.line(line.text, tuple(m.text for m in line.morae))
+        text = self.lyrics.line(
+            line.text,
+            tuple(m.text for m in line.morae),
+            tuple(line.chars),
+            tuple(ruby(line)) if self.furigana else (),
+        )
         tx = (self.width - text.plain.width) // 2
-        blend(frame, text.plain, tx, layout.lyric_y)
+        ty = layout.lyric_y - text.ruby_px  # furigana above the letters, which stay put
+        blend(frame, text.plain, tx, ty)
         sung_px = round(text.sung_until_px(morae_sung(line, time_s)))
         if sung_px > 0:
-            blend(frame, text.sung.left_part(sung_px), tx, layout.lyric_y)
+            blend(frame, text.sung.left_part(sung_px), tx, ty)
         if layout.next_y is not None:
             following = lines.index(line) + 1
             if following < len(lines):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from acgmake.voice.labels import Line, Timing
+from acgmake.voice.labels import Line, Mora, Timing
 
 #: The longest a line shows before it is sung, in seconds.
 LEAD_S = 1.0
@@ -67,16 +67,41 @@ def srt_time(seconds: float) -> str:
 
 
 def karaoke_text(cue: Cue) -> str:
-    """The line with a ``{\\kNN}`` tag before each mora (and an empty one for each wait)."""
+    """The line with a ``{\\kNN}`` tag before each mora (and an empty one for each wait). A
+    line shown as written (``Line.chars``) has a tag per group of morae sung from the same
+    characters: 星 lights up over ほ and し, the punctuation after a word with it."""
     parts = []
     at = _centiseconds(cue.start_s)
-    for mora in cue.line.morae:
-        start, end = _centiseconds(mora.start_s), _centiseconds(mora.end_s)
+    for text, morae in _syllables(cue.line):
+        start, end = _centiseconds(morae[0].start_s), _centiseconds(morae[-1].end_s)
         if start > at:
             parts.append(f"{{\\k{start - at}}}")  # waiting: nothing lights up
-        parts.append(f"{{\\k{max(end - max(start, at), 0)}}}{_escape(mora.text)}")
+        parts.append(f"{{\\k{max(end - max(start, at), 0)}}}{_escape(text)}")
         at = max(end, at)
     return "".join(parts)
+
+
+def _syllables(line: Line) -> list[tuple[str, list[Mora]]]:
+    """The karaoke syllables of ``line``: (text, morae sung over it) in order."""
+    if not line.chars or len(line.chars) != len(line.morae):
+        return [(mora.text, [mora]) for mora in line.morae]
+    groups: list[tuple[tuple[int, int], list[Mora]]] = []
+    for mora, span in zip(line.morae, line.chars, strict=True):
+        if groups and groups[-1][0] == span:
+            groups[-1][1].append(mora)
+        else:
+            groups.append((span, [mora]))
+    # Each group's text runs from its characters to the next group's: spaces and
+    # punctuation go with the word before them, what comes before the first with the first.
+    bounds = [0]
+    for index in range(1, len(groups)):
+        previous, span = groups[index - 1][0], groups[index][0]
+        bounds.append(min(max(span[0], previous[1], bounds[-1]), len(line.text)))
+    bounds.append(len(line.text))
+    return [
+        (line.text[bounds[index] : bounds[index + 1]], morae)
+        for index, (_, morae) in enumerate(groups)
+    ]
 
 
 def _escape(text: str) -> str:

@@ -7,6 +7,7 @@ License; it is found by path, without importing matplotlib (slow to import).
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,8 @@ FONT_LICENSE = "IPA Font License Agreement v1.0"
 FONT_CREDIT = "Font: IPAexGothic (Information-technology Promotion Agency, Japan; IPA Font License)"
 
 RGBA = tuple[int, int, int, int]
+#: Furigana are drawn this size of the letters they read, as printed lyrics have them.
+RUBY_SCALE = 0.45
 
 
 def font_path() -> Path:
@@ -52,13 +55,16 @@ class TextImage:
 
     ``plain`` and ``sung`` are layers of the same size (white and highlighted letters).
     ``mora_edges_px`` are the x positions (pixels) where the morae meet: the first mora starts
-    at ``[0]``, the last ends at ``[-1]``. When the morae are not spelled out in the text (kanji
-    sung as kana) they are spaced evenly across the line.
+    at ``[0]``, the last ends at ``[-1]``. A mora lights up the characters it is sung from (a
+    kanji word over all its morae); when those are not known and the morae are not spelled out
+    in the text, the morae are spaced evenly across the line. ``ruby_px`` is the height of the
+    furigana above the letters (0 without): the letters' top is that far below the image's.
     """
 
     plain: Layer
     sung: Layer
     mora_edges_px: tuple[float, ...]
+    ruby_px: int = 0
 
     def sung_until_px(self, morae_sung: float) -> float:
         """The x (pixels) the highlight reaches after ``morae_sung`` morae (fractional)."""
@@ -114,14 +120,29 @@ class LyricRenderer:
         self.fill, self.sung_fill, self.outline = fill, sung_fill, outline
         self._cache: dict[tuple[str, tuple[str, ...]], TextImage] = {}
 
-    def line(self, text: str, morae: tuple[str, ...] = ()) -> TextImage:
-        """The line ``text`` drawn plain and highlighted; ``morae`` are its sung syllables."""
-        key = (text, morae)
+    def line(
+        self,
+        text: str,
+        morae: tuple[str, ...] = (),
+        chars: tuple[tuple[int, int], ...] = (),
+        ruby: tuple[tuple[int, int, str], ...] = (),
+    ) -> TextImage:
+        """The line ``text`` drawn plain and highlighted; ``morae`` are its sung syllables,
+        ``chars`` the (start, stop) of the characters each is sung from (see
+        :class:`acgmake.voice.labels.Line`), ``ruby`` furigana to draw above the letters:
+        (start, stop, reading)."""
+        key = (text, morae, chars, ruby)
         if key not in self._cache:
-            self._cache[key] = self._draw(text, morae)
+            self._cache[key] = self._draw(text, morae, chars, ruby)
         return self._cache[key]
 
-    def _draw(self, text: str, morae: tuple[str, ...]) -> TextImage:
+    def _draw(
+        self,
+        text: str,
+        morae: tuple[str, ...],
+        chars: tuple[tuple[int, int], ...],
+        ruby: tuple[tuple[int, int, str], ...],
+    ) -> TextImage:
         size = self.size_px
         max_width = int(self.frame_width * 0.92)
         font = load_font(size)
@@ -134,9 +155,26 @@ class LyricRenderer:
         stroke = max(1, round(size * 0.08))
         x0 = stroke + max(0, -font.getbbox(text)[0])
         x1 = x0 + font.getlength(text)
+
+        def x_at(index: int) -> float:
+            return x0 + font.getlength(text[:index])
+
         spaces = " \u3000"
         letters = [i for i, char in enumerate(text) if char not in spaces]
-        if morae and "".join(morae) == "".join(text[i] for i in letters):
+        if morae and len(chars) == len(morae):
+            edges = [x0]
+            index = 0
+            while index < len(morae):
+                group = index
+                while group + 1 < len(morae) and chars[group + 1] == chars[index]:
+                    group += 1
+                start, stop = chars[index]
+                left, right = max(x_at(start), edges[-1]), max(x_at(stop), edges[-1])
+                count = group - index + 1
+                edges.extend(left + (right - left) * (k + 1) / count for k in range(count))
+                index = group + 1
+            edges[-1] = x1  # what follows the last mora (a ！) lights up with it
+        elif morae and "".join(morae) == "".join(text[i] for i in letters):
             # Each mora is spelled out in the line: measure where each one ends.
             edges, count = [x0], 0
             for mora in morae:
@@ -144,6 +182,47 @@ class LyricRenderer:
                 edges.append(x0 + font.getlength(text[: letters[count - 1] + 1]))
         else:
             edges = list(np.linspace(x0, x1, max(len(morae), 1) + 1))
+        ruby_px = 0
+        if ruby:
+            plain, sung, ruby_px = self._with_ruby(plain, sung, ruby, size, x_at)
         return TextImage(
-            Layer.from_rgba(plain), Layer.from_rgba(sung), tuple(float(x) for x in edges)
+            Layer.from_rgba(plain),
+            Layer.from_rgba(sung),
+            tuple(float(x) for x in edges),
+            ruby_px,
         )
+
+    def _with_ruby(
+        self,
+        plain: np.ndarray,
+        sung: np.ndarray,
+        ruby: tuple[tuple[int, int, str], ...],
+        size: int,
+        x_at: Callable[[int], float],
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """``plain`` and ``sung`` with the furigana drawn above them, each reading centred
+        over its characters (kept inside the image), and the height added on top."""
+        ruby_size = max(6, round(size * RUBY_SCALE))
+        drawn = [
+            (
+                (x_at(start) + x_at(stop)) / 2,
+                render_text(reading, size_px=ruby_size, fill=self.fill, outline=self.outline),
+                render_text(reading, size_px=ruby_size, fill=self.sung_fill, outline=self.outline),
+            )
+            for start, stop, reading in ruby
+        ]
+        # The readings sit close over the letters: the font's line has room above its kanji.
+        overlap = round(size * 0.12)
+        ruby_px = max(image.shape[0] for _, image, _ in drawn) - overlap
+        height, width = plain.shape[0] + ruby_px, max(plain.shape[1], 1)
+        results = []
+        for base, which in ((plain, 1), (sung, 2)):
+            canvas = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+            canvas.alpha_composite(Image.fromarray(base), (0, ruby_px))
+            for centre, *images in drawn:
+                image = images[which - 1]
+                left = int(round(centre - image.shape[1] / 2))
+                left = min(max(left, 0), max(width - image.shape[1], 0))
+                canvas.alpha_composite(Image.fromarray(image), (left, 0))
+            results.append(np.asarray(canvas))
+        return results[0], results[1], ruby_px

@@ -113,6 +113,10 @@ class Line:
     morae: list[Mora] = field(default_factory=list)
     #: "verse" or "chorus" (from the score's section marks); "" when the score names none
     section: str = ""
+    #: Per mora, the (start, stop) of the characters of ``text`` it lights up, when the line
+    #: shows the lyrics as written (:func:`acgmake.text.shown.as_written`); empty when
+    #: ``text`` is the morae spelled out. Not part of timing.json.
+    chars: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -145,8 +149,11 @@ class Timing:
         return None
 
     def write(self, path: Path) -> None:
+        data = asdict(self)
+        for line in data["lines"]:
+            del line["chars"]
         Path(path).write_text(
-            json.dumps(asdict(self), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+            json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
         )
 
     @classmethod
