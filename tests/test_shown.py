@@ -20,7 +20,10 @@ def _sung_from(line: str) -> list[tuple[str, str]]:
     """(mora, the characters of ``line`` it is sung from) for each mora of ``line``."""
     reading = read_line(line)
     assert len(reading.spans) == len(reading.morae)
-    return [(mora, line[start:stop]) for mora, (start, stop) in zip(reading.morae, reading.spans)]
+    return [
+        (mora, line[start:stop])
+        for mora, (start, stop) in zip(reading.morae, reading.spans, strict=True)
+    ]
 
 
 def test_kana_are_their_own_characters_and_spaces_are_kept_out():

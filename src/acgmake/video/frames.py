@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from acgmake.text.shown import ruby
 from acgmake.video.backdrop import backdrop
 from acgmake.video.expressions import CharacterSprite
 from acgmake.video.layers import Layer, blend
 from acgmake.video.lipsync import frame_times
-from acgmake.text.shown import ruby
 from acgmake.video.text import LyricRenderer, load_font, render_text
 from acgmake.voice.labels import Line, Timing
 
