@@ -6,9 +6,11 @@ sing stage's pitch correction and vibrato.
 
 Scores are sung as they are; lyrics files are composed first (one score per seed). Without
 arguments: every score in scores/ and every lyrics file in examples/ (seeds 1 and 2). For each
-score the sing stage runs three times: "sinsy" (--pitch-correction 0 --vibrato 0: Sinsy as it
-sings), "flat" (corrected, --vibrato 0) and "default" (corrected, with vibrato), and
-acgmake.voice.intonation checks the vocals against timing.json. Figures:
+score the sing stage runs five times: "sinsy" (--pitch-correction 0 --no-expression: Sinsy
+as it sings), "flat" (corrected, --no-expression), "default" (corrected, with the expression
+of the score's tempo: vibrato, glides, overshoot, phrase-end falls), "ballad" and "upbeat"
+(--expression-style), and acgmake.voice.intonation checks the vocals against timing.json.
+Figures:
 
 - on pitch: share of notes whose body (the glide left out) has its median pitch within 50
   cents of the written note: expression must keep this at 95% or more;
@@ -43,12 +45,14 @@ def registry():
     return plugins.registry
 
 
-#: What each score is sung with: Sinsy as it sings, corrected flat, and the default
-#: (corrected, with vibrato on long notes).
+#: What each score is sung with: Sinsy as it sings, corrected flat, the default (corrected,
+#: with the expression the score's tempo calls for) and the ballad and upbeat presets.
 SETTINGS = {
-    "sinsy": {"pitch_correction": 0.0, "vibrato": 0.0},
-    "flat": {"pitch_correction": 1.0, "vibrato": 0.0},
+    "sinsy": {"pitch_correction": 0.0, "expression": False},
+    "flat": {"pitch_correction": 1.0, "expression": False},
     "default": {},
+    "ballad": {"expression_style": "ballad"},
+    "upbeat": {"expression_style": "upbeat"},
 }
 
 

@@ -45,6 +45,7 @@ def sing(ctx) -> None:
     from acgmake.voice.align import align_phonemes, build_timing
     from acgmake.voice.labels import write_audacity_labels, write_lab
     from acgmake.voice.pitch_correction import correct_pitch
+    from acgmake.voice.styles import FLAT, preset_for
 
     score_path = ctx.input("score")
     score = read_score(score_path)  # clear errors for a bad score before Sinsy sees it
@@ -100,8 +101,12 @@ def sing(ctx) -> None:
         for mora in line.morae:
             mora.midi += options.pitch_shift
     strength = float(ctx.params["pitch_correction"])
-    vibrato = float(ctx.params["vibrato"])
-    if strength > 0 or vibrato > 0:
+    style = preset_for(ctx.params["expression_style"], score.tempo_bpm)
+    if not ctx.params["expression"]:
+        style = FLAT
+    style = style.with_options(ctx.params["vibrato"], ctx.params["portamento"])
+    vibrato = style.vibrato_cents
+    if strength > 0 or vibrato > 0 or style != FLAT:
         ctx.progress(0.5, 1, "correcting the pitch")
         corrected = correct_pitch(
             samples,
@@ -109,6 +114,7 @@ def sing(ctx) -> None:
             timing,
             strength=strength,
             vibrato=vibrato,
+            expression=style,
             seed=ctx.seed,
             # As many phrases at once as this stage has cores (more as stages beside it end).
             workers=lambda: ctx.cores,
@@ -203,6 +209,8 @@ def _sing_online(ctx, score_path, voice, options, timeout_s: float):
 
 @hookimpl
 def register_stages(register):
+    from acgmake.voice.styles import PRESETS
+
     register(
         Stage(
             "sing",
@@ -212,8 +220,9 @@ def register_stages(register):
             # 2: options, pitch correction, phonemes.txt; 3: sections, credits;
             # 4: notes outside 50-1100 Hz are left as sung; 5: pitch correction phrase by
             # phrase below 12 kHz, pauses kept as sung; 6: a song over 90 s sung by Sinsy in
-            # sections of about 60 s (acgmake.voice.sinsy_worker.sections); 7: --vibrato
-            version="7",
+            # sections of about 60 s (acgmake.voice.sinsy_worker.sections); 7: --vibrato;
+            # 8: expression presets, portamento, overshoot, preparation, phrase-end falls
+            version="8",
             params=(
                 Param(
                     "voice",
@@ -236,12 +245,39 @@ def register_stages(register):
                     click.FloatRange(0.0, 1.0),
                 ),
                 Param(
+                    "expression",
+                    True,
+                    "sing with expression on top of the corrected notes: vibrato on long "
+                    "notes, glides between notes, a little overshoot at leaps, a fall at "
+                    "phrase ends (--no-expression: on the notes, flat)",
+                ),
+                Param(
+                    "expression_style",
+                    "auto",
+                    "how much expression: ballad (wide, slow vibrato, slow glides), pop, "
+                    "upbeat (tight); auto = from the score's tempo (under 96 bpm ballad, "
+                    "from 140 upbeat)",
+                    click.Choice(["auto", *PRESETS]),
+                ),
+                Param(
                     "vibrato",
-                    25.0,
+                    None,
                     "vibrato depth in cents either side of the note, on notes of 0.45 s and "
-                    "longer (from 0.2 s into the note, at 5.2-6.2 Hz, each note a little "
-                    "different); 0 = none (Sinsy's own slight wobble)",
+                    "longer (from 0.2 s into the note, each note a little different); 0 = "
+                    "none (Sinsy's own slight wobble) [default: the style's: "
+                    + ", ".join(f"{p.name} {p.vibrato_cents:g}" for p in PRESETS.values())
+                    + "]",
                     click.FloatRange(0.0, 100.0),
+                ),
+                Param(
+                    "portamento",
+                    None,
+                    "milliseconds a leap (or a held vowel on a new note) takes to glide to the "
+                    "next note, half that for a step; 0 = as Sinsy sings it [default: the "
+                    "style's: "
+                    + ", ".join(f"{p.name} {p.portamento_ms:g}" for p in PRESETS.values())
+                    + "]",
+                    click.FloatRange(0.0, 400.0),
                 ),
                 Param(
                     "alpha",

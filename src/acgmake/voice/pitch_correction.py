@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from acgmake.threads import in_order
+from acgmake.voice.expression import Expression, expression_cents
 from acgmake.voice.intonation import GLIDE_S, is_tracked, search_band, track_f0
 from acgmake.voice.labels import Timing
 
@@ -72,6 +73,7 @@ def correct_pitch(
     *,
     strength: float = 1.0,
     vibrato: float = 0.0,
+    expression: Expression | None = None,
     seed: int = 0,
     workers: Callable[[], int] = lambda: 1,
     progress: Callable[[float], None] | None = None,
@@ -82,6 +84,8 @@ def correct_pitch(
     ``vibrato`` (cents, 0 for none) adds a vibrato of that depth either side of the note to
     each long note (:func:`vibrato_cents`; ``seed`` varies each note's rate and depth a
     little), on top of the corrected pitch: the note's median pitch stays on it.
+    ``expression`` adds its portamento, overshoot, preparation and phrase-end falls, and sets
+    the vibrato's rate (:mod:`acgmake.voice.expression`).
 
     The pieces of the song are analysed and resynthesized ``workers()`` at a time (the same
     result for any number); ``progress(share)`` hears how much is done (0..1)."""
@@ -90,7 +94,10 @@ def correct_pitch(
     # float32 throughout: each span is made float64 for WORLD on its own.
     signal = np.asarray(samples, dtype=np.float32)
     morae = [mora for line in timing.lines for mora in line.morae]
-    if not morae or (strength <= 0 and vibrato <= 0) or not np.any(signal):
+    drawn = expression is not None and (
+        expression.portamento_ms > 0 or expression.overshoot_cents > 0 or expression.fall_cents > 0
+    )
+    if not morae or (strength <= 0 and vibrato <= 0 and not drawn) or not np.any(signal):
         return Correction(np.array(signal), [0.0] * len(morae))
     low_hz, high_hz = search_band([m.midi for m in morae])
     times, f0 = _track_f0_in_pieces(
@@ -111,15 +118,20 @@ def correct_pitch(
         cents = -strength * error
         shifts.append(round(cents, 1))
         shift[(times >= mora.start_s) & (times < mora.end_s)] = cents
-    if not any(shifts) and vibrato <= 0:
+    if not any(shifts) and vibrato <= 0 and not drawn:
         return Correction(np.array(signal), shifts)
     from scipy.ndimage import uniform_filter1d
 
     from acgmake.audio.resample import resample
 
     shift = uniform_filter1d(shift, size=max(1, int(_SMOOTHING_S / _FRAME_S)))
+    if drawn:
+        with np.errstate(divide="ignore"):
+            sung_cents = np.where(f0 > 0, 1200 * np.log2(np.maximum(f0, 1e-9) / 440.0), np.nan)
+        shift += expression_cents(times, sung_cents, shift, morae, expression)
     if vibrato > 0:
-        shift += vibrato_cents(times, morae, vibrato, seed)
+        rate = expression.vibrato_hz if expression is not None else _VIBRATO_RATE_HZ
+        shift += vibrato_cents(times, morae, vibrato, seed, rate_hz=rate)
     corrected_f0 = np.where(f0 > 0, f0 * 2 ** (shift / 1200), 0.0)
     sung = np.array(signal)  # pauses keep the samples Sinsy sang
     hop = sample_rate * _FRAME_S
@@ -156,16 +168,23 @@ def correct_pitch(
     return Correction(np.clip(sung, -1.0, 1.0, out=sung), shifts)
 
 
-def vibrato_cents(times: np.ndarray, morae: list, depth: float, seed: int = 0) -> np.ndarray:
+def vibrato_cents(
+    times: np.ndarray,
+    morae: list,
+    depth: float,
+    seed: int = 0,
+    *,
+    rate_hz: tuple[float, float] = _VIBRATO_RATE_HZ,
+) -> np.ndarray:
     """Cents to add at ``times`` (seconds): on each mora at least ``_VIBRATO_MIN_S`` long, a
     sine of about ``depth`` cents either side of the note, from ``_VIBRATO_DELAY_S`` after it
     starts, growing over ``_VIBRATO_RAMP_S`` and fading out over its last 80 ms. Each note's
-    rate (5.2-6.2 Hz) and depth (±15 %) vary a little, from ``seed``; a whole number of
-    periods, so that the note's median pitch stays where it was."""
+    rate (within ``rate_hz``, 5.2-6.2 Hz by default) and depth (±15 %) vary a little, from
+    ``seed``; a whole number of periods, so that the note's median pitch stays where it was."""
     rng = np.random.default_rng(seed)
     out = np.zeros_like(times)
     for mora in morae:
-        rate = rng.uniform(*_VIBRATO_RATE_HZ)
+        rate = rng.uniform(*rate_hz)
         amount = depth * rng.uniform(0.85, 1.15)
         start, end = mora.start_s + _VIBRATO_DELAY_S, mora.end_s - 0.02
         if mora.end_s - mora.start_s < _VIBRATO_MIN_S or not is_tracked(mora.midi):

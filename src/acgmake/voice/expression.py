@@ -1,0 +1,121 @@
+"""Expressive pitch on top of the corrected notes: vibrato, portamento, overshoot and
+preparation at note changes, and a fall at the end of a phrase.
+
+Pitch correction puts every held note on its written pitch; a singer does not sing so. What
+singers do, and what singing editors let users draw (OpenUtau's vibrato and pitch curves,
+VOCALOID's portamento and vibrato, NNSVS/ENUNU's variance), is drawn here as a curve of cents
+added to the corrected pitch:
+
+- vibrato on long notes (see :func:`acgmake.voice.pitch_correction.vibrato_cents`);
+- portamento: the move from one note to the next takes ``portamento_ms`` on a leap (three
+  semitones or more) or a slur (a held vowel, ー, on a new note), half that on a step, as an
+  S-curve from the note before to the note after (most of it late in the note before);
+- overshoot and preparation: on a change of two semitones or more, the pitch goes a little past
+  the new note and settles (a damped bump after the arrival), having dipped a little the other
+  way just before leaving;
+- a fall at the end of a phrase (a note followed by a rest, at least 0.5 s long): the pitch
+  drops over the note's last 15 % (at most 150 ms) as the singer lets go.
+
+Each changes only the start and end of a note, never its body, so every note's median pitch
+stays on the written note (``acgmake.voice.intonation`` checks it). Style presets
+(:data:`PRESETS`) set the amounts: a ballad sings with wide, slow vibrato and slow glides,
+upbeat songs tight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from acgmake.voice.intonation import is_tracked
+from acgmake.voice.styles import FLAT, PRESETS, Expression, preset_for
+
+__all__ = ["FLAT", "PRESETS", "Expression", "expression_cents", "preset_for"]
+
+
+#: Two notes closer than this are sung legato (one glides into the next).
+_LEGATO_GAP_S = 0.03
+_LEAP_SEMITONES = 3
+_OVERSHOOT_MIN_SEMITONES = 2
+#: The overshoot peaks this long after the arrival, and the preparation this long before
+#: leaving; each lasts five times that.
+_BUMP_S = 0.045
+_FALL_MIN_S = 0.5
+_FALL_SHARE = 0.15
+_FALL_MAX_S = 0.15
+
+
+def expression_cents(
+    times: np.ndarray, sung_cents: np.ndarray, shift: np.ndarray, morae: list, style: Expression
+) -> np.ndarray:
+    """Cents to add to ``shift`` (the correction, per frame at ``times``) for the portamento,
+    overshoot, preparation and phrase-end falls of ``style``. ``sung_cents`` is the pitch as
+    Sinsy sang it (cents from A4; NaN where unvoiced), from which the glides are drawn."""
+    out = np.zeros_like(times)
+    for index, mora in enumerate(morae):
+        following = morae[index + 1] if index + 1 < len(morae) else None
+        if following is not None and following.start_s - mora.end_s < _LEGATO_GAP_S:
+            _glide(times, sung_cents, shift, out, mora, following, style)
+        else:
+            _fall(times, out, mora, style)
+    return out
+
+
+def _written_cents(midi: int) -> float:
+    return (midi - 69) * 100.0
+
+
+def _glide(times, sung_cents, shift, out, before, after, style: Expression) -> None:
+    """The move from ``before`` to ``after``: portamento, preparation and overshoot."""
+    if not (is_tracked(before.midi) and is_tracked(after.midi)):
+        return
+    interval = after.midi - before.midi
+    if interval == 0 and after.text not in ("ー", "ｰ"):
+        return
+    slur = after.text in ("ー", "ｰ")
+    leap = abs(interval) >= _LEAP_SEMITONES or slur
+    length = style.portamento_ms / 1000.0 * (1.0 if leap else 0.5)
+    if length > 0 and interval != 0:
+        boundary = after.start_s
+        start = boundary - min(0.6 * length, 0.4 * (before.end_s - before.start_s))
+        stop = boundary + min(0.4 * length, 0.3 * (after.end_s - after.start_s))
+        inside = (times >= start) & (times < stop) & np.isfinite(sung_cents)
+        if inside.any():
+            u = (times[inside] - start) / (stop - start)
+            curve = u * u * (3 - 2 * u)  # smoothstep from the note before to the note after
+            wanted = _written_cents(before.midi) + interval * 100.0 * curve
+            now = sung_cents[inside] + shift[inside] + out[inside]
+            # Drawn fully in the middle of the move, joined to the singing at its ends.
+            weight = np.sin(np.pi * u)
+            out[inside] += weight * (wanted - now)
+    if abs(interval) >= _OVERSHOOT_MIN_SEMITONES and style.overshoot_cents > 0:
+        amount = style.overshoot_cents * min(abs(interval), 5) / 5 * np.sign(interval)
+        arrival = after.start_s + min(0.4 * length, 0.3 * (after.end_s - after.start_s))
+        _bump(times, out, arrival, amount, max_s=0.5 * (after.end_s - arrival))
+        leaving = after.start_s - min(0.6 * length, 0.4 * (before.end_s - before.start_s))
+        _bump(times, out, leaving, -0.5 * amount, max_s=0.3 * (leaving - before.start_s), back=True)
+
+
+def _bump(times, out, at: float, amount: float, *, max_s: float, back: bool = False) -> None:
+    """A damped bump of peak ``amount`` cents, ``_BUMP_S`` after ``at`` (or before, ``back``),
+    over at most ``max_s``."""
+    span = min(5 * _BUMP_S, max_s)
+    if span <= 0:
+        return
+    lo, hi = (at - span, at) if back else (at, at + span)
+    inside = (times >= lo) & (times < hi)
+    t = (at - times[inside]) if back else (times[inside] - at)
+    shape = (t / _BUMP_S) * np.exp(1 - t / _BUMP_S)
+    shape *= np.minimum(1.0, (span - t) / (0.3 * span))  # gone by the end of its span
+    out[inside] += amount * shape
+
+
+def _fall(times, out, mora, style: Expression) -> None:
+    """The fall at the end of a phrase's last note."""
+    length = mora.end_s - mora.start_s
+    if style.fall_cents <= 0 or length < _FALL_MIN_S or not is_tracked(mora.midi):
+        return
+    span = min(_FALL_SHARE * length, _FALL_MAX_S)
+    start = mora.end_s - span
+    inside = (times >= start) & (times < mora.end_s)
+    u = (times[inside] - start) / span
+    out[inside] -= style.fall_cents * u * u
