@@ -127,6 +127,8 @@ def sing(ctx) -> None:
                 f"pitch corrected: {len(moved)} notes moved onto the score, median "
                 f"{sorted(moved)[len(moved) // 2]:.0f} cents, largest {max(moved):.0f} cents"
             )
+    if ctx.params["breaths"] and sung:
+        _breathe(ctx, samples, timing, voice, sorted(sung)[len(sung) // 2])
     # The alignment analyses the vocals at 16 kHz: they are resampled here a block at a time
     # (the same samples it would make of them whole, without a float64 copy of the song).
     analysis_rate = min(VOCALS_SAMPLE_RATE, ALIGNMENT_RATE)
@@ -169,6 +171,25 @@ def sing(ctx) -> None:
         license=sinsy.SINSY_LICENSE,
         credit=sinsy.SINSY_CREDIT,
     )
+
+
+def _breathe(ctx, samples, timing, voice, midi: int) -> None:
+    """Breaths in ``samples`` (in place) before the phrases that follow a rest, in the voice's
+    own breath (acgmake.voice.breath); a log line when the voice sings none."""
+    from acgmake.errors import UserError
+    from acgmake.voice.breath import add_breaths, voice_breath
+
+    ctx.progress(0.9, 1, "breathing")
+    try:
+        breath = voice_breath(voice, midi, VOCALS_SAMPLE_RATE)
+    except UserError as error:
+        ctx.log(f"no breaths added: Sinsy could not sing the voice's breath ({error})")
+        return
+    if breath is None:
+        ctx.log(f"no breaths added: the voice {voice.name} sings no breath")
+        return
+    count = add_breaths(samples, timing, breath, level_db=float(ctx.params["breath_level"]))
+    ctx.log(f"{count} breaths before phrases ({len(breath.samples) / VOCALS_SAMPLE_RATE:.2f} s)")
 
 
 def _credits(backend: str, voice, bundled: bool) -> list[str]:
@@ -221,8 +242,9 @@ def register_stages(register):
             # 4: notes outside 50-1100 Hz are left as sung; 5: pitch correction phrase by
             # phrase below 12 kHz, pauses kept as sung; 6: a song over 90 s sung by Sinsy in
             # sections of about 60 s (acgmake.voice.sinsy_worker.sections); 7: --vibrato;
-            # 8: expression presets, portamento, overshoot, preparation, phrase-end falls
-            version="8",
+            # 8: expression presets, portamento, overshoot, preparation, phrase-end falls;
+            # 9: breaths before phrases, in the voice's own breath
+            version="9",
             params=(
                 Param(
                     "voice",
@@ -278,6 +300,19 @@ def register_stages(register):
                     + ", ".join(f"{p.name} {p.portamento_ms:g}" for p in PRESETS.values())
                     + "]",
                     click.FloatRange(0.0, 400.0),
+                ),
+                Param(
+                    "breaths",
+                    True,
+                    "breathe in before each phrase that follows a rest of 0.6 s or more, with "
+                    "the voice's own breath (Sinsy sings it)",
+                ),
+                Param(
+                    "breath_level",
+                    12.0,
+                    "dB the breaths are raised over the level the voice breathes at (about 30 "
+                    "dB under its singing, which the band covers); lower it for softer breaths",
+                    click.FloatRange(-30.0, 24.0),
                 ),
                 Param(
                     "alpha",
