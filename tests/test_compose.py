@@ -288,6 +288,27 @@ def test_the_compose_stage_writes_the_score(tmp_path):
     assert score.title == "あめあがりの いけで"
 
 
+def test_a_ballad_uses_the_wide_range_and_range_narrow_keeps_to_the_voices_best(tmp_path):
+    lyrics = tmp_path / "song.txt"
+    kaeru = Path(__file__).resolve().parents[1] / "examples" / "kaeru.txt"
+    lyrics.write_text(kaeru.read_text("utf-8"), encoding="utf-8")
+    spans = {}
+    for wanted in ("auto", "narrow"):
+        result = run(
+            compose_plugins().registry,
+            tmp_path / wanted,
+            ["score"],
+            inputs={"lyrics": lyrics},
+            params={"compose": {"style": "ballad", "range": wanted}},
+            seed=1,
+        )
+        notes = [note.midi for note in read_score(result.files["score"]).sung_notes()]
+        spans[wanted] = (min(notes), max(notes))
+    assert spans["narrow"][0] >= 64 and spans["narrow"][1] <= 72  # E4-C5
+    assert 62 <= spans["auto"][0] and spans["auto"][1] <= 74  # D4-D5
+    assert spans["auto"][0] < 64 or spans["auto"][1] > 72  # and it uses it
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

@@ -47,6 +47,15 @@ below come out whispered (unvoiced), and notes above D5 are sung 1.5–5 semiton
 pitch decision tree asks only about notes from B3 to D5: the training songs lie there.
 """
 
+#: The melody's range by name (``--range``): ``narrow`` is :data:`VOICE_RANGE`; ``wide``,
+#: D4-D5, is what the voice sings cleanly once the sing stage corrects it. Measured by
+#: ``benchmarks/range_report.py`` on held half notes: from C#4 to D5 the corrected notes have
+#: their median pitch on the note, keep their voice (83-100% of frames) and a clean vowel (WORLD
+#: aperiodicity 0.01-0.11), and 70-100% of their frames within 50 cents (84-100% from C#4 to
+#: B4); C4 and below are whispered; from C5 up Sinsy sings 0.5-5 semitones flat, and past D5
+#: the corrected notes lose voicing and steadiness.
+VOICE_RANGES: dict[str, tuple[int, int]] = {"narrow": VOICE_RANGE, "wide": (62, 74)}
+
 #: Keys used when the user leaves the key at "auto": all their notes in E4–C5 are sung in
 #: tune (B♭4 and E♭4 are sung sharp by this voice), with the tonic G4 / E4 inside the range.
 AUTO_KEYS = {"major": "G", "minor": "E"}

@@ -85,6 +85,9 @@ class Style:
     #: Chord progressions (scale degrees from 0, one chord per bar) by (mode, section role).
     progressions: dict[tuple[str, str], tuple[tuple[int, ...], ...]]
     seventh_dominant: bool = True  # the chord before a full cadence is a V7
+    #: The voice range the style asks for (acgmake.music.melody.VOICE_RANGES): "narrow",
+    #: where the voice is at its best, or "wide", all it sings cleanly once corrected.
+    voice_range: str = "narrow"
 
 
 _MAJOR_VERSE = ((0, 5, 3, 4), (0, 4, 5, 3), (0, 2, 3, 4), (5, 3, 0, 4), (0, 3, 4, 0))
@@ -130,6 +133,7 @@ STYLES = {
             ("minor", "verse"): _MINOR_VERSE,
             ("minor", "chorus"): _MINOR_CHORUS,
         },
+        voice_range="wide",  # a ballad's chorus climbs: the octave D4-D5
     ),
     "pop": Style(
         name="pop",

@@ -45,8 +45,9 @@ def register_artifacts(register):
 
 
 def compose(ctx) -> None:
-    from acgmake.music.melody import compose_melody
+    from acgmake.music.melody import VOICE_RANGES, compose_melody
     from acgmake.music.musicxml import write_musicxml
+    from acgmake.music.style import get_style
     from acgmake.text.lyrics import read_lyrics
     from acgmake.text.shown import shown_line
 
@@ -56,8 +57,12 @@ def compose(ctx) -> None:
             ctx.log(guess.message(phrase.line))
     first = shown_line(phrases[0]).text
     title = first if len(first) <= 40 else first[:40] + "…"
+    wanted = ctx.params["range"]
+    if wanted == "auto":
+        wanted = get_style(ctx.params["style"]).voice_range
     melody = compose_melody(
         phrases,
+        voice_range=VOICE_RANGES[wanted],
         key=ctx.params["key"],
         mode=ctx.params["mode"],
         tempo_bpm=ctx.params["tempo"],
@@ -98,7 +103,7 @@ def register_stages(register):
             needs=("lyrics",),
             makes=("score",),
             run=compose,
-            version="4",  # 4: the title as shown (no furigana brackets)
+            version="5",  # 4: the title as shown (no furigana brackets); 5: --range
             params=(
                 Param(
                     "key",
@@ -120,6 +125,14 @@ def register_stages(register):
                     "4/4",
                     "time signature of the melody",
                     click.Choice(list(METERS)),
+                ),
+                Param(
+                    "range",
+                    "auto",
+                    "the notes the melody may use: narrow = E4-C5, where the bundled voice "
+                    "sings best; wide = D4-D5, all it sings cleanly once the sing stage corrects "
+                    "its pitch; auto = the style's (ballad wide, else narrow)",
+                    click.Choice(["auto", "narrow", "wide"]),
                 ),
                 Param(
                     "style",

@@ -42,8 +42,7 @@ class Breath:
 def breath_score(midi: int) -> str:
     """A score of two half notes "あ" at ``midi`` (120 bpm), the first with a breath mark, after
     a bar of rest: Sinsy sings the breath between them (from 2.5 s to 3.0 s)."""
-    step, alter, octave = _spelled(midi)
-    pitch = f"<pitch><step>{step}</step>{alter}<octave>{octave}</octave></pitch>"
+    pitch = pitch_xml(midi)
     lyric = "<lyric><syllabic>single</syllabic><text>あ</text></lyric>"
     mark = "<notations><articulations><breath-mark/></articulations></notations>"
     note = f"<note>{pitch}<duration>{_NOTE_QUARTERS}</duration><type>half</type>{lyric}"
@@ -62,10 +61,11 @@ def breath_score(midi: int) -> str:
     )
 
 
-def _spelled(midi: int) -> tuple[str, str, int]:
+def pitch_xml(midi: int) -> str:
+    """The MusicXML ``<pitch>`` of MIDI note ``midi`` (black keys as sharps)."""
     names = ["C", "C", "D", "D", "E", "F", "F", "G", "G", "A", "A", "B"]
-    sharp = midi % 12 in (1, 3, 6, 8, 10)
-    return names[midi % 12], "<alter>1</alter>" if sharp else "", midi // 12 - 1
+    alter = "<alter>1</alter>" if midi % 12 in (1, 3, 6, 8, 10) else ""
+    return f"<pitch><step>{names[midi % 12]}</step>{alter}<octave>{midi // 12 - 1}</octave></pitch>"
 
 
 def cut_breath(samples: np.ndarray, sample_rate: int, midi: int) -> np.ndarray | None:
