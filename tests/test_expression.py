@@ -81,3 +81,36 @@ def test_presets_follow_the_tempo_and_options_override_them():
     assert ballad.vibrato_cents > PRESETS["pop"].vibrato_cents > PRESETS["upbeat"].vibrato_cents
     custom = ballad.with_options(10.0, None)
     assert (custom.vibrato_cents, custom.portamento_ms) == (10.0, ballad.portamento_ms)
+
+
+def test_dynamics_start_a_phrase_soft_accent_the_downbeat_and_ease_off_its_end():
+    from acgmake.voice.expression import apply_dynamics, dynamics_db
+    from acgmake.voice.labels import Line, Timing
+
+    # 120 bpm, 4/4, first beat at 1 s: a phrase of quarter notes from the bar's second beat
+    # (1.5 s) to the next bar's second beat, the last held.
+    starts = [1.5, 2.0, 2.5, 3.0, 3.5]
+    morae = [Mora("ら", s, s + 0.5, 67) for s in starts]
+    morae[-1] = Mora("ら", 3.5, 4.5, 67)
+    timing = Timing(120.0, 4, 1.0, 6.0, [Line("ららららら", 1.5, 4.5, morae)])
+    pop = PRESETS["pop"]
+    times = np.arange(0.0, 6.0, FRAME_S)
+    gain = dynamics_db(times, timing, pop)
+
+    def at(t: float) -> float:
+        return float(gain[int(round(t / FRAME_S))])
+
+    assert at(1.5) == pytest.approx(-pop.soft_start_db * 0.85, abs=0.4)  # soft at the start
+    # Beats at 1.0, 1.5, 2.0, 2.5 s, the next bar at 3.0 s.
+    assert at(2.7) == pytest.approx(0.0, abs=0.05)  # grown by 0.4 s in: the fourth beat
+    assert at(3.2) == pytest.approx(pop.accent_db, abs=0.05)  # the bar's first beat
+    assert at(2.2) == pytest.approx(pop.accent_db / 2, abs=0.05)  # its third beat
+    assert at(4.45) == pytest.approx(-pop.ease_off_db * 0.95, abs=0.2)  # the end eases off
+    assert at(0.5) == pytest.approx(0.0, abs=1e-9) and at(5.5) == pytest.approx(0.0, abs=1e-9)
+    assert not dynamics_db(times, timing, FLAT).any()
+    # Applied to the samples: the accented note is that much louder than the one before.
+    rate = 8000
+    samples = np.full(6 * rate, 0.1, np.float32)
+    apply_dynamics(samples, rate, timing, pop)
+    ratio = samples[int(3.25 * rate)] / samples[int(2.75 * rate)]
+    assert 20 * np.log10(ratio) == pytest.approx(pop.accent_db, abs=0.05)

@@ -43,6 +43,7 @@ def sing(ctx) -> None:
     from acgmake.voice import sinsy
     from acgmake.voice.align import _ANALYSIS_RATE as ALIGNMENT_RATE
     from acgmake.voice.align import align_phonemes, build_timing
+    from acgmake.voice.expression import apply_dynamics
     from acgmake.voice.labels import write_audacity_labels, write_lab
     from acgmake.voice.pitch_correction import correct_pitch
     from acgmake.voice.styles import FLAT, preset_for
@@ -127,6 +128,9 @@ def sing(ctx) -> None:
                 f"pitch corrected: {len(moved)} notes moved onto the score, median "
                 f"{sorted(moved)[len(moved) // 2]:.0f} cents, largest {max(moved):.0f} cents"
             )
+    if style.accent_db or style.soft_start_db or style.ease_off_db:
+        samples = np.asarray(samples, dtype=np.float32)
+        apply_dynamics(samples, VOCALS_SAMPLE_RATE, timing, style)
     if ctx.params["breaths"] and sung:
         _breathe(ctx, samples, timing, voice, sorted(sung)[len(sung) // 2])
     # The alignment analyses the vocals at 16 kHz: they are resampled here a block at a time
@@ -243,8 +247,8 @@ def register_stages(register):
             # phrase below 12 kHz, pauses kept as sung; 6: a song over 90 s sung by Sinsy in
             # sections of about 60 s (acgmake.voice.sinsy_worker.sections); 7: --vibrato;
             # 8: expression presets, portamento, overshoot, preparation, phrase-end falls;
-            # 9: breaths before phrases, in the voice's own breath
-            version="9",
+            # 9: breaths before phrases, in the voice's own breath; 10: dynamics
+            version="10",
             params=(
                 Param(
                     "voice",
@@ -271,7 +275,8 @@ def register_stages(register):
                     True,
                     "sing with expression on top of the corrected notes: vibrato on long "
                     "notes, glides between notes, a little overshoot at leaps, a fall at "
-                    "phrase ends (--no-expression: on the notes, flat)",
+                    "phrase ends, phrases starting soft and accents on the bar's first beat "
+                    "(--no-expression: on the notes, flat and even)",
                 ),
                 Param(
                     "expression_style",

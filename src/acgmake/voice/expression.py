@@ -14,7 +14,11 @@ added to the corrected pitch:
   the new note and settles (a damped bump after the arrival), having dipped a little the other
   way just before leaving;
 - a fall at the end of a phrase (a note followed by a rest, at least 0.5 s long): the pitch
-  drops over the note's last 15 % (at most 150 ms) as the singer lets go.
+  drops over the note's last 15 % (at most 150 ms) as the singer lets go;
+- dynamics (:func:`dynamics_db`): a phrase starts a little soft and grows over its first
+  0.4 s, notes on the bar's first beat are accented (its third beat in 4/4 half as much), and
+  the phrase's last note eases off; the mix's compressor keeps some of it, as it does a
+  singer's.
 
 Each changes only the start and end of a note, never its body, so every note's median pitch
 stays on the written note (``acgmake.voice.intonation`` checks it). Style presets
@@ -29,7 +33,15 @@ import numpy as np
 from acgmake.voice.intonation import is_tracked
 from acgmake.voice.styles import FLAT, PRESETS, Expression, preset_for
 
-__all__ = ["FLAT", "PRESETS", "Expression", "expression_cents", "preset_for"]
+__all__ = [
+    "FLAT",
+    "PRESETS",
+    "Expression",
+    "apply_dynamics",
+    "dynamics_db",
+    "expression_cents",
+    "preset_for",
+]
 
 
 #: Two notes closer than this are sung legato (one glides into the next).
@@ -119,3 +131,57 @@ def _fall(times, out, mora, style: Expression) -> None:
     inside = (times >= start) & (times < mora.end_s)
     u = (times[inside] - start) / span
     out[inside] -= style.fall_cents * u * u
+
+
+#: The gain of :func:`dynamics_db` changes over this long at the edges of notes.
+_DYNAMICS_SMOOTHING_S = 0.03
+#: How far before its note a mora's gain starts (Sinsy starts consonants before the note).
+_CONSONANT_S = 0.06
+_SOFT_START_S = 0.4
+
+
+def dynamics_db(times: np.ndarray, timing, style: Expression) -> np.ndarray:
+    """Gain in dB at ``times`` (seconds) for the dynamics of ``style`` over the lines of
+    ``timing``: 0 outside the singing (see the module's description)."""
+    out = np.zeros_like(times)
+    if not (style.accent_db or style.soft_start_db or style.ease_off_db):
+        return out
+    beat_s = 60.0 / timing.tempo_bpm if timing.tempo_bpm > 0 else 0.5
+    bar = max(1, timing.beats_per_bar)
+    for line in timing.lines:
+        for index, mora in enumerate(line.morae):
+            inside = (times >= mora.start_s - _CONSONANT_S) & (times < mora.end_s)
+            beat = (mora.start_s - timing.first_beat_s) / beat_s
+            on_beat = abs(beat - round(beat)) < 0.1
+            position = round(beat) % bar
+            if on_beat and position == 0:
+                out[inside] += style.accent_db
+            elif on_beat and bar == 4 and position == 2:
+                out[inside] += style.accent_db / 2
+            if index == len(line.morae) - 1 and len(line.morae) > 1:
+                span = np.clip(
+                    (times[inside] - mora.start_s) / max(mora.end_s - mora.start_s, 1e-3), 0, 1
+                )
+                out[inside] -= style.ease_off_db * span
+        start = line.start_s - _CONSONANT_S
+        growing = (times >= start) & (times < start + _SOFT_START_S)
+        out[growing] -= style.soft_start_db * (1 - (times[growing] - start) / _SOFT_START_S)
+    from scipy.ndimage import uniform_filter1d
+
+    step = float(times[1] - times[0]) if len(times) > 1 else 0.005
+    return uniform_filter1d(out, size=max(1, round(_DYNAMICS_SMOOTHING_S / step)))
+
+
+def apply_dynamics(samples: np.ndarray, rate: int, timing, style: Expression) -> None:
+    """``samples`` (float32, in place) with :func:`dynamics_db` of ``style``."""
+    frame_s = 0.005
+    times = np.arange(0.0, len(samples) / rate + frame_s, frame_s)
+    gain_db = dynamics_db(times, timing, style)
+    if not gain_db.any():
+        return
+    block = 1 << 18  # a block at a time: no whole-song float64 copy
+    for first in range(0, len(samples), block):
+        at = np.arange(first, min(first + block, len(samples))) / rate
+        samples[first : first + len(at)] *= (10 ** (np.interp(at, times, gain_db) / 20)).astype(
+            np.float32
+        )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 @dataclass(frozen=True)
 class Expression:
-    """How a song is sung beyond the notes (cents, seconds, Hz)."""
+    """How a song is sung beyond the notes (cents, Hz, milliseconds, dB)."""
 
     name: str
     vibrato_cents: float
@@ -16,6 +16,12 @@ class Expression:
     portamento_ms: float
     overshoot_cents: float
     fall_cents: float
+    #: Dynamics (dB): a note on the bar's first beat this much louder (half on a 4/4 bar's
+    #: third beat), a phrase starting this much softer and growing over its first 0.4 s, and
+    #: its last note easing off by this much.
+    accent_db: float = 0.0
+    soft_start_db: float = 0.0
+    ease_off_db: float = 0.0
 
     def with_options(self, vibrato: float | None, portamento: float | None) -> Expression:
         """This preset with the depth and the glide the user gave (None: the preset's)."""
@@ -27,9 +33,9 @@ class Expression:
 
 
 PRESETS: dict[str, Expression] = {
-    "ballad": Expression("ballad", 35.0, (4.8, 5.6), 120.0, 20.0, 120.0),
-    "pop": Expression("pop", 25.0, (5.2, 6.2), 80.0, 15.0, 80.0),
-    "upbeat": Expression("upbeat", 15.0, (5.8, 6.6), 50.0, 10.0, 50.0),
+    "ballad": Expression("ballad", 35.0, (4.8, 5.6), 120.0, 20.0, 120.0, 1.0, 4.0, 3.0),
+    "pop": Expression("pop", 25.0, (5.2, 6.2), 80.0, 15.0, 80.0, 2.0, 3.0, 2.0),
+    "upbeat": Expression("upbeat", 15.0, (5.8, 6.6), 50.0, 10.0, 50.0, 3.0, 2.0, 1.0),
 }
 #: Nothing beyond the written notes: corrected and flat.
 FLAT = Expression("none", 0.0, (5.2, 6.2), 0.0, 0.0, 0.0)
