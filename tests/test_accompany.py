@@ -18,7 +18,7 @@ from acgmake.audio.soundfont import (
     render_notes,
 )
 from acgmake.errors import UserError
-from acgmake.music.accompaniment import arrange, harmonise, read_harmony
+from acgmake.music.accompaniment import STYLES, arrange, auto_style, harmonise, read_harmony
 from acgmake.pipeline import run
 from acgmake.plugins import Plugins
 from acgmake.voice.labels import Line, Mora, Timing
@@ -211,6 +211,201 @@ def test_unknown_parts_and_styles_are_user_errors(tmp_path):
         arrange(harmony, style="polka")
 
 
+# -- the form: sections, grooves, fills, intro and outro -------------------------------------
+
+
+def write_song(path, roles: tuple[str, ...], *, bars_per_section: int = 4, rest_bars: int = 1):
+    """A 4/4 song in C at 120 bpm: ``rest_bars`` bars of rest, then ``bars_per_section`` sung
+    bars per section, each under a rehearsal mark of its role, and a bar of rest; chords
+    C F G Am, a bar each."""
+    from music21 import expressions, harmony, key, meter, note, stream, tempo
+
+    part = stream.Part()
+    part.append([tempo.MetronomeMark(number=120), meter.TimeSignature("4/4"), key.Key("C")])
+    part.append([note.Rest(quarterLength=4) for _ in range(rest_bars)])
+    for name in ["C5", "D5", "E5", "G4"] * bars_per_section * len(roles):
+        sung = note.Note(name, quarterLength=1)
+        sung.lyric = "ら"
+        part.append(sung)
+    part.append(note.Rest(quarterLength=4))
+    bars = list(part.makeMeasures().getElementsByClass(stream.Measure))
+    for index, role in enumerate(roles):
+        bars[rest_bars + index * bars_per_section].insert(0, expressions.RehearsalMark(role))
+    for number, bar in enumerate(bars[rest_bars:-1]):
+        symbol = harmony.ChordSymbol(["C", "F", "G", "Am"][number % 4])
+        symbol.writeAsChord = False
+        bar.insert(0, symbol)
+    stream.Score([stream.Part(bars)]).write("musicxml", fp=path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """Bar 0 rest (the intro), verse in bars 1-4, a second verse (the pre-chorus) in 5-8,
+    the chorus in 9-12; the singing ends on bar 13's line (the outro), the final chord on 14."""
+    folder = tmp_path_factory.mktemp("song")
+    return read_harmony(write_song(folder / "song.musicxml", ("Verse", "Verse", "Chorus")))
+
+
+BEAT_S = 0.5  # at 120 bpm
+
+
+def notes_in_bar(midi, bar: int, part: str | None = None) -> list:
+    """The notes (of ``part``, or of every part) that start in 4/4 bar ``bar``."""
+    return [
+        note
+        for instrument in midi.instruments
+        if part in (None, instrument.name)
+        for note in instrument.notes
+        if bar * 4 <= round(note.start / BEAT_S * 4) / 4 < (bar + 1) * 4
+    ]
+
+
+def drum_onsets(midi, bar: int) -> set[tuple[int, float]]:
+    """(key, beat of the bar to the sixteenth) of each drum hit in ``bar``."""
+    return {
+        (note.pitch, round(note.start / BEAT_S * 4) / 4 - bar * 4)
+        for note in notes_in_bar(midi, bar, "drums")
+    }
+
+
+TOMS = {41, 43, 45, 47, 48, 50}
+
+
+def fill_bars(midi) -> set[int]:
+    """The bars with a drum fill: a tom, or a snare off the eighth-note grid."""
+    return {
+        int(round(note.start / BEAT_S * 4) / 4 // 4)
+        for instrument in midi.instruments
+        if instrument.name == "drums"
+        for note in instrument.notes
+        if note.pitch in TOMS or (note.pitch == 38 and round(note.start / BEAT_S * 4) % 2)
+    }
+
+
+def test_the_scores_sections_reach_the_band(song):
+    assert song.sections == [(4.0, "verse"), (20.0, "verse"), (36.0, "chorus")]
+    assert song.transposed(2).sections == song.sections
+
+
+@pytest.mark.parametrize("style", ["pop", "ballad", "upbeat"])
+def test_the_chorus_plays_bigger_than_the_verse(song, style):
+    midi = arrange(song, seed=2, style=style)
+    # Bars 1-3 and 9-11: the verse and the chorus, before their fills.
+    verse = [n for bar in (1, 2, 3) for n in notes_in_bar(midi, bar)]
+    chorus = [n for bar in (9, 10, 11) for n in notes_in_bar(midi, bar)]
+    assert len(chorus) > 1.3 * len(verse)
+    velocity = np.mean([n.velocity for n in chorus]) - np.mean([n.velocity for n in verse])
+    assert velocity > 3
+    # Each part plays as many notes or more in the chorus (the pad doubles its root, the piano
+    # adds the root below and pushes, the drums add cymbals), the bass and chords louder, the
+    # kick and snare (or side-stick) harder.
+    for part in ("bass", "piano", "pad", "drums"):
+        in_verse = [n for bar in (1, 2, 3) for n in notes_in_bar(midi, bar, part)]
+        in_chorus = [n for bar in (9, 10, 11) for n in notes_in_bar(midi, bar, part)]
+        assert len(in_chorus) >= len(in_verse), part
+        if part == "drums":  # the chorus's soft sixteenth hats would pull its mean down
+            in_verse, in_chorus = ([n for n in notes if n.pitch in (36, 37, 38)]
+                                   for notes in (in_verse, in_chorus))  # fmt: skip
+        louder = np.mean([n.velocity for n in in_chorus]) - np.mean([n.velocity for n in in_verse])
+        assert louder > 2, part
+    # The chorus's cymbals: a crash every other bar in pop and upbeat, every fourth in ballad.
+    crashes = {bar for bar in range(9, 13) if (49, 0.0) in drum_onsets(midi, bar)}
+    assert crashes == ({9} if style == "ballad" else {9, 11})
+
+
+@pytest.mark.parametrize("style", ["pop", "ballad", "upbeat"])
+def test_each_style_has_a_verse_a_lift_and_a_chorus_groove(song, style):
+    """The verse (bar 2), the pre-chorus's lift in half time (bar 6) and the chorus (bar 10)
+    each play their own drums, the lift the fewest."""
+    midi = arrange(song, seed=2, style=style)
+    verse, lift, chorus = (frozenset(drum_onsets(midi, bar)) for bar in (2, 6, 10))
+    assert len({verse, lift, chorus}) == 3
+    assert len(lift) < min(len(verse), len(chorus))
+    # The lift's backbeat is on 3 alone (half time); the verse's and chorus's are on 2 and 4.
+    backbeat = {37, 38}
+    assert {beat for key, beat in lift if key in backbeat} <= {2.0}
+    assert {beat for key, beat in chorus if key in backbeat} == {1.0, 3.0}
+
+
+def test_a_fill_leads_into_each_section_and_the_ending_and_nowhere_else(song):
+    fills = set()
+    for seed in range(6):
+        midi = arrange(song, seed=seed, style="pop")
+        # Into the verse (bar 1), the pre-chorus (5), the chorus (9) and the final chord (14).
+        assert fill_bars(midi) == {0, 4, 8, 13}
+        for bar in (0, 4, 8, 13):
+            hits = drum_onsets(midi, bar)
+            run = sorted((beat, key) for key, beat in hits if key in TOMS | {38} and beat % 0.5)
+            assert run[0][0] >= 2.0  # in the last one or two beats
+            assert (49, 0.0) in drum_onsets(midi, bar + 1)  # a crash as the section starts
+            fills.add((bar, tuple(run)))
+    # The seed picks the fills: the same bar gets other fills with other seeds.
+    assert len(fills) > 4 + 4
+
+
+@pytest.mark.parametrize(("rest_bars", "intro_bars"), [(0, 0), (1, 1), (3, 2)])
+def test_the_intro_is_up_to_two_bars_where_the_score_has_room(tmp_path, rest_bars, intro_bars):
+    harmony = read_harmony(
+        write_song(tmp_path / "song.musicxml", ("Verse",), bars_per_section=2, rest_bars=rest_bars)
+    )
+    midi = arrange(harmony, seed=1)
+    first = min(n.start for instrument in midi.instruments for n in instrument.notes)
+    assert first / BEAT_S == pytest.approx(4 * (rest_bars - intro_bars), abs=0.05)
+    if intro_bars:  # only the hi-hat keeps time before the singing, then a crash
+        intro = {key for bar in range(rest_bars - intro_bars, rest_bars)
+                 for key, _ in drum_onsets(midi, bar)}  # fmt: skip
+        assert intro <= {42, 36} | TOMS | {38} and 42 in intro
+        assert (49, 0.0) in drum_onsets(midi, rest_bars)
+
+
+def test_the_outro_resolves_onto_the_final_chord(tmp_path):
+    """The singing ends on beat 16 (G); the outro bar plays C then D (IV, V of G), and all
+    four parts hit G on beat 20 and hold it a bar; nothing starts after."""
+    harmony = read_harmony(write_score(tmp_path / "score.musicxml"))
+    midi = arrange(harmony, seed=4)
+    bass = sorted(notes_in_bar(midi, 4, "bass"), key=lambda n: n.start)
+    assert {n.pitch % 12 for n in bass if n.start < 18 * BEAT_S - FEEL_S} == {0}
+    assert {n.pitch % 12 for n in bass if n.start > 18 * BEAT_S - FEEL_S} == {2}
+    for instrument in midi.instruments:
+        last = max(n.start for n in instrument.notes)
+        assert last / BEAT_S == pytest.approx(20, abs=0.05), instrument.name
+        final = [n for n in instrument.notes if n.start / BEAT_S > 19.9]
+        if instrument.name != "drums":
+            assert {n.pitch % 12 for n in final} <= {7, 11, 2}
+            assert all(n.end / BEAT_S == pytest.approx(24, abs=0.05) for n in final)
+    assert fill_bars(midi) == {0, 4}
+
+
+def test_a_score_without_sections_plays_the_verse_groove_throughout(tmp_path):
+    harmony = read_harmony(write_score(tmp_path / "score.musicxml"))
+    assert harmony.sections == []
+    midi = arrange(harmony, seed=0, style="pop")
+    # No ride, clap or open hat; a crash only where the singing starts and on the final chord.
+    keys = {key for bar in range(1, 5) for key, _ in drum_onsets(midi, bar)}
+    assert not keys & {51, 39, 46}
+    crashes = [n.start / BEAT_S for n in midi.instruments[-1].notes if n.pitch == 49]
+    assert crashes == pytest.approx([4, 20], abs=0.05)
+
+
+def test_the_same_seed_plays_the_same_band(song):
+    def played(seed: int) -> list[tuple]:
+        midi = arrange(song, seed=seed, start_s=0.25)
+        return [(i.name, n.pitch, n.velocity, n.start, n.end) for i in midi.instruments
+                for n in i.notes]  # fmt: skip
+
+    assert played(7) == played(7)
+    assert played(7) != played(8)
+
+
+def test_auto_picks_the_style_by_tempo_and_the_stage_offers_every_style():
+    assert [auto_style(bpm) for bpm in (76, 89.9, 90, 120, 139.9, 140, 152)] == [
+        "ballad", "ballad", "pop", "pop", "pop", "upbeat", "upbeat",
+    ]  # fmt: skip
+    band = next(p for p in plugins().registry.stage("accompany").params if p.name == "band")
+    assert tuple(band.type.choices) == STYLES
+
+
 # -- the stage --------------------------------------------------------------------------------
 
 
@@ -220,8 +415,9 @@ def test_accompany_alone_writes_a_backing_in_the_scores_time(tmp_path):
                  only=["accompany"], seed=1)  # fmt: skip
     info = soundfile.info(str(result.files["backing"]))
     assert (info.samplerate, info.channels, info.subtype) == (48000, 2, "PCM_24")
-    # 20 beats of score at 120 bpm (10 s): the band ends on a held final chord and rings.
-    assert 10.0 <= info.duration <= 13.0
+    # 20 beats of score at 120 bpm (10 s); the last note ends on beat 16, then the band plays
+    # an outro bar (to 10 s) and holds the final chord a bar (to 12 s), which rings 2 s.
+    assert 13.0 <= info.duration <= 15.0
     audio, _ = soundfile.read(result.files["backing"])
     assert np.abs(audio).max() == pytest.approx(10 ** (-1 / 20), abs=1e-3)
     midi = pretty_midi.PrettyMIDI(str(result.files["backing_midi"]))

@@ -5,18 +5,24 @@ each lasting until the next, so a chord carries over the rests between phrases. 
 without chord symbols (a user's own) gets chords chosen from its melody: per half bar, the
 triad of the key that holds the most of the melody's notes, heavier on the beat.
 
-The arrangement follows the pop songs the voice was made for, at two feels chosen by tempo:
-``pop`` (8-beat: kick on 1 and 3, snare on 2 and 4, eighth-note hi-hat, an eighth-note bass on
-the root, piano chords on every beat, a pad holding each chord) and ``ballad`` (a
-side-stick on 3, hi-hat in quarters, bass in half notes, piano arpeggios). Chords lie below the
-singer (the piano around G3–F#4, the pad around E3–D#4), in close position, each chord in
-the inversion nearest the one before so one leads smoothly to the next. The band plays the
-intro bar, fills into the first sung bar, keeps time through the rests, and ends with a hit
-on the final chord.
+The arrangement follows the pop songs the voice was made for, in three styles chosen by tempo
+(``ballad`` below 90 bpm, ``upbeat`` from 140, ``pop`` between), each with three grooves, as
+an arranger keyboard or Band-in-a-Box has: a verse groove, a bigger chorus groove (more
+notes, louder, cymbals on the bar lines, a fuller piano and pad) and a lighter "lift" in
+half time for a pre-chorus (a verse between a verse and a chorus). The score's sections
+(rehearsal marks, :attr:`Harmony.sections`) say which plays where; a score without them plays
+the verse groove throughout. The drums play a fill (a snare and tom run, chosen by the seed)
+into each new section, which starts with a crash. Chords lie below the singer (the piano
+around G3–F#4, the pad around E3–D#4), in close position, each chord in the inversion nearest
+the one before so one leads smoothly to the next. The band plays an intro of up to two bars
+before the singing (where the score has the bars of rest for it), keeps time through the
+rests, and after the last sung bar plays an outro bar (IV, V) that resolves onto the final
+chord, held with a crash.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +36,17 @@ if TYPE_CHECKING:
 #: The band's parts, and their General MIDI programs (0-based) in the default soundfont.
 PARTS = ("bass", "piano", "pad", "drums")
 PROGRAMS = {"bass": 33, "piano": 0, "pad": 89}  # Fingered Bass, Acoustic Grand, Warm Pad
-STYLES = ("auto", "pop", "ballad")
+STYLES = ("auto", "pop", "ballad", "upbeat")
 #: Below this tempo (quarter notes a minute) "auto" plays a ballad.
 BALLAD_BELOW_BPM = 90.0
+#: From this tempo on "auto" plays upbeat (the compose stage's upbeat style is 152 bpm).
+UPBEAT_FROM_BPM = 140.0
+#: Bars the band plays before the singing, at most (fewer where the score has no room).
+INTRO_BARS = 2
 # General MIDI percussion keys.
-KICK, SNARE, SIDE_STICK, CLOSED_HAT, PEDAL_HAT, CRASH = 36, 38, 37, 42, 44, 49
+KICK, SIDE_STICK, SNARE, HAND_CLAP = 36, 37, 38, 39
+CLOSED_HAT, PEDAL_HAT, OPEN_HAT, CRASH, RIDE = 42, 44, 46, 49, 51
+FLOOR_TOM, LOW_TOM, LOW_MID_TOM, HIGH_MID_TOM, HIGH_TOM = 43, 45, 47, 48, 50
 # Where each part's notes lie: below the singer's E4–C5, each a register of its own.
 _BASS_LOW, _PIANO_LOW, _PAD_LOW = 36, 55, 52  # lowest MIDI note (C2, G3, E3); an octave up
 _MAJOR, _MINOR = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10)
@@ -65,6 +77,9 @@ class Harmony:
     mode: str  # "major" or "minor"
     chords_from_score: bool = True  # False when they were chosen from the melody
     notes: list[tuple[float, float, int]] = field(default_factory=list)  # (start, end, midi)
+    #: where each section begins: (offset, "verse" or "chorus"), as
+    #: :attr:`acgmake.music.musicxml.Score.sections`; empty when the score marks none
+    sections: list[tuple[float, str]] = field(default_factory=list)
 
     def transposed(self, semitones: int) -> Harmony:
         """The same harmony ``semitones`` higher (lower when negative)."""
@@ -92,11 +107,12 @@ class Harmony:
             self.mode,
             self.chords_from_score,
             notes,
+            list(self.sections),
         )
 
 
 def read_harmony(path: str | Path) -> Harmony:
-    """The chords, key, tempo and metre of the MusicXML score at ``path``.
+    """The chords, key, tempo, metre and sections of the MusicXML score at ``path``.
 
     Reads the sung part (checked as :func:`acgmake.music.musicxml.read_score` does). Raises
     :class:`UserError` for a score that cannot be read or has no notes.
@@ -148,6 +164,7 @@ def read_harmony(path: str | Path) -> Harmony:
         mode,
         bool(symbols),
         notes,
+        list(score.sections),
     )
     if symbols:
         symbols.sort()
@@ -228,7 +245,7 @@ def arrange(
 
     Times are in seconds from the start of the audio: the score's first beat is at
     ``start_s`` (where the singing's first beat is, e.g. after Sinsy's padding).
-    ``seed`` varies the velocities and the kick pattern a little, and the feel: each note
+    ``seed`` varies the velocities, the kick's pushes and the fills, and the feel: each note
     sounds a few milliseconds off the grid, as a band plays (:attr:`_Band.FEEL_MS`).
     """
     if style not in STYLES:
@@ -240,26 +257,32 @@ def arrange(
             + ", ".join(PARTS)
         )
     if style == "auto":
-        style = "ballad" if harmony.tempo_bpm < BALLAD_BELOW_BPM else "pop"
+        style = auto_style(harmony.tempo_bpm)
     band = _Band(harmony, parts, random.Random(seed), start_s, feel=random.Random(f"feel {seed}"))
-    bar = float(harmony.beats_per_bar)
-    # The band plays to the bar line after the last sung note, then hits the final chord.
-    band_end = -(-harmony.last_note_end // bar) * bar
-    chords = _cover(harmony.chords, band_end)
-    piano, pad = _comp(band, chords, style)
-    _drums(band, style, entry=(harmony.first_note // bar) * bar, end=band_end)
-
-    # The ending: everyone on the final chord, held, with a crash.
+    form = _Form.of(harmony)
+    chords = _cover(harmony.chords, form.start, form.song_end)
     final = _final_chord(harmony, chords)
-    end = band_end + min(bar, max(harmony.length - band_end, 2.0))
+    chords += _cadence(harmony, form.song_end, form.ending)
+    piano, pad = _comp(band, chords, form, _GROOVES[style])
+    _drums(band, form, _GROOVES[style])
+
+    # The ending: everyone on the final chord, held a bar, with a crash.
+    end = form.ending + max(float(harmony.beats_per_bar), 2.0)
     for key in _voice(final.pitch_classes, _PIANO_LOW, piano):
-        band.add("piano", key, band_end, end, 72)
+        band.add("piano", key, form.ending, end, 72)
     for key in _voice(final.pitch_classes, _PAD_LOW, pad):
-        band.add("pad", key, band_end, end, 62)
-    band.add("bass", _BASS_LOW + (final.bass - _BASS_LOW) % 12, band_end, end, 96)
-    band.add("drums", KICK, band_end, band_end + 1.0, 104)
-    band.add("drums", CRASH, band_end, end, 100)
+        band.add("pad", key, form.ending, end, 62)
+    band.add("bass", _BASS_LOW + (final.bass - _BASS_LOW) % 12, form.ending, end, 96)
+    band.add("drums", KICK, form.ending, form.ending + 1.0, 104)
+    band.add("drums", CRASH, form.ending, end, 100)
     return band.midi
+
+
+def auto_style(tempo_bpm: float) -> str:
+    """The style ``auto`` plays at ``tempo_bpm``: ballad, pop or upbeat."""
+    if tempo_bpm < BALLAD_BELOW_BPM:
+        return "ballad"
+    return "upbeat" if tempo_bpm >= UPBEAT_FROM_BPM else "pop"
 
 
 class _Band:
@@ -318,87 +341,407 @@ class _Band:
             )
 
 
-def _comp(band: _Band, chords: list[ChordSpan], style: str) -> tuple[list[int], list[int]]:
-    """Bass, piano and pad through the chords; returns the last piano and pad voicings."""
+#: A hit held until the part's next note (or the chord's end).
+HOLD = 0.0
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """A note a groove plays in every bar: on which beats, how far into the beat, what, how
+    loud and how long (quarter lengths), and how often (drawn from the seed)."""
+
+    beats: str  # "all", "first", "on" (1, 3, ...), "back" (2, 4, ...), "middle" (3 of 4)
+    offset: float
+    #: a drum key; for the bass "root" or "octave"; for the piano "chord", "full" (with the
+    #: root below) or "arpeggio" (the next note up the chord, held to the chord's end)
+    sound: int | str
+    strength: int
+    length: float = 0.5
+    chance: float = 1.0
+
+
+@dataclass(frozen=True)
+class _Groove:
+    """How the band plays a bar in one kind of section."""
+
+    drums: tuple[_Hit, ...]
+    bass: tuple[_Hit, ...]
+    piano: tuple[_Hit, ...]
+    pad: int  # how loud the pad holds each chord
+    fill: int  # how loud a fill starts (it rises by a third)
+    full: bool = False  # the pad doubles its root an octave down: a bigger sound
+    crash_every: int = 0  # a crash on every so many bars of the section (0: its first only)
+
+
+#: Each style's grooves: "verse", "chorus" (bigger: more notes, louder, cymbals) and "lift"
+#: (half time, lighter: a pre-chorus, and the intro's time-keeping).
+_GROOVES: dict[str, dict[str, _Groove]] = {
+    "pop": {  # 8-beat
+        "verse": _Groove(
+            drums=(
+                _Hit("all", 0.0, CLOSED_HAT, 72, 0.25),
+                _Hit("all", 0.5, CLOSED_HAT, 52, 0.25),
+                _Hit("on", 0.0, KICK, 94),
+                _Hit("back", 0.0, SNARE, 94),
+                _Hit("back", 0.5, KICK, 82, chance=0.35),
+            ),
+            bass=(_Hit("all", 0.0, "root", 90, 0.45), _Hit("all", 0.5, "root", 76, 0.45)),
+            piano=(_Hit("all", 0.0, "chord", 56, 0.9),),
+            pad=56,
+            fill=74,
+        ),
+        "lift": _Groove(
+            drums=(
+                _Hit("all", 0.0, CLOSED_HAT, 64, 0.25),
+                _Hit("first", 0.0, KICK, 90),
+                _Hit("middle", 0.0, SNARE, 90),
+                _Hit("back", 0.5, KICK, 74, chance=0.3),
+            ),
+            bass=(_Hit("first", 0.0, "root", 86, HOLD), _Hit("middle", 0.0, "root", 80, HOLD)),
+            piano=(_Hit("first", 0.0, "chord", 54, HOLD), _Hit("middle", 0.0, "chord", 50, HOLD)),
+            pad=54,
+            fill=70,
+        ),
+        "chorus": _Groove(  # the ride in eighths, a clap on the snare, an octave-jumping bass
+            drums=(
+                _Hit("all", 0.0, RIDE, 86),
+                _Hit("all", 0.5, RIDE, 68),
+                _Hit("on", 0.0, KICK, 104),
+                _Hit("back", 0.5, KICK, 88, chance=0.6),
+                _Hit("back", 0.0, SNARE, 108),
+                _Hit("back", 0.0, HAND_CLAP, 76),
+            ),
+            bass=(
+                _Hit("all", 0.0, "root", 100, 0.45),
+                _Hit("on", 0.5, "root", 86, 0.45),
+                _Hit("back", 0.5, "octave", 90, 0.45),
+            ),
+            piano=(_Hit("all", 0.0, "full", 68, HOLD), _Hit("back", 0.5, "chord", 62, HOLD)),
+            pad=66,
+            fill=82,
+            full=True,
+            crash_every=2,
+        ),
+    },
+    "ballad": {
+        "verse": _Groove(  # a side-stick on 3, the piano in arpeggios
+            drums=(
+                _Hit("all", 0.0, CLOSED_HAT, 62),
+                _Hit("first", 0.0, KICK, 84, 1.0),
+                _Hit("middle", 0.0, SIDE_STICK, 80, 1.0),
+            ),
+            bass=(_Hit("first", 0.0, "root", 88, HOLD), _Hit("middle", 0.0, "root", 82, HOLD)),
+            piano=(_Hit("all", 0.0, "arpeggio", 58), _Hit("all", 0.5, "arpeggio", 54)),
+            pad=58,
+            fill=62,
+        ),
+        "lift": _Groove(  # all but bare: a soft kick, the pedal hat, the arpeggio in quarters
+            drums=(_Hit("first", 0.0, KICK, 70, 1.0), _Hit("back", 0.0, PEDAL_HAT, 58)),
+            bass=(_Hit("first", 0.0, "root", 80, HOLD),),
+            piano=(_Hit("all", 0.0, "arpeggio", 54),),
+            pad=56,
+            fill=58,
+        ),
+        "chorus": _Groove(  # a full backbeat, block chords on the beat, a fuller pad
+            drums=(
+                _Hit("all", 0.0, CLOSED_HAT, 70, 0.25),
+                _Hit("all", 0.5, CLOSED_HAT, 50, 0.25),
+                _Hit("on", 0.0, KICK, 100),
+                _Hit("back", 0.5, KICK, 80, chance=0.3),
+                _Hit("back", 0.0, SNARE, 100),
+            ),
+            bass=(_Hit("on", 0.0, "root", 100, HOLD), _Hit("back", 0.5, "root", 86, HOLD)),
+            piano=(_Hit("all", 0.0, "full", 68, HOLD),),
+            pad=68,
+            fill=72,
+            full=True,
+            crash_every=4,
+        ),
+    },
+    "upbeat": {  # four on the floor
+        "verse": _Groove(  # the hi-hat on the off-beats, piano stabs between the beats
+            drums=(
+                _Hit("all", 0.0, KICK, 98),
+                _Hit("back", 0.0, SNARE, 92),
+                _Hit("all", 0.0, CLOSED_HAT, 50, 0.25),
+                _Hit("all", 0.5, CLOSED_HAT, 74, 0.25),
+            ),
+            bass=(_Hit("all", 0.0, "root", 90, 0.45), _Hit("all", 0.5, "root", 74, 0.45)),
+            piano=(_Hit("all", 0.5, "chord", 58, 0.3),),
+            pad=56,
+            fill=78,
+        ),
+        "lift": _Groove(
+            drums=(
+                _Hit("all", 0.0, CLOSED_HAT, 64, 0.25),
+                _Hit("all", 0.5, CLOSED_HAT, 48, 0.25),
+                _Hit("first", 0.0, KICK, 92),
+                _Hit("middle", 0.0, SNARE, 92),
+            ),
+            bass=(_Hit("all", 0.0, "root", 84, HOLD),),
+            piano=(_Hit("first", 0.0, "chord", 56, HOLD), _Hit("middle", 0.0, "chord", 52, HOLD)),
+            pad=56,
+            fill=74,
+        ),
+        "chorus": _Groove(  # sixteenth hats and an open hat off the beat, an octave bass
+            drums=(
+                _Hit("all", 0.0, KICK, 106),
+                _Hit("back", 0.0, SNARE, 104),
+                _Hit("back", 0.0, HAND_CLAP, 84),
+                _Hit("all", 0.0, CLOSED_HAT, 72, 0.25),
+                _Hit("all", 0.25, CLOSED_HAT, 54, 0.25),
+                _Hit("all", 0.5, OPEN_HAT, 80, 0.25),
+                _Hit("all", 0.75, CLOSED_HAT, 56, 0.25),
+            ),
+            bass=(_Hit("all", 0.0, "root", 100, 0.45), _Hit("all", 0.5, "octave", 90, 0.45)),
+            piano=(_Hit("all", 0.0, "full", 72, 0.4), _Hit("all", 0.5, "chord", 66, 0.4)),
+            pad=68,
+            fill=84,
+            full=True,
+            crash_every=2,
+        ),
+    },
+}
+#: The cymbals that keep time: all the drums play in the intro.
+_TIME_KEEPERS = (CLOSED_HAT, PEDAL_HAT, OPEN_HAT, RIDE)
+#: The fills, a sixteenth a note over the last two beats before a new section (the last four
+#: when the fill is one beat long); None rests.
+_FILLS = (
+    (SNARE, SNARE, SNARE, SNARE, SNARE, SNARE, SNARE, SNARE),
+    (SNARE, SNARE, SNARE, SNARE, HIGH_TOM, HIGH_TOM, LOW_TOM, FLOOR_TOM),
+    (SNARE, SNARE, HIGH_TOM, HIGH_TOM, LOW_MID_TOM, LOW_MID_TOM, FLOOR_TOM, FLOOR_TOM),
+    (SNARE, None, SNARE, SNARE, SNARE, HIGH_MID_TOM, LOW_TOM, FLOOR_TOM),
+)
+#: How much louder a note on a bar's first beat is than the groove's hit.
+_DOWNBEAT_ACCENT = 6
+
+
+@dataclass(frozen=True)
+class _Form:
+    """Where the band plays what, in quarter lengths from the score's start: the intro from
+    ``start`` to ``entry`` (the bar line the singing comes in at), the sections, the outro
+    from ``song_end`` (the bar line after the last sung note) to ``ending``, where everyone
+    hits the final chord."""
+
+    start: float
+    entry: float
+    sections: tuple[tuple[float, str], ...]  # (bar line, "verse", "lift" or "chorus")
+    song_end: float
+    ending: float
+
+    @classmethod
+    def of(cls, harmony: Harmony) -> _Form:
+        """The form of ``harmony``'s song: sections start at the bar line nearest their first
+        note (a note in a bar's second half is a pickup into the next bar)."""
+        bar = harmony.beats_per_bar
+
+        def bar_line(offset: float) -> float:
+            return math.floor(offset / bar + 0.5) * bar
+
+        entry = bar_line(harmony.first_note)
+        song_end = max(entry, math.ceil(harmony.last_note_end / bar - 1e-9) * bar)
+        marks: list[tuple[float, str]] = []
+        for offset, role in sorted(harmony.sections, key=lambda section: section[0]):
+            line = max(entry, bar_line(offset))
+            if line >= song_end:
+                continue
+            if marks and marks[-1][0] == line:
+                marks.pop()
+            marks.append((line, role))
+        if not marks or marks[0][0] > entry:
+            marks.insert(0, (entry, "verse"))
+        roles = [role for _, role in marks]
+        sections = []
+        for index, (line, role) in enumerate(marks):
+            groove = "chorus" if role == "chorus" else "verse"
+            # A verse between a verse and a chorus is a pre-chorus (Japanese pop's B melody).
+            if groove == "verse" and 0 < index < len(marks) - 1:
+                if roles[index - 1] != "chorus" and roles[index + 1] == "chorus":
+                    groove = "lift"
+            sections.append((line, groove))
+        start = max(0.0, entry - INTRO_BARS * bar)
+        return cls(start, entry, tuple(sections), song_end, song_end + bar)
+
+    def section_at(self, at: float) -> tuple[float, str]:
+        """(where it starts, which groove) of the section playing at ``at``: ``"intro"``
+        before the entry, the last section's through the outro."""
+        if at < self.entry - 1e-9:
+            return self.start, "intro"
+        return next(s for s in reversed(self.sections) if s[0] <= at + 1e-9)
+
+    def changes(self) -> list[float]:
+        """The bar lines a new part of the song starts on, each after a fill: each section's
+        (the first only after an intro) and the ending."""
+        starts = [line for line, _ in self.sections if line > self.start]
+        return [*starts, self.ending]
+
+
+def _comp(
+    band: _Band, chords: list[ChordSpan], form: _Form, grooves: dict[str, _Groove]
+) -> tuple[list[int], list[int]]:
+    """Bass, piano and pad through the chords, each section in its groove; returns the last
+    piano and pad voicings."""
     piano: list[int] = []
     pad: list[int] = []
-    for chord in chords:
+    boundaries = [line for line, _ in form.sections] + [form.song_end]
+    for chord in _split(chords, boundaries):
+        groove = grooves[_groove_name(form.section_at(chord.start)[1])]
         piano = _voice(chord.pitch_classes, _PIANO_LOW, piano)
         pad = _voice(chord.pitch_classes, _PAD_LOW, pad)
-        for key in pad:
-            band.add("pad", key, chord.start, chord.end, 58)
+        pad_root = _PAD_LOW - 12 + (chord.root - _PAD_LOW) % 12
+        for key in [pad_root, *pad] if groove.full else pad:
+            band.add("pad", key, chord.start, chord.end, groove.pad)
         bass = _BASS_LOW + (chord.bass - _BASS_LOW) % 12
-        # A broken chord for the ballad: up the voicing and to the octave above its middle.
-        arpeggio = [*piano, piano[min(1, len(piano) - 1)] + 12]
-        beat = chord.start
-        while beat < chord.end - 1e-9:
-            for step, eighth in enumerate((0.0, 0.5)):
-                at = beat + eighth
-                if at >= chord.end - 1e-9:
-                    break
-                if style == "pop":  # eighth-note bass; the piano on the beat
-                    band.add("bass", bass, at, at + 0.45, 92 if step == 0 else 78)
-                    if step == 0:
-                        accent = 64 if beat % band.beats_per_bar == 0 else 54
-                        for key in piano:
-                            band.add("piano", key, at, at + 0.9, accent)
-                else:  # ballad: arpeggio in eighths held to the chord's end, bass in halves
-                    index = int(round((at - chord.start) * 2))
-                    band.add("piano", arpeggio[index % len(arpeggio)], at, chord.end, 58)
-                    if step == 0 and (beat - chord.start) % 2 == 0:
-                        band.add("bass", bass, at, min(at + 1.9, chord.end), 88)
-            beat += 1.0
+        piano_root = _PIANO_LOW - 12 + (chord.root - _PIANO_LOW) % 12
+        sounds = {
+            "root": [bass],
+            "octave": [bass + 12],
+            "chord": piano,
+            "full": [piano_root, *piano],  # the left hand adds the root below
+            # A broken chord: up the voicing and to the octave above its middle.
+            "arpeggio": [*piano, piano[min(1, len(piano) - 1)] + 12],
+        }
+        _play(band, "bass", groove.bass, chord, sounds)
+        _play(band, "piano", groove.piano, chord, sounds)
     return piano, pad
 
 
-def _drums(band: _Band, style: str, *, entry: float, end: float) -> None:
-    """The kit from the first bar to ``end``: hi-hat alone in the intro, a fill into the bar
-    the singing starts in (``entry``), a crash on it, then the groove."""
+def _play(
+    band: _Band, part: str, hits: tuple[_Hit, ...], chord: ChordSpan, sounds: dict[str, list[int]]
+) -> None:
+    """The part's ``hits`` through ``chord``; the chord sounds at once where none lands within
+    an eighth of its start (a chord change between the groove's notes)."""
+    times = _times(hits, chord.start, chord.end, band)
+    if not times or times[0][0] > chord.start + 0.5 + 1e-9:
+        times.insert(0, (chord.start, hits[0], hits[0].strength))
+    steps = 0
+    for index, (at, hit, strength) in enumerate(times):
+        if hit.sound == "arpeggio":
+            arpeggio = sounds["arpeggio"]
+            band.add(part, arpeggio[steps % len(arpeggio)], at, chord.end, strength)
+            steps += 1
+            continue
+        following = times[index + 1][0] if index + 1 < len(times) else chord.end
+        end = min(at + hit.length, chord.end) if hit.length else following
+        for key in sounds[str(hit.sound)]:
+            band.add(part, key, at, end, strength)
+
+
+def _drums(band: _Band, form: _Form, grooves: dict[str, _Groove]) -> None:
+    """The kit from the intro to the ending: only the time-keeping cymbals in the intro, each
+    section's groove, a fill in the last one or two beats before each new part of the song
+    and a crash on its first beat (and on every so many bars of a chorus)."""
     bar = band.beats_per_bar
-    position = 0.0
-    bars_played = 0
-    while position < end - 1e-9:
-        intro = position < entry
-        for index in range(bar):
-            beat = position + index
-            if style == "pop":
-                band.add("drums", CLOSED_HAT, beat, beat + 0.25, 72)
-                band.add("drums", CLOSED_HAT, beat + 0.5, beat + 0.75, 52)
-                if intro:
-                    continue
-                band.add("drums", KICK if index % 2 == 0 else SNARE, beat, beat + 0.5, 96)
-                # Every other bar, most often, a push on the "and" of 2.
-                if index == 1 and bars_played % 2 == 1 and band.rng.random() < 0.7:
-                    band.add("drums", KICK, beat + 0.5, beat + 1.0, 84)
-            else:
-                band.add("drums", PEDAL_HAT if intro else CLOSED_HAT, beat, beat + 0.5, 62)
-                if not intro and index == 0:
-                    band.add("drums", KICK, beat, beat + 1.0, 92)
-                if not intro and index == 2:
-                    band.add("drums", SIDE_STICK, beat, beat + 1.0, 80)
-        if intro and position + bar >= entry - 1e-9 and bar >= 2:
-            last_beat = position + bar - 1
-            for sixteenth in range(4):
-                at = last_beat + sixteenth / 4
-                band.add("drums", SNARE, at, at + 0.25, 70 + 8 * sixteenth)
-        if position == entry:
+    changes = form.changes()
+    position = form.start
+    while position < form.ending - 1e-9:
+        section_start, name = form.section_at(position)
+        groove = grooves[_groove_name(name)]
+        hits = groove.drums
+        if name == "intro":
+            hits = tuple(hit for hit in hits if hit.sound in _TIME_KEEPERS)
+        groove_until = position + bar
+        if any(abs(change - groove_until) < 1e-9 for change in changes):
+            beats = band.rng.choice((1, 2)) if bar >= 3 else 1
+            groove_until -= beats
+            _fill(band, groove_until, beats, groove.fill)
+        for at, hit, strength in _times(hits, position, groove_until, band):
+            band.add("drums", int(hit.sound), at, at + hit.length, strength)
+        bars_in = round((position - section_start) / bar)
+        every = groove.crash_every
+        if name != "intro" and (bars_in == 0 or (every and bars_in % every == 0)):
             band.add("drums", CRASH, position, position + bar, 96)
-        bars_played += 0 if intro else 1
         position += bar
 
 
-def _cover(chords: list[ChordSpan], until: float) -> list[ChordSpan]:
-    """The chords from 0 to ``until`` without gaps: the first chord also plays before itself
-    (the intro), and each chord holds until the next."""
+def _fill(band: _Band, start: float, beats: int, strength: int) -> None:
+    """A run of sixteenths on the snare and toms from ``start``, ``beats`` long, rising by a
+    third from ``strength``, over a kick on its first note: one of :data:`_FILLS`, by seed."""
+    notes = band.rng.choice(_FILLS)[-4 * beats :]
+    band.add("drums", KICK, start, start + 0.5, strength + 10)
+    for index, key in enumerate(notes):
+        if key is not None:
+            at = start + index / 4
+            rise = strength * index // (3 * max(1, len(notes) - 1))
+            band.add("drums", key, at, at + 0.25, strength + rise)
+
+
+def _times(
+    hits: tuple[_Hit, ...], start: float, end: float, band: _Band
+) -> list[tuple[float, _Hit, int]]:
+    """(when, which hit, how loud) of each of ``hits`` from ``start`` to ``end`` (quarter
+    lengths), in time order; a note on a bar's first beat is accented."""
+    bar = band.beats_per_bar
+    found = []
+    bar_start = math.floor(start / bar + 1e-9) * bar
+    while bar_start < end - 1e-9:
+        for beat in range(bar):
+            for hit in hits:
+                at = bar_start + beat + hit.offset
+                if not (start - 1e-9 <= at < end - 1e-9 and _on_beat(hit.beats, beat, bar)):
+                    continue
+                if hit.chance < 1 and band.rng.random() >= hit.chance:
+                    continue
+                accent = _DOWNBEAT_ACCENT if beat == 0 and hit.offset == 0 else 0
+                found.append((at, hit, hit.strength + accent))
+        bar_start += bar
+    return sorted(found, key=lambda time: time[0])
+
+
+def _on_beat(beats: str, beat: int, beats_per_bar: int) -> bool:
+    """Whether a hit on ``beats`` plays on ``beat`` (0-based) of the bar."""
+    if beats == "first":
+        return beat == 0
+    if beats == "on":
+        return beat % 2 == 0
+    if beats == "back":
+        return beat % 2 == 1
+    if beats == "middle":
+        return beats_per_bar >= 2 and beat == beats_per_bar // 2
+    return True
+
+
+def _groove_name(section: str) -> str:
+    """The groove a part of the song plays: the intro keeps the lift's time."""
+    return "lift" if section == "intro" else section
+
+
+def _cover(chords: list[ChordSpan], start: float, until: float) -> list[ChordSpan]:
+    """The chords from ``start`` to ``until`` without gaps: the first chord also plays before
+    itself (the intro), and each chord holds until the next."""
     ordered = sorted(chords, key=lambda c: c.start)
     covered = []
     for index, chord in enumerate(ordered):
-        start = 0.0 if index == 0 else chord.start
+        begin = 0.0 if index == 0 else chord.start
         end = ordered[index + 1].start if index + 1 < len(ordered) else until
-        end = min(end, until)
-        if end > start:
-            covered.append(ChordSpan(start, end, chord.root, chord.pitch_classes, chord.bass))
+        begin, end = max(begin, start), min(end, until)
+        if end > begin:
+            covered.append(ChordSpan(begin, end, chord.root, chord.pitch_classes, chord.bass))
     return covered or ordered[-1:]
+
+
+def _split(chords: list[ChordSpan], lines: list[float]) -> list[ChordSpan]:
+    """``chords`` cut at each of ``lines`` they hold across (where the groove changes)."""
+    pieces = []
+    for chord in chords:
+        cuts = [chord.start, *(x for x in lines if chord.start < x < chord.end), chord.end]
+        pieces += [
+            ChordSpan(begin, end, chord.root, chord.pitch_classes, chord.bass)
+            for begin, end in zip(cuts, cuts[1:], strict=False)
+        ]
+    return pieces
+
+
+def _cadence(harmony: Harmony, start: float, end: float) -> list[ChordSpan]:
+    """The outro's chords from ``start`` to ``end``: IV then V (iv, V in minor), the span split
+    at its middle beat, leading to the tonic chord the song ends on."""
+    third = 4 if harmony.mode == "major" else 3
+    tonic = harmony.tonic
+    subdominant = ((tonic + 5) % 12, (tonic + 5 + third) % 12, tonic)
+    dominant = ((tonic + 7) % 12, (tonic + 11) % 12, (tonic + 2) % 12)
+    middle = start + (end - start) // 2
+    spans = [(start, middle, subdominant), (middle, end, dominant)]
+    return [ChordSpan(s, e, pcs[0], pcs, pcs[0]) for s, e, pcs in spans if e > s]
 
 
 def _final_chord(harmony: Harmony, chords: list[ChordSpan]) -> ChordSpan:

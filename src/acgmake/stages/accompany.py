@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from acgmake import Artifact, Param, Stage, hookimpl
+from acgmake.music.accompaniment import STYLES
 
 #: What backing.wav holds.
 BACKING_SAMPLE_RATE = 48000
@@ -116,7 +117,10 @@ def register_stages(register):
             makes=("backing", "backing_midi"),
             uses=("timing",),
             run=accompany,
-            version="2",  # 2: the band plays with a feel, a few ms off the grid
+            # 2: the band plays with a feel, a few ms off the grid; 3: verse, chorus and lift
+            # grooves by the score's sections, fills into each, the upbeat style, a two-bar
+            # intro where there is room, an outro bar (IV, V) before the final chord
+            version="3",
             params=(
                 Param(
                     "soundfont",
@@ -127,9 +131,10 @@ def register_stages(register):
                 Param(
                     "band",
                     "auto",
-                    "how the band plays: pop (8-beat), ballad (half-time, arpeggios), or auto "
-                    "(ballad below 90 bpm)",
-                    click.Choice(["auto", "pop", "ballad"]),
+                    "how the band plays: pop (8-beat), ballad (half-time, arpeggios), upbeat "
+                    "(four on the floor), or auto (ballad below 90 bpm, upbeat from 140); the "
+                    "chorus plays bigger than the verse where the score marks its sections",
+                    click.Choice(list(STYLES)),
                 ),
                 Param(
                     "parts",
