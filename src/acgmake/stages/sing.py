@@ -247,8 +247,9 @@ def register_stages(register):
             # phrase below 12 kHz, pauses kept as sung; 6: a song over 90 s sung by Sinsy in
             # sections of about 60 s (acgmake.voice.sinsy_worker.sections); 7: --vibrato;
             # 8: expression presets, portamento, overshoot, preparation, phrase-end falls;
-            # 9: breaths before phrases, in the voice's own breath; 10: dynamics
-            version="10",
+            # 9: breaths before phrases, in the voice's own breath; 10: dynamics; 11: accents
+            # inside phrases only, glides at most a quarter of a note
+            version="11",
             params=(
                 Param(
                     "voice",

@@ -16,8 +16,8 @@ added to the corrected pitch:
 - a fall at the end of a phrase (a note followed by a rest, at least 0.5 s long): the pitch
   drops over the note's last 15 % (at most 150 ms) as the singer lets go;
 - dynamics (:func:`dynamics_db`): a phrase starts a little soft and grows over its first
-  0.4 s, notes on the bar's first beat are accented (its third beat in 4/4 half as much), and
-  the phrase's last note eases off; the mix's compressor keeps some of it, as it does a
+  0.4 s, notes inside it on the bar's first beat are accented (its third beat in 4/4 half as
+  much), and the phrase's last note eases off; the mix's compressor keeps some of it, as it does a
   singer's.
 
 Each changes only the start and end of a note, never its body, so every note's median pitch
@@ -47,6 +47,8 @@ __all__ = [
 #: Two notes closer than this are sung legato (one glides into the next).
 _LEGATO_GAP_S = 0.03
 _LEAP_SEMITONES = 3
+#: The most of a note a move to or from it takes.
+_MOVE_SHARE = 0.25
 _OVERSHOOT_MIN_SEMITONES = 2
 #: The overshoot peaks this long after the arrival, and the preparation this long before
 #: leaving; each lasts five times that.
@@ -86,13 +88,14 @@ def _glide(times, sung_cents, shift, out, before, after, style: Expression) -> N
     slur = after.text in ("ー", "ｰ")
     leap = abs(interval) >= _LEAP_SEMITONES or slur
     length = style.portamento_ms / 1000.0 * (1.0 if leap else 0.5)
+    # The move takes at most a quarter of either note, so short notes keep their bodies on
+    # their pitch (a fast song sung with a ballad's slow glides).
+    leaving = after.start_s - min(0.6 * length, _MOVE_SHARE * (before.end_s - before.start_s))
+    arrival = after.start_s + min(0.4 * length, _MOVE_SHARE * (after.end_s - after.start_s))
     if length > 0 and interval != 0:
-        boundary = after.start_s
-        start = boundary - min(0.6 * length, 0.4 * (before.end_s - before.start_s))
-        stop = boundary + min(0.4 * length, 0.3 * (after.end_s - after.start_s))
-        inside = (times >= start) & (times < stop) & np.isfinite(sung_cents)
+        inside = (times >= leaving) & (times < arrival) & np.isfinite(sung_cents)
         if inside.any():
-            u = (times[inside] - start) / (stop - start)
+            u = (times[inside] - leaving) / (arrival - leaving)
             curve = u * u * (3 - 2 * u)  # smoothstep from the note before to the note after
             wanted = _written_cents(before.midi) + interval * 100.0 * curve
             now = sung_cents[inside] + shift[inside] + out[inside]
@@ -101,9 +104,7 @@ def _glide(times, sung_cents, shift, out, before, after, style: Expression) -> N
             out[inside] += weight * (wanted - now)
     if abs(interval) >= _OVERSHOOT_MIN_SEMITONES and style.overshoot_cents > 0:
         amount = style.overshoot_cents * min(abs(interval), 5) / 5 * np.sign(interval)
-        arrival = after.start_s + min(0.4 * length, 0.3 * (after.end_s - after.start_s))
         _bump(times, out, arrival, amount, max_s=0.5 * (after.end_s - arrival))
-        leaving = after.start_s - min(0.6 * length, 0.4 * (before.end_s - before.start_s))
         _bump(times, out, leaving, -0.5 * amount, max_s=0.3 * (leaving - before.start_s), back=True)
 
 
@@ -154,9 +155,11 @@ def dynamics_db(times: np.ndarray, timing, style: Expression) -> np.ndarray:
             beat = (mora.start_s - timing.first_beat_s) / beat_s
             on_beat = abs(beat - round(beat)) < 0.1
             position = round(beat) % bar
-            if on_beat and position == 0:
+            # Inside the phrase: its start grows from soft, its end eases off.
+            inner = 0 < index < len(line.morae) - 1
+            if inner and on_beat and position == 0:
                 out[inside] += style.accent_db
-            elif on_beat and bar == 4 and position == 2:
+            elif inner and on_beat and bar == 4 and position == 2:
                 out[inside] += style.accent_db / 2
             if index == len(line.morae) - 1 and len(line.morae) > 1:
                 span = np.clip(
