@@ -3,7 +3,7 @@
 The score holds what is *sung* (a kana per note, in Sinsy's spelling); the clip's karaoke and
 the ``.ass``/``.srt`` subtitles show what was *written*: kanji, English words, spaces and
 punctuation, without the markup (furigana in brackets, section labels). ``lyrics_shown.json``,
-written by the compose stage beside the score, gives each line as shown and, per mora, the
+written by the karaoke stage from the lyrics, gives each line as shown and, per mora, the
 characters it is sung from (:attr:`ShownLine.spans`): a kana lights up on its own, a kanji word
 over all its morae (星 over ほ and し), an English word over the morae of its katakana reading.
 
@@ -41,7 +41,7 @@ from acgmake.voice.labels import Line, Timing
 
 #: A song's lines as shown are a few KB; the file's limit leaves room for any the lyrics allow.
 MAX_SHOWN_BYTES = 4 * 1024 * 1024
-_REMEDY = "compose the song again to rewrite it (or delete it: the lyrics then show as sung)"
+_REMEDY = "make it again with `acgmake karaoke LYRICS` (or delete it: the lyrics then show as sung)"
 #: Characters that get furigana: kanji and digits (their reading is not written).
 _READ = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆〇〻0-9０-９]")
 
