@@ -45,12 +45,9 @@ class InputKinds:
 
 def load_stages(*modules: str) -> Registry:
     """The registry of the built-in stage ``modules`` plus :class:`InputKinds`."""
-    from acgmake.plugins import Plugins
+    from acgmake.testing import load_plugins
 
-    plugins = Plugins()
-    plugins.add(InputKinds, "handmade-inputs")
-    plugins.load(builtins=modules, entry_points=False)
-    return plugins.registry
+    return load_plugins([InputKinds], builtins=modules).registry
 
 
 BACKGROUND = (238, 240, 244)

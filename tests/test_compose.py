@@ -16,6 +16,7 @@ from acgmake.music.musicxml import MAX_SCORE_BYTES, lines_of, read_score, write_
 from acgmake.music.report import Agreement, accent_agreement, register_by_role
 from acgmake.pipeline import run
 from acgmake.plugins import Plugins
+from acgmake.testing import load_plugins
 from acgmake.text.kana import parse_lyrics
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -266,9 +267,7 @@ def test_a_compressed_mxl_score_and_extra_parts_are_read(tmp_path):
 
 
 def compose_plugins() -> Plugins:
-    plugins = Plugins()
-    plugins.load(builtins=("acgmake.stages.compose",), entry_points=False)
-    return plugins
+    return load_plugins(builtins=("acgmake.stages.compose",))
 
 
 def test_the_compose_stage_writes_the_score(tmp_path):

@@ -94,11 +94,28 @@ def test_stages_that_need_each_other_are_reported_as_a_cycle():
         plan(registry_with(a, b), ["loud"], [])
 
 
-def test_a_later_producer_of_the_same_kinds_replaces_the_earlier_one():
+def test_a_stage_that_declares_it_replaces_another_runs_in_its_place_in_any_order():
+    other = Stage(
+        "other", needs=("note",), makes=("loud",), run=shout, plugin="third", replaces="shout"
+    )
+    for registry in (registry_with(SHOUT, other), registry_with(other, SHOUT)):
+        assert names(plan(registry, ["loud"], ["note", "words"])) == ["other"]
+        assert replaced_by(registry) == {"shout": "other"}
+
+
+def test_a_producer_of_the_same_kinds_that_does_not_say_so_is_an_error_not_a_silent_swap():
     other = Stage("other", needs=("note",), makes=("loud",), run=shout, plugin="third")
-    registry = registry_with(SHOUT, other)
-    assert names(plan(registry, ["loud"], ["note", "words"])) == ["other"]
-    assert replaced_by(registry) == {"shout": "other"}
+    with pytest.raises(UserError, match=r"replaces='shout'"):
+        plan(registry_with(SHOUT, other), ["loud"], ["note", "words"])
+
+
+def test_a_replacement_that_does_not_make_what_it_replaces_is_refused():
+    partial = Stage(
+        "partial", needs=("note",), makes=("framed",), run=shout, plugin="third", replaces="shout"
+    )
+    problems = registry_with(SHOUT, partial).check()
+    assert [stage.name for stage, _ in problems] == ["partial"]
+    assert "does not make loud" in problems[0][1]
 
 
 def test_two_producers_of_one_kind_that_do_not_replace_each_other_are_an_error():

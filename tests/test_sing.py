@@ -17,6 +17,7 @@ from acgmake.music.melody import compose_melody
 from acgmake.music.musicxml import write_musicxml
 from acgmake.pipeline import run
 from acgmake.plugins import Plugins
+from acgmake.testing import load_plugins
 from acgmake.text.kana import parse_lyrics
 from acgmake.voice import sinsy
 from acgmake.voice.align import formant_energy_db
@@ -26,9 +27,7 @@ TWO_LINES = "かえるの うたが\nきこえて くるよ\n"
 
 
 def sing_plugins() -> Plugins:
-    plugins = Plugins()
-    plugins.load(builtins=("acgmake.stages.compose", "acgmake.stages.sing"), entry_points=False)
-    return plugins
+    return load_plugins(builtins=("acgmake.stages.compose", "acgmake.stages.sing"))
 
 
 def write_score(path: Path, lyrics: str = TWO_LINES, **options) -> Path:

@@ -36,6 +36,7 @@ from acgmake.pipeline import (
     run,
     same_file,
     sha256_file,
+    user_path,
 )
 from acgmake.plugins import Plugins, get_plugins
 
@@ -758,6 +759,36 @@ def plugins_command(show_all: bool) -> None:
     plugins = get_plugins()
     records = [info.as_dict() for info in plugins.infos.values() if show_all or not info.builtin]
     click.echo(json.dumps(records, indent=2))
+
+
+@cli.group("plugin")
+def plugin_group() -> None:
+    """Write plugins of your own (see docs/plugins.md)."""
+
+
+@plugin_group.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to write acgmake-NAME/ into.",
+)
+def plugin_new(name: str, parent: Path) -> None:
+    """Write a working plugin package, acgmake-NAME/: a pyproject with the entry point, one
+    stage, its test (with acgmake.testing) and a README.
+
+    Example: acgmake plugin new cover && pip install -e acgmake-cover && pytest acgmake-cover
+    """
+    from acgmake.plugin_template import write_plugin
+
+    folder = write_plugin(name, user_path(parent))
+    click.echo(
+        f"Wrote {folder}/: install it with `pip install -e {folder}`, test it with "
+        f"`pytest {folder}`, and see docs/plugins.md for what to change"
+    )
 
 
 @cli.command()

@@ -131,9 +131,13 @@ class Stage:
     #: run). ``None``: no limit for acgmake's own stages, whose workers have their own; for a
     #: third-party stage ``ACGMAKE_STAGE_TIMEOUT`` or :data:`PLUGIN_STAGE_TIMEOUT_S`.
     timeout_s: float | None = None
+    #: Names of the stages this one takes the place of (a plugin's better colorizer:
+    #: ``replaces="colorize"``). It must make every kind they make without needing it; they
+    #: then never run. Two stages that make one kind, neither replacing the other, are an error.
+    replaces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("needs", "makes", "uses", "params"):
+        for name in ("needs", "makes", "uses", "params", "replaces"):
             value = getattr(self, name)
             object.__setattr__(self, name, tuple(value) if name == "params" else _kinds(value))
         if not self.makes:
@@ -222,6 +226,17 @@ class Registry:
                         f"{', '.join(unknown)}, which no plugin registers",
                     )
                 )
+            for name in stage.replaces:
+                replaced = next((s for s in self.stages if s.name == name), None)
+                missing = sorted(_produced(replaced) - _produced(stage)) if replaced else []
+                if missing:
+                    problems.append(
+                        (
+                            stage,
+                            f"stage {stage.name!r} replaces {name!r} but does not make "
+                            f"{', '.join(missing)}, which {name!r} makes",
+                        )
+                    )
         return problems
 
 
@@ -331,46 +346,40 @@ def plan(registry: Registry, targets: Iterable[str], given: Iterable[str] = ()) 
     return ordered
 
 
+def _produced(stage: Stage) -> set[str]:
+    """The kinds ``stage`` makes without needing them."""
+    return set(stage.makes) - set(stage.needs)
+
+
 def _drop_replaced(stages: list[Stage]) -> list[Stage]:
-    """Leave out a producer when a later-registered stage produces all it produces.
-
-    This is how a plugin replaces a built-in stage: it registers a stage that makes the same
-    kinds from other inputs. Two producers of one kind that neither replaces are an error.
-    """
-
-    def produced(stage: Stage) -> set[str]:
-        return set(stage.makes) - set(stage.needs)
-
-    kept = [
-        stage
-        for i, stage in enumerate(stages)
-        if not produced(stage)
-        or not any(produced(stage) <= produced(later) for later in stages[i + 1 :])
-    ]
+    """Leave out the stages another declares it replaces (``Stage(replaces=...)``): how a
+    plugin puts its stage in place of a built-in one, whatever order they registered in. Two
+    producers of one kind that neither replaces are an error."""
+    replaced = {name for stage in stages for name in stage.replaces}
+    kept = [stage for stage in stages if stage.name not in replaced]
     owner: dict[str, Stage] = {}
     for stage in kept:
-        for kind in produced(stage):
+        for kind in _produced(stage):
             if kind in owner:
                 raise UserError(
                     f"both {owner[kind].name!r} ({owner[kind].plugin}) and {stage.name!r} "
                     f"({stage.plugin}) make {kind!r}; leave one of their plugins out with "
-                    "ACGMAKE_PLUGINS"
+                    f"ACGMAKE_PLUGINS (a plugin meant to take {owner[kind].name!r}'s place "
+                    f"declares it: Stage(..., replaces={owner[kind].name!r}))"
                 )
             owner[kind] = stage
     return kept
 
 
 def replaced_by(registry: Registry) -> dict[str, str]:
-    """Stage name -> the later stage that replaces it (see :func:`_drop_replaced`)."""
-    names = {s.name for s in _drop_replaced(list(registry.stages))}
-    result = {}
-    for i, stage in enumerate(registry.stages):
-        if stage.name not in names:
-            own = set(stage.makes) - set(stage.needs)
-            for later in registry.stages[i + 1 :]:
-                if own <= set(later.makes) - set(later.needs):
-                    result[stage.name] = later.name
-    return result
+    """Stage name -> the stage that replaces it (see :func:`_drop_replaced`)."""
+    present = {stage.name for stage in registry.stages}
+    return {
+        name: stage.name
+        for stage in registry.stages
+        for name in stage.replaces
+        if name in present and name != stage.name
+    }
 
 
 # ---------------------------------------------------------------------------------------------
