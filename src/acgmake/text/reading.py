@@ -316,15 +316,7 @@ def _read(text: str, *, allow_empty: bool = False, second_opinion: bool = True) 
 def _places(text: str, nodes: list[Node]) -> list[tuple[int, int]]:
     """Where each of OpenJTalk's words is in ``text``, as (start, stop). A word not there as
     written (digits it read as a numeral) gets what lies between its neighbours' places."""
-    found: list[tuple[int, int] | None] = []
-    position = 0
-    for node in nodes:
-        at = text.find(node.surface, position) if node.surface else -1
-        if at < 0 or re.search(rf"[{_KANJI}{_KANA}]", text[position:at]):
-            found.append(None)
-            continue
-        position = at + len(node.surface)
-        found.append((at, position))
+    found = _located(text, nodes)
     places: list[tuple[int, int]] = []
     before = 0  # where the last word found ends
     for index, place in enumerate(found):
@@ -426,17 +418,26 @@ def _reconciled(text: str, nodes: list[Node]) -> tuple[list[Node], tuple[Guess, 
 def _words(text: str, nodes: list[Node]) -> list[Word | None]:
     """OpenJTalk's words with where each is in ``text``; None for a word that is not there as
     written (digits it read as a numeral)."""
-    words: list[Word | None] = []
+    return [
+        Word(node.surface, node.read, node.pos, *place, node.kind) if place else None
+        for node, place in zip(nodes, _located(text, nodes), strict=True)
+    ]
+
+
+def _located(text: str, nodes: list[Node]) -> list[tuple[int, int] | None]:
+    """(start, stop) of each of OpenJTalk's words in ``text``, in order; None for a word that
+    is not there as written (digits it read as a numeral)."""
+    found: list[tuple[int, int] | None] = []
     position = 0
     for node in nodes:
-        found = text.find(node.surface, position) if node.surface else -1
+        at = text.find(node.surface, position) if node.surface else -1
         # Only what OpenJTalk does not keep (spaces) or rewrites (digits) may lie between.
-        if found < 0 or re.search(rf"[{_KANJI}{_KANA}]", text[position:found]):
-            words.append(None)
+        if at < 0 or re.search(rf"[{_KANJI}{_KANA}]", text[position:at]):
+            found.append(None)
             continue
-        position = found + len(node.surface)
-        words.append(Word(node.surface, node.read, node.pos, found, position, node.kind))
-    return words
+        position = at + len(node.surface)
+        found.append((at, position))
+    return found
 
 
 def _override(text: str, words: list[Word | None], start: int, stop: int) -> str:

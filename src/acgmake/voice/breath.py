@@ -91,11 +91,9 @@ def cut_breath(samples: np.ndarray, sample_rate: int, midi: int) -> np.ndarray |
     hop = len(part) / max(len(f0), 1)
     window = round(0.01 * sample_rate)
     breath = part[round(first * hop) + window : round(last * hop) - window]
-    frames = len(breath) // window
-    if frames < 10:
+    if len(breath) < 10 * window:
         return None
-    level = np.sqrt(np.mean(breath[: frames * window].reshape(frames, window) ** 2, axis=1))
-    db = 20 * np.log10(level + 1e-12)
+    db = _levels_db(breath, window)
     # The first note's last voice and the second's attack are louder than the breath: keep
     # the longest stretch within 8 dB of the stretch's median.
     steady = np.concatenate([[False], db <= np.median(db) + 8, [False]])
@@ -179,9 +177,14 @@ def _onset(samples: np.ndarray, rate: int, earliest_s: float, note_s: float) -> 
     # Above the synthesis's low rumble, which is there before any sound is sung.
     high_pass = butter(2, 200.0, btype="highpass", fs=rate, output="sos")
     part = sosfiltfilt(high_pass, np.asarray(samples[begin:stop], dtype=np.float64))
-    frames = len(part) // window
-    level = np.sqrt(np.mean(part[: frames * window].reshape(frames, window) ** 2, axis=1) + 1e-12)
-    db = 20 * np.log10(level)
+    db = _levels_db(part, window)
     searched = db[: (search_end - begin) // window]
     loud = np.flatnonzero(searched > db.max() - 20)
     return (begin + int(loud[0]) * window) / rate if loud.size else note_s
+
+
+def _levels_db(samples: np.ndarray, window: int) -> np.ndarray:
+    """The level (dB of RMS) of each whole ``window`` of ``samples``."""
+    frames = len(samples) // window
+    blocks = np.asarray(samples[: frames * window], dtype=np.float64).reshape(frames, window)
+    return 20 * np.log10(np.sqrt(np.mean(blocks**2, axis=1)) + 1e-12)
