@@ -346,9 +346,49 @@ def test_a_drawn_blink_shuts_the_eyes_of_the_strips_rest_expression(tmp_path):
             expressions=strip,
             blink=blink,
         )
-        return renderer.character.eyes.pixels[1]
+        return renderer.character.eyes.pixels[-1]  # the closed eyes
 
     assert not np.array_equal(blink_patch("drawn"), blink_patch("model"))
+
+
+def test_a_blink_snaps_open_half_closed_closed_without_ghost_eyes(tmp_path):
+    """Limited animation's blink: each frame shows one drawing (open, the in-between, shut),
+    never two faded into each other (open eyes showing through the lids)."""
+    from acgmake.video.clip import clip_renderer
+    from acgmake.video.expressions import drawn_half_blink
+
+    strip = write_expressions(tmp_path / "in")
+    paths = {**write_song(tmp_path / "song", duration_s=2.0), **write_colored(tmp_path / "c")}
+    renderer = clip_renderer(colored=paths["colored"], face=paths["face"],
+                             timing=paths["timing"], phonemes=paths["phonemes"], song_s=2.0,
+                             width=320, height=180, fps=FPS, expressions=strip)  # fmt: skip
+    sprite = renderer.character
+    eyes = sprite.eyes
+    area = (slice(eyes.top, eyes.top + eyes.pixels.shape[1]),
+            slice(eyes.left, eyes.left + eyes.pixels.shape[2]))  # fmt: skip
+    shown = {}
+    for blink in (0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 1.0):
+        sprite._shown = None
+        shown[blink] = sprite.compose(np.eye(6, dtype=np.float32)[0], blink).colour[area].copy()
+    assert np.array_equal(shown[0.0], shown[0.1])
+    assert np.array_equal(shown[0.3], shown[0.5]) and np.array_equal(shown[0.5], shown[0.7])
+    assert np.array_equal(shown[0.8], shown[1.0])
+    assert not np.array_equal(shown[0.0], shown[0.5]) and not np.array_equal(shown[0.5], shown[1.0])
+    # The in-between keeps the lower half of the open eye and covers the upper half.
+    with Image.open(strip) as picture:
+        rest = split_strip(np.asarray(picture.convert("RGBA")))[0]
+    face = Face.read(paths["face"])
+    half = drawn_half_blink(rest, face)
+    iris = np.array([70, 110, 170])
+    x0, y0, x1, y1 = Face.pixel_box(face.eyes[0], rest.shape[1], rest.shape[0])
+    middle = (y0 + y1) // 2
+
+    def iris_pixels(image, top, bottom):
+        part = image[top:bottom, x0:x1, :3].astype(int)
+        return int((np.abs(part - iris).max(axis=2) < 40).sum())
+
+    assert iris_pixels(half, y0, middle - 1) < iris_pixels(rest, y0, middle - 1) / 4
+    assert iris_pixels(half, middle + 2, y1) > 0.6 * iris_pixels(rest, middle + 2, y1)
 
 
 def test_a_strip_of_the_wrong_width_is_a_user_error():

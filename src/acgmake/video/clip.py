@@ -23,6 +23,7 @@ from acgmake.video.expressions import (
     CharacterSprite,
     drawn_blink,
     drawn_expressions,
+    drawn_half_blink,
     scale_rgba,
     split_strip,
 )
@@ -185,7 +186,7 @@ def clip_renderer(
     if background is not None:
         picture = read_background(background, at_least=(width, height))
     return FrameRenderer(
-        CharacterSprite(images, layout_face),
+        CharacterSprite(images, layout_face, half_blink=drawn_half_blink(images[0], layout_face)),
         sung,
         mouth_shapes(read_lab(phonemes), fps, frame_count),
         width=width,

@@ -102,6 +102,16 @@ def drawn_blink(rest: np.ndarray, face: Face, ink: Ink | None = None) -> np.ndar
     return image
 
 
+def drawn_half_blink(rest: np.ndarray, face: Face, ink: Ink | None = None) -> np.ndarray:
+    """Straight RGBA ``rest`` with its eyes half closed: the upper lids drawn down to the
+    middle of the eyes (the in-between drawing of a blink, as limited animation has it)."""
+    image = rest.copy()
+    height, width = image.shape[:2]
+    for eye in face.eyes:
+        draw_half_closed_eye(image, Face.pixel_box(eye, width, height), ink or Ink())
+    return image
+
+
 def _skin_around(sprite: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
     """The median colour of the opaque, light pixels around ``box`` (the skin there)."""
     x0, y0, x1, y1 = box
@@ -216,6 +226,33 @@ def draw_closed_eye(sprite: np.ndarray, eye: tuple[int, int, int, int], ink: Ink
     put_back()
 
 
+def draw_half_closed_eye(sprite: np.ndarray, eye: tuple[int, int, int, int], ink: Ink) -> None:
+    """Cover the upper half of the ``eye`` box of straight RGBA ``sprite`` with skin and draw
+    the upper lid's edge across its middle, in place: the open eye below it stays as drawn."""
+    patch, box, put_back = _around(sprite, eye, below=1.0)
+    x0, y0, x1, y1 = box
+    skin = _skin_around(patch, (x0, y1, x1, y1 + (y1 - y0) // 2))
+    if skin is None:
+        return
+    cut = y0 + (y1 - y0) * 0.5
+    # The skin of the lid: the eye's ellipse (a little larger), above the cut.
+    lid = np.zeros(patch.shape[:2], np.float32)
+    centre = (int((x0 + x1) / 2), int((y0 + y1) / 2))
+    axes = (max(1, int((x1 - x0) * 0.6)), max(1, int((y1 - y0) * 0.7)))
+    cv2.ellipse(lid, centre, axes, 0, 0, 360, 1.0, cv2.FILLED, cv2.LINE_AA)
+    lid[int(np.ceil(cut)) :] = 0.0
+    lid = cv2.GaussianBlur(lid, (0, 0), max((y1 - y0) * 0.05, 0.6))[..., None]
+    blended = patch[..., :3] * (1 - lid) + skin * lid
+    patch[..., :3] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    # The lid's edge with its lashes: a shallow arc along the cut, as thick as the closed lid's.
+    scale = 8
+    width = max(1, round((y1 - y0) * 0.12))
+    arc = (round((x0 + x1) / 2 * scale), round((cut + (y1 - y0) * 0.08) * scale))
+    arc_axes = (round((x1 - x0) * 0.52 * scale), round((y1 - y0) * 0.12 * scale))
+    cv2.ellipse(patch, arc, arc_axes, 0, 180, 360, (*ink.line, 255), width, cv2.LINE_AA, 3)
+    put_back()
+
+
 @dataclass(frozen=True)
 class _Patches:
     """One region of the sprite and each expression's pixels there, premultiplied RGBA
@@ -236,7 +273,9 @@ class CharacterSprite:
     normalised to it, 0..1).
     """
 
-    def __init__(self, images: Sequence[np.ndarray], face: Face) -> None:
+    def __init__(
+        self, images: Sequence[np.ndarray], face: Face, half_blink: np.ndarray | None = None
+    ) -> None:
         if len(images) != len(EXPRESSIONS):
             raise ValueError(f"expected {len(EXPRESSIONS)} expressions, got {len(images)}")
         height, width = images[0].shape[:2]
@@ -259,11 +298,17 @@ class CharacterSprite:
         crop = [
             premultiply(np.ascontiguousarray(image[top:bottom, left:right])) for image in images
         ]
+        if half_blink is not None:  # the in-between drawing, after the expressions
+            crop.append(premultiply(np.ascontiguousarray(half_blink[top:bottom, left:right])))
         self.rest = Layer.from_rgba(crop[0], premultiplied=True)
         self.layer = Layer(self.rest.colour.copy(), self.rest.clear.copy())
         mouth_box, eye_box = self._regions(face, crop[0].shape[1], crop[0].shape[0])
         self.mouth = _patches(crop, range(len(MOUTHS)), mouth_box)
-        self.eyes = _patches(crop, (0, BLINK), eye_box)
+        #: With an in-between drawing the eyes snap open, half closed, closed (as limited
+        #: animation draws a blink); without, the closed eyes fade in and out.
+        self.half_blink = half_blink is not None
+        eyes = (0, len(crop) - 1, BLINK) if self.half_blink else (0, BLINK)
+        self.eyes = _patches(crop, eyes, eye_box)
         self._shown: tuple[bytes, float] | None = None
 
     @property
@@ -324,7 +369,11 @@ class CharacterSprite:
             return self.layer  # a held vowel: nothing changed since the last frame
         self._shown = key
         self._put(self.mouth, weights)
-        self._put(self.eyes, np.array([1.0 - blink, blink], np.float32))
+        if self.half_blink:
+            shown = 0 if blink < 0.25 else 1 if blink < 0.75 else 2
+            self._put(self.eyes, np.eye(3, dtype=np.float32)[shown])
+        else:
+            self._put(self.eyes, np.array([1.0 - blink, blink], np.float32))
         return self.layer
 
     def _put(self, patches: _Patches, weights: np.ndarray) -> None:
