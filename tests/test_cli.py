@@ -243,12 +243,14 @@ def test_a_folder_of_lyrics_makes_a_clip_for_each_into_the_output_folder(tmp_pat
     assert code == 2 and "must be a folder" in err
 
 
-def test_song_enlarges_the_character_for_its_clip_unless_told_a_size():
-    from acgmake.cli import _upscale_for_the_clip
-    from acgmake.plugins import Plugins
+def test_a_run_enlarges_the_character_for_its_clip_unless_told_a_size():
+    """Worked out in the pipeline (Stage.derive), so the Python API does what the command
+    line does; the upscale command alone keeps its own default."""
+    from acgmake.pipeline import derived_params, plan
+    from acgmake.testing import load_plugins
 
-    plugins = Plugins()
-    plugins.load(entry_points=False)
+    registry = load_plugins().registry
+    song = plan(registry, ["clip"], ["lyrics"])
     cases = [
         ({}, 768),  # the default clip, 1280x720
         ({"animate": {"size": "1080p"}}, 1024),
@@ -256,5 +258,6 @@ def test_song_enlarges_the_character_for_its_clip_unless_told_a_size():
         ({"animate": {"size": "1080p"}, "upscale": {"upscale_size": 512}}, 512),
     ]
     for params, size in cases:
-        _upscale_for_the_clip(plugins.registry, params)
-        assert params["upscale"]["upscale_size"] == size
+        assert derived_params(song, params)["upscale"]["upscale_size"] == size
+    alone = [registry.stage("upscale")]
+    assert "upscale_size" not in derived_params(alone, {}).get("upscale", {})

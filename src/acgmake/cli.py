@@ -493,7 +493,6 @@ def song(
         raise click.UsageError("give a lyrics file, or --score my.musicxml (not both)")
     _, targets = stage_options(plugins.registry.stages)
     params = _collect_params(values, targets)
-    _upscale_for_the_clip(plugins.registry, params)
     kinds = final_kinds(plugins.registry, also)
 
     def make(kind: str, source: Path, clip: Path, folder: Path) -> Path:
@@ -549,25 +548,6 @@ def song(
             f"{len(failed)} of {len(rows)} songs failed ({', '.join(str(r[0]) for r in failed)}); "
             "see the table above"
         )
-
-
-def _upscale_for_the_clip(registry: Registry, params: dict[str, dict[str, Any]]) -> None:
-    """Unless --upscale-size is given, enlarge the character to the size the clip shows it
-    (:func:`acgmake.stages.upscale.size_for_clip`), not always to 1024 px."""
-    from acgmake.stages.animate import parse_size
-    from acgmake.stages.upscale import size_for_clip
-
-    names = {stage.name: stage for stage in registry.stages}
-    if "upscale" not in names or "animate" not in names:
-        return
-    upscale_params = {param.name for param in names["upscale"].params}
-    animate_defaults = {param.name: param.default for param in names["animate"].params}
-    if "upscale_size" not in upscale_params or "size" not in animate_defaults:
-        return  # a plugin's stage of that name, with its own options
-    if "upscale_size" in params.get("upscale", {}):
-        return
-    size = params.get("animate", {}).get("size", animate_defaults["size"])
-    params.setdefault("upscale", {})["upscale_size"] = size_for_clip(*parse_size(size))
 
 
 def _lyrics_files(given: tuple[Path, ...]) -> list[Path]:

@@ -103,6 +103,10 @@ def _kinds(kinds: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(kinds))
 
 
+#: A stage's ``derive``: (options given by stage, names of the stages that run) -> options.
+Derive = Callable[[Mapping[str, Mapping[str, Any]], frozenset[str]], Mapping[str, Any]]
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of the chain.
@@ -135,6 +139,12 @@ class Stage:
     #: ``replaces="colorize"``). It must make every kind they make without needing it; they
     #: then never run. Two stages that make one kind, neither replacing the other, are an error.
     replaces: tuple[str, ...] = ()
+    #: Defaults worked out from the run: ``derive(given, stages)`` gets the options given for
+    #: every stage (``{stage: {option: value}}``) and the names of the stages that run; what
+    #: it returns stands for options of this stage that were not given. The same for the
+    #: command line and the Python API (the upscale stage takes the clip's size from animate's
+    #: ``size`` when animate runs).
+    derive: Derive | None = None
 
     def __post_init__(self) -> None:
         for name in ("needs", "makes", "uses", "params", "replaces"):
@@ -917,6 +927,23 @@ def resolve_params(stage: Stage, given: Mapping[str, Any] | None) -> dict[str, A
     return params
 
 
+def derived_params(
+    stages: Iterable[Stage], given: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``given`` (options by stage) with what each stage's ``derive`` works out for the
+    options not given (see :attr:`Stage.derive`)."""
+    stages = list(stages)
+    names = frozenset(stage.name for stage in stages)
+    result = {name: dict(values) for name, values in given.items()}
+    for stage in stages:
+        if stage.derive is None:
+            continue
+        own = result.setdefault(stage.name, {})
+        for name, value in stage.derive(given, names).items():
+            own.setdefault(name, value)
+    return result
+
+
 def check_param(stage: Stage, param: Param, value: Any) -> Any:
     """``value`` for ``param`` converted to its type, or one clear line: the one place where
     stage options are validated, for the command line and the Python API. Numbers must be
@@ -1007,7 +1034,8 @@ def run(
         stages = [registry.stage(name) for name in only]
     else:
         stages = plan(registry, targets, set(inputs or {}))
-    resolved = {s.name: resolve_params(s, (params or {}).get(s.name)) for s in stages}
+    params = derived_params(stages, params or {})
+    resolved = {s.name: resolve_params(s, params.get(s.name)) for s in stages}
     folder = RunFolder(Path(workdir), registry)
     folder.check_ours(inputs or {}, {kind for stage in stages for kind in stage.makes})
     folder.create()

@@ -28,6 +28,10 @@ def register_artifacts(register):
     )
 
 
+#: The clip's size when none is given.
+DEFAULT_SIZE = "1280x720"
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``"1280x720"`` (or a name: 720p, 1080p, vertical, square) as (width, height).
 
@@ -154,7 +158,7 @@ def register_stages(register):
             params=(
                 Param(
                     "size",
-                    "1280x720",
+                    DEFAULT_SIZE,
                     "Video size in pixels, WIDTHxHEIGHT (even numbers): 1280x720, 1920x1080, "
                     "1080x1920 (vertical, for phones), 1080x1080 (square); or 720p, 1080p, "
                     "vertical, square.",

@@ -43,6 +43,17 @@ def size_for_clip(width: int, height: int) -> int:
     return min(DEFAULT_SIZE_PX, -(-min(width, height) // 256) * 256)
 
 
+def _size_of_the_clip(given, stages) -> dict[str, int]:
+    """When animate runs, the character is enlarged to the size its clip shows it
+    (:func:`size_for_clip` of animate's ``--size``), not always to 1024 px."""
+    if "animate" not in stages:
+        return {}
+    from acgmake.stages.animate import DEFAULT_SIZE, parse_size
+
+    size = given.get("animate", {}).get("size", DEFAULT_SIZE)
+    return {"upscale_size": size_for_clip(*parse_size(size))}
+
+
 def _save(picture, path, note: str | None, source: str | None = None) -> None:
     from PIL import Image, PngImagePlugin
 
@@ -156,11 +167,12 @@ def register_stages(register):
                     "upscale_size",
                     DEFAULT_SIZE_PX,
                     "pixels on the character's longer side after upscaling (a larger "
-                    "picture is kept as it is); not given, acgmake song uses the size its clip "
-                    "shows: 768 for 1280x720, 1024 for 1080p and larger",
+                    "picture is kept as it is); not given, a run that makes the clip uses the "
+                    "size the clip shows: 768 for 1280x720, 1024 for 1080p and larger",
                     type=click.IntRange(64, 4096),
                 ),
             ),
+            derive=_size_of_the_clip,
             help="Enlarge the character with an anime super-resolution network (Real-ESRGAN "
             "or waifu2x) to the size the clip shows it.",
         )
