@@ -1,0 +1,45 @@
+"""find-character: the characters it chooses are what was asked, as a held-out judge reads
+them, where the first seed of the range mostly is not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from acgmake_attributes import HAIR, Wanted, find, hair_colour, judge
+
+from acgmake import UserError
+from acgmake.cli import main
+
+
+@pytest.mark.parametrize(("hair", "mouth"), [("blue", "open"), ("blonde", "closed")])
+def test_the_judge_reads_the_asked_hair_and_mouth_in_what_is_found(hair, mouth):
+    wanted = Wanted(hair=HAIR[hair], mouth=mouth, eyes="open")
+    found, pictures = find(wanted, search=256, start=5000, count=3)
+    assert len(found) == len(pictures) == 3
+    assert found[0].score <= found[1].score <= found[2].score
+    read = judge(pictures[:1], wanted)
+    assert read["hair_median_delta_e"] < 20 and read["mouth_as_asked"] == 1.0
+    assert read["eyes_as_asked"] == 1.0
+    # The seeds it looked through hold what it found: seed N draws the same character again.
+    again, _ = find(Wanted(hair=HAIR[hair], mouth=mouth), search=1, start=found[0].seed, count=1)
+    assert again[0].hair == found[0].hair
+
+
+def test_the_command_prints_the_seeds_and_writes_a_grid(tmp_path, capsys):
+    grid = tmp_path / "grid.png"
+    main(["find-character", "--hair", "#50a050", "--search", "64", "--count", "4", "-o", str(grid)])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 4 and all(0 <= line["seed"] < 64 for line in lines)
+    assert grid.stat().st_size > 1000 and not list(tmp_path.glob("*.partial"))
+
+
+def test_bad_requests_are_one_clear_line(capsys):
+    with pytest.raises(UserError, match="not a colour"):
+        hair_colour("sky")
+    with pytest.raises(SystemExit) as stopped:
+        main(["find-character", "--eyes", "any"])
+    error = capsys.readouterr().err
+    assert stopped.value.code == 1 and "ask for something" in error and "Traceback" not in error
+    with pytest.raises(UserError, match="--search must be"):
+        find(Wanted(hair=HAIR["red"]), search=0)
