@@ -73,3 +73,25 @@ def test_the_stage_writes_tags_json_and_runs_after_the_character_is_colored(tmp_
     with plugins_loaded("acgmake_tag") as registry:
         order = [stage.name for stage in plan(registry, ["clip", "tags"], ["lyrics"])]
     assert order.index("colorize") < order.index("tag")
+
+
+def test_characters_like_finds_the_seed_a_generated_character_came_from(tmp_path, capsys):
+    from acgmake_tag import characters_like
+
+    from acgmake.cli import main
+    from acgmake.models.character import shipped_checkpoint
+    from acgmake.models.checkpoint import load_generator
+    from acgmake.models.stylegan2 import generate
+
+    generator = load_generator(shipped_checkpoint())
+    for seed in (2030, 2077):
+        picture = Image.fromarray(generate(generator, [seed])[0]).resize((256, 256))
+        found, pictures = characters_like(np.asarray(picture), search=128, start=2000, count=3)
+        assert found[0][0] == seed and found[0][1] > found[1][1] and len(pictures) == 3
+        if seed == 2077:  # the command, as a user runs it
+            path = tmp_path / "mine.png"
+            picture.save(path)
+            main(["characters-like", str(path), "--search", "128", "--from-seed", "2000",
+                  "--count", "2"])  # fmt: skip
+            lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+            assert [line["seed"] for line in lines][0] == seed and len(lines) == 2

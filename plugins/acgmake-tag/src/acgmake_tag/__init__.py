@@ -12,13 +12,18 @@ its held-out precision and recall are in the README.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from acgmake import Artifact, Stage, StageContext, hookimpl
+import click
+
+from acgmake import Artifact, Stage, StageContext, UserError, hookimpl
 
 __version__ = "0.1.0"
 
 #: Tags given when the tagger is at least this sure.
 THRESHOLD = 0.5
+#: How many seeds ``characters-like`` looks through, at most.
+MAX_SEARCH = 4096
 
 
 @hookimpl
@@ -33,20 +38,24 @@ def register_artifacts(register):
     )
 
 
-def tag_picture(picture) -> dict:
-    """``tags.json``'s content for an RGB(A) uint8 picture of a character (any size; the
-    tagger reads it at 64 px, its transparency over white)."""
+def as_64px(picture):
+    """An RGB(A) uint8 picture as the tagger reads it: 64 x 64 RGB, transparency over white."""
     import numpy as np
     from PIL import Image
-
-    from acgmake_tag.model import ACCESSORY_TAGS, GROUPS, load, predict
 
     image = Image.fromarray(np.asarray(picture))
     if image.mode == "RGBA":
         backdrop = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(backdrop, image)
-    small = np.asarray(image.convert("RGB").resize((64, 64), Image.Resampling.LANCZOS))
-    got = predict(load(), small[None])
+    return np.asarray(image.convert("RGB").resize((64, 64), Image.Resampling.LANCZOS))
+
+
+def tag_picture(picture) -> dict:
+    """``tags.json``'s content for an RGB(A) uint8 picture of a character (any size; the
+    tagger reads it at 64 px, its transparency over white)."""
+    from acgmake_tag.model import ACCESSORY_TAGS, GROUPS, load, predict
+
+    got = predict(load(), as_64px(picture)[None])
     tags: list[str] = []
     scores: dict[str, float] = {}
     for name, values in GROUPS.items():
@@ -109,6 +118,55 @@ def tag(ctx: StageContext) -> None:
         json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
     ctx.log(", ".join(result["tags"]))
+
+
+def characters_like(picture, *, search: int = 512, start: int = 0, count: int = 8):
+    """The ``count`` seeds from ``start`` .. ``start + search - 1`` whose characters (the
+    shipped generator's) look most like ``picture``, by the cosine of their tagger embeddings,
+    nearest first: (seed, similarity) pairs and their pictures (uint8 RGB, 64 px)."""
+    import numpy as np
+
+    from acgmake.models.character import shipped_checkpoint
+    from acgmake.models.checkpoint import load_generator
+    from acgmake.models.stylegan2 import generate
+    from acgmake_tag.model import load, predict
+
+    if not 1 <= search <= MAX_SEARCH:
+        raise UserError(f"--search must be from 1 to {MAX_SEARCH} seeds; got {search}")
+    tagger = load()
+    wanted = predict(tagger, as_64px(picture)[None])["embedding"][0]
+    generator = load_generator(shipped_checkpoint())
+    seeds = list(range(start, start + search))
+    pictures = np.concatenate(
+        [generate(generator, seeds[i : i + 64]) for i in range(0, search, 64)]
+    )
+    embeddings = predict(tagger, pictures)["embedding"]
+    norms = np.linalg.norm(embeddings, axis=1) * max(float(np.linalg.norm(wanted)), 1e-9)
+    similarity = embeddings @ wanted / np.maximum(norms, 1e-9)
+    best = np.argsort(-similarity, kind="stable")[: max(1, count)]
+    return [(seeds[i], round(float(similarity[i]), 4)) for i in best], pictures[best]
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("characters-like")
+    @click.argument("picture", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--search", type=int, default=512, show_default=True, help="Seeds to look at.")
+    @click.option("--from-seed", "start", type=click.IntRange(0, 2**32 - MAX_SEARCH - 1),
+                  default=0, show_default=True, help="First seed to look at.")  # fmt: skip
+    @click.option("--count", type=click.IntRange(1, 64), default=8, show_default=True)
+    def like_command(picture, search, start, count):
+        """Find the seeds whose characters look most like PICTURE (by the tagger's
+        embedding), nearest first, as JSON lines. Example: acgmake characters-like
+        my_oc.png, then acgmake song lyrics.txt --seed N"""
+        from acgmake.image.picture import read_picture
+        from acgmake.pipeline import user_path
+
+        pixels, _ = read_picture(user_path(picture), "picture of a character")
+        found, _ = characters_like(pixels, search=search, start=start, count=count)
+        for seed, similarity in found:
+            click.echo(json.dumps({"seed": seed, "similarity": similarity}))
+        click.echo(f"Sing with the nearest: acgmake song lyrics.txt --seed {found[0][0]}", err=True)
 
 
 @hookimpl
