@@ -232,6 +232,14 @@ def _sing_online(ctx, score_path, voice, options, timeout_s: float):
     return samples.astype("float32"), rate, labels
 
 
+def _by_style(field: str) -> str:
+    """An option's default as each singing style sets it, for its help."""
+    from acgmake.voice.styles import PRESETS
+
+    values = ", ".join(f"{p.name} {getattr(p, field):g}" for p in PRESETS.values())
+    return f"[default: the style's: {values}]"
+
+
 @hookimpl
 def register_stages(register):
     from acgmake.voice.styles import PRESETS
@@ -292,19 +300,15 @@ def register_stages(register):
                     None,
                     "vibrato depth in cents either side of the note, on notes of 0.45 s and "
                     "longer (from 0.2 s into the note, each note a little different); 0 = "
-                    "none (Sinsy's own slight wobble) [default: the style's: "
-                    + ", ".join(f"{p.name} {p.vibrato_cents:g}" for p in PRESETS.values())
-                    + "]",
+                    "none (Sinsy's own slight wobble) " + _by_style("vibrato_cents"),
                     click.FloatRange(0.0, 100.0),
                 ),
                 Param(
                     "portamento",
                     None,
                     "milliseconds a leap (or a held vowel on a new note) takes to glide to the "
-                    "next note, half that for a step; 0 = as Sinsy sings it [default: the "
-                    "style's: "
-                    + ", ".join(f"{p.name} {p.portamento_ms:g}" for p in PRESETS.values())
-                    + "]",
+                    "next note, half that for a step; 0 = as Sinsy sings it "
+                    + _by_style("portamento_ms"),
                     click.FloatRange(0.0, 400.0),
                 ),
                 Param(

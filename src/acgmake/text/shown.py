@@ -36,7 +36,7 @@ from acgmake.formats import (
     read_json_file,
 )
 from acgmake.music import MAX_SCORE_NOTES
-from acgmake.text.kana import Phrase
+from acgmake.text.kana import Phrase, to_hiragana
 from acgmake.voice.labels import Line, Timing
 
 #: A song's lines as shown are a few KB; the file's limit leaves room for any the lyrics allow.
@@ -184,24 +184,27 @@ def _part(line: ShownLine, first: int, end: int) -> tuple[str, list[tuple[int, i
     return piece, [(moved(s), moved(e)) for s, e in spans[first:end]]
 
 
+def span_groups(chars) -> list[tuple[tuple[int, int], int, int]]:
+    """The runs of consecutive morae sung from the same characters (a kanji word's), as
+    (span, first mora, one past the last) in order, from each mora's ``(start, stop)``."""
+    groups: list[tuple[tuple[int, int], int, int]] = []
+    for index, span in enumerate(chars):
+        span = tuple(span)
+        if groups and groups[-1][0] == span:
+            groups[-1] = (span, groups[-1][1], index + 1)
+        else:
+            groups.append((span, index, index + 1))
+    return groups
+
+
 def ruby(line: Line) -> list[tuple[int, int, str]]:
     """The furigana of a line shown as written: (start, stop, reading) for each run of
     characters (kanji, digits) sung by a reading not written, the reading being the morae
     actually sung over it."""
     if not line.chars or len(line.chars) != len(line.morae):
         return []
-    groups: list[tuple[int, int, str]] = []
-    for mora, (start, stop) in zip(line.morae, line.chars, strict=True):
-        if groups and (start, stop) == groups[-1][:2]:
-            groups[-1] = (start, stop, groups[-1][2] + mora.text)
-        else:
-            groups.append((start, stop, mora.text))
     return [
-        (start, stop, _hiragana(reading))
-        for start, stop, reading in groups
+        (start, stop, to_hiragana("".join(m.text for m in line.morae[first:end])))
+        for (start, stop), first, end in span_groups(line.chars)
         if stop > start and _READ.search(line.text[start:stop])
     ]
-
-
-def _hiragana(kana: str) -> str:
-    return "".join(chr(ord(c) - 0x60) if 0x30A1 <= ord(c) <= 0x30F6 else c for c in kana)

@@ -95,21 +95,22 @@ def drawn_expressions(colored: np.ndarray, face: Face, ink: Ink | None = None) -
 
 def drawn_blink(rest: np.ndarray, face: Face, ink: Ink | None = None) -> np.ndarray:
     """Straight RGBA ``rest`` with closed eyelids drawn over its eyes."""
+    return _each_eye(rest, face, draw_closed_eye, ink)
+
+
+def _each_eye(rest: np.ndarray, face: Face, draw, ink: Ink | None) -> np.ndarray:
+    """A copy of straight RGBA ``rest`` with ``draw(picture, eye box, ink)`` on each eye."""
     image = rest.copy()
     height, width = image.shape[:2]
     for eye in face.eyes:
-        draw_closed_eye(image, Face.pixel_box(eye, width, height), ink or Ink())
+        draw(image, Face.pixel_box(eye, width, height), ink or Ink())
     return image
 
 
 def drawn_half_blink(rest: np.ndarray, face: Face, ink: Ink | None = None) -> np.ndarray:
     """Straight RGBA ``rest`` with its eyes half closed: the upper lids drawn down to the
     middle of the eyes (the in-between drawing of a blink, as limited animation has it)."""
-    image = rest.copy()
-    height, width = image.shape[:2]
-    for eye in face.eyes:
-        draw_half_closed_eye(image, Face.pixel_box(eye, width, height), ink or Ink())
-    return image
+    return _each_eye(rest, face, draw_half_closed_eye, ink)
 
 
 def _skin_around(sprite: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:

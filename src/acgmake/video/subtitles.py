@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from acgmake.text.shown import span_groups
 from acgmake.voice.labels import Line, Mora, Timing
 
 #: The longest a line shows before it is sung, in seconds.
@@ -85,12 +86,7 @@ def _syllables(line: Line) -> list[tuple[str, list[Mora]]]:
     """The karaoke syllables of ``line``: (text, morae sung over it) in order."""
     if not line.chars or len(line.chars) != len(line.morae):
         return [(mora.text, [mora]) for mora in line.morae]
-    groups: list[tuple[tuple[int, int], list[Mora]]] = []
-    for mora, span in zip(line.morae, line.chars, strict=True):
-        if groups and groups[-1][0] == span:
-            groups[-1][1].append(mora)
-        else:
-            groups.append((span, [mora]))
+    groups = [(span, line.morae[first:end]) for span, first, end in span_groups(line.chars)]
     # Each group's text runs from its characters to the next group's: spaces and
     # punctuation go with the word before them, what comes before the first with the first.
     bounds = [0]

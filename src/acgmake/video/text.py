@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from acgmake.errors import UserError
+from acgmake.text.shown import span_groups
 from acgmake.video.layers import Layer
 
 FONT_NAME = "IPAexGothic"
@@ -162,17 +163,12 @@ class LyricRenderer:
         spaces = " \u3000"
         letters = [i for i, char in enumerate(text) if char not in spaces]
         if morae and len(chars) == len(morae):
+            # The morae sung from one run of characters share its width.
             edges = [x0]
-            index = 0
-            while index < len(morae):
-                group = index
-                while group + 1 < len(morae) and chars[group + 1] == chars[index]:
-                    group += 1
-                start, stop = chars[index]
+            for (start, stop), first, end in span_groups(chars):
                 left, right = max(x_at(start), edges[-1]), max(x_at(stop), edges[-1])
-                count = group - index + 1
+                count = end - first
                 edges.extend(left + (right - left) * (k + 1) / count for k in range(count))
-                index = group + 1
             edges[-1] = x1  # what follows the last mora (a ！) lights up with it
         elif morae and "".join(morae) == "".join(text[i] for i in letters):
             # Each mora is spelled out in the line: measure where each one ends.

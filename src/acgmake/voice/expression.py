@@ -149,9 +149,13 @@ def dynamics_db(times: np.ndarray, timing, style: Expression) -> np.ndarray:
         return out
     beat_s = 60.0 / timing.tempo_bpm if timing.tempo_bpm > 0 else 0.5
     bar = max(1, timing.beats_per_bar)
+
+    def within(start: float, stop: float) -> slice:  # the frames of [start, stop), sorted
+        return slice(*np.searchsorted(times, (start, stop)))
+
     for line in timing.lines:
         for index, mora in enumerate(line.morae):
-            inside = (times >= mora.start_s - _CONSONANT_S) & (times < mora.end_s)
+            inside = within(mora.start_s - _CONSONANT_S, mora.end_s)
             beat = (mora.start_s - timing.first_beat_s) / beat_s
             on_beat = abs(beat - round(beat)) < 0.1
             position = round(beat) % bar
@@ -167,7 +171,7 @@ def dynamics_db(times: np.ndarray, timing, style: Expression) -> np.ndarray:
                 )
                 out[inside] -= style.ease_off_db * span
         start = line.start_s - _CONSONANT_S
-        growing = (times >= start) & (times < start + _SOFT_START_S)
+        growing = within(start, start + _SOFT_START_S)
         out[growing] -= style.soft_start_db * (1 - (times[growing] - start) / _SOFT_START_S)
     from scipy.ndimage import uniform_filter1d
 

@@ -47,7 +47,8 @@ def as_64px(picture):
     if image.mode == "RGBA":
         backdrop = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(backdrop, image)
-    return np.asarray(image.convert("RGB").resize((64, 64), Image.Resampling.LANCZOS))
+    # A copy torch may share (PIL's own buffer is read-only).
+    return np.array(image.convert("RGB").resize((64, 64), Image.Resampling.LANCZOS))
 
 
 def tag_picture(picture) -> dict:

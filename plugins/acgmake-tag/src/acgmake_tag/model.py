@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from acgmake.models.attributes import to_tensor
 from acgmake.models.drawn import ACCESSORIES, EYE_COLORS, HAIR_COLORS, HAIR_STYLES, draw_character
 
 #: The tag groups with one answer each, and their tags in the order of the logits.
@@ -64,11 +65,6 @@ class TagNet(nn.Module):
         out["accessories"] = self.accessories(features)
         out["embedding"] = features
         return out
-
-
-def to_tensor(pictures: np.ndarray) -> torch.Tensor:
-    """uint8 RGB N x 64 x 64 x 3 -> float N x 3 x 64 x 64 in [-1, 1]."""
-    return torch.from_numpy(np.array(pictures, np.uint8)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def drawn(seed: int, count: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
