@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 from acgmake_tag import tag_picture
@@ -75,10 +77,9 @@ def test_the_stage_writes_tags_json_and_runs_after_the_character_is_colored(tmp_
     assert order.index("colorize") < order.index("tag")
 
 
-def test_characters_like_finds_the_seed_a_generated_character_came_from(tmp_path, capsys):
+def test_characters_like_finds_the_seed_a_generated_character_came_from(tmp_path):
     from acgmake_tag import characters_like
 
-    from acgmake.cli import main
     from acgmake.models.character import shipped_checkpoint
     from acgmake.models.checkpoint import load_generator
     from acgmake.models.stylegan2 import generate
@@ -91,7 +92,15 @@ def test_characters_like_finds_the_seed_a_generated_character_came_from(tmp_path
         if seed == 2077:  # the command, as a user runs it
             path = tmp_path / "mine.png"
             picture.save(path)
-            main(["characters-like", str(path), "--search", "128", "--from-seed", "2000",
-                  "--count", "2"])  # fmt: skip
-            lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+            ran = _acgmake("characters-like", str(path), "--search", "128",
+                           "--from-seed", "2000", "--count", "2")  # fmt: skip
+            assert ran.returncode == 0, ran.stderr
+            lines = [json.loads(line) for line in ran.stdout.splitlines()]
             assert [line["seed"] for line in lines][0] == seed and len(lines) == 2
+
+
+def _acgmake(*arguments: str) -> subprocess.CompletedProcess:
+    """The command line as a user runs it, in a process of its own (the plugin's command is
+    registered when acgmake starts, whatever other tests did to this process's CLI)."""
+    return subprocess.run([sys.executable, "-m", "acgmake", *arguments], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
