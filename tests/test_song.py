@@ -199,6 +199,48 @@ def test_the_mouth_moves_with_the_sung_vowels(song: Path):
     assert still < opened / 4
 
 
+@pytest.fixture(scope="module")
+def own(song: Path, tmp_path_factory) -> tuple[Path, str]:
+    """The same song sung by the example's own character (``--character examples/oc.png``), in
+    a copy of the run folder, as a user would re-run it: only the picture's stages run again."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("own")
+    shutil.copytree(song / "spring.acgmake", folder / "spring.acgmake")
+    shutil.copy(song / "spring.txt", folder)
+    shutil.copy(Path(__file__).parents[1] / "examples" / "oc.png", folder)
+    result = acgmake(
+        "song", "spring.txt", "--size", f"{SIZE[0]}x{SIZE[1]}", "--fps", str(FPS), "--seed", "3",
+        "--character", "oc.png", cwd=folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return folder, result.stderr
+
+
+def test_your_own_character_sings_and_only_the_picture_is_made_again(own):
+    folder, stderr = own
+    reports = stage_reports(stderr)
+    assert reports["sing"] == "cached" and reports["mix"] == "cached"
+    assert reports["character"] == "done" and reports["animate"] == "done"
+    assert "draws its own mouths" in stderr  # no latent: the animation draws the mouths
+    run = folder / "spring.acgmake"
+    face = json.loads((run / "face.json").read_text())
+    assert face["picture"]["file"] == "oc.png" and face["picture"]["background"] == "flood"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert any("oc.png" in json.dumps(asset) for asset in manifest["stages"]["character"]["assets"])
+    # The clip shows the character in its own colours: the purple of its hair.
+    frame = decode_frame(folder / "spring.mp4", 60)
+    purple = np.abs(frame - np.array([120, 86, 190])).sum(axis=2) < 60
+    assert purple.mean() > 0.03
+
+
+def test_your_own_character_opens_its_mouth_on_the_sung_vowels(own):
+    folder, _ = own
+    opened, still = mouth_changes(folder / "spring.mp4", folder / "spring.acgmake", SIZE, FPS, 3)
+    assert opened > 20, "the drawn mouth should open on the character's own face"
+    assert still < opened / 4
+
+
 def test_a_second_run_reuses_every_stage(song: Path):
     result = acgmake(
         "song",

@@ -69,6 +69,9 @@ class Face:
     #: The styles that drew the character and their generator (``float32_base64``,
     #: ``shape``, ``generator``, ``generator_sha256``); None when it was not generated.
     latent: dict[str, Any] | None = None
+    #: The user's own picture this character is (``--character``): its file name, sha256,
+    #: size, the part of it shown and how its background was found; None for a generated one.
+    picture: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, raw: Any, *, source: str = "face.json") -> Face:
@@ -103,6 +106,16 @@ class Face:
                 checked_text(value, where, 64)
         eyes = checked_list(top.get("eyes", []), "eyes", 8)
         latent = top.get("latent")
+        picture = top.get("picture")
+        if picture is not None:
+            picture = checked_object(picture, "picture")
+            for name, value in picture.items():
+                where = key_path("picture", checked_text(name, "a key", 64))
+                if isinstance(value, list):
+                    for i, number in enumerate(checked_list(value, where, 4)):
+                        checked_number(number, f"{where}[{i}]", (0, 1e6))
+                else:
+                    checked_text(value, where, 256)
         return cls(
             face=_box(top.get("face"), "face"),
             mouth=_box(top.get("mouth"), "mouth"),
@@ -110,6 +123,7 @@ class Face:
             points=points,
             colors=dict(colors),
             latent=None if latent is None else _latent(latent),
+            picture=None if picture is None else dict(picture),
         )
 
     @classmethod

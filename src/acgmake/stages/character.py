@@ -68,6 +68,9 @@ def make_character(ctx) -> None:
     from acgmake.models.directions import directions_path, load_directions, parse_edit
     from acgmake.pipeline import sha256_file
 
+    if ctx.params["character"]:
+        make_own_character(ctx)
+        return
     path = _checkpoint(ctx.params["ckpt"])
     edits = parse_edit(ctx.params["edit"])  # a malformed --edit fails before any loading
     generator = load_generator(path)  # a bad file is a UserError naming it
@@ -104,6 +107,89 @@ def make_character(ctx) -> None:
     info = face_info(image, layout)
     info["latent"] = latent_record(styles, generator_sha256, str(path.resolve()), edits)
     ctx.output("face").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def _user_file(text: str, option: str) -> Path:
+    """The file a path option names; UserError when it is not a readable file."""
+    import os
+
+    from acgmake.errors import UserError
+    from acgmake.pipeline import user_path
+
+    path = user_path(text)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise UserError(f"{option} {path} {what}; give the path of a file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{option} {path}: cannot read it; check its permissions")
+    return path
+
+
+def make_own_character(ctx) -> None:
+    """``--character PICTURE``: the user's own picture is the character (see
+    :mod:`acgmake.image.portrait`): its face found (or given with ``--face``), its background
+    made transparent, cut to the framing the clip needs."""
+    from PIL import Image
+
+    from acgmake.formats import read_json_file
+    from acgmake.image.face import MAX_FACE_BYTES, MAX_FACE_DEPTH
+    from acgmake.image.picture import read_picture
+    from acgmake.image.portrait import (
+        checked_size,
+        found_layout,
+        given_layout,
+        make_portrait,
+        picture_record,
+        sampled_colours,
+    )
+    from acgmake.pipeline import sha256_file
+
+    path = _user_file(ctx.params["character"], "--character")
+    original, _ = read_picture(path, "character picture")
+    ctx.use_asset(path, name=f"your character {path.name}", license="yours")
+    picture = checked_size(original, str(path))
+    height, width = picture.shape[:2]
+    if ctx.params["face"]:
+        face_path = _user_file(ctx.params["face"], "--face")
+        ctx.use_asset(face_path, name=f"face positions {face_path.name}", license="yours")
+        raw = read_json_file(
+            face_path,
+            what="a face file",
+            max_bytes=MAX_FACE_BYTES,
+            max_depth=MAX_FACE_DEPTH,
+            remedy="give face, mouth and eyes as boxes [x0, y0, x1, y1]",
+        )
+        # Pixel positions are of the picture as the user has it, before any scaling down.
+        layout = given_layout(raw, original.shape[1], original.shape[0], str(face_path))
+    else:
+        from acgmake.models.facefind import shipped_detector
+
+        ctx.use_asset(
+            shipped_detector(),
+            name="face detector facefind (trained by acgmake on its drawn characters)",
+            license="MIT",
+        )
+        layout = found_layout(picture, str(path), ctx.params["face_index"])
+    framing = ctx.params["framing"]
+    portrait = make_portrait(picture, layout, framing="bust" if framing == "auto" else framing)
+    Image.fromarray(portrait.rgba).save(ctx.output("character"), format="PNG")
+    info = dict(portrait.layout)
+    info["colors"] = sampled_colours(portrait.rgba, info["points"])
+    size = (original.shape[1], original.shape[0])
+    info["picture"] = picture_record(path, sha256_file(path), portrait, size)
+    ctx.output("face").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def _framing_of_the_clip(given, stages) -> dict[str, str]:
+    """A user's picture is cut to the bust for a landscape or square clip and kept taller for
+    a portrait one (animate's ``--size``)."""
+    options = given.get("character", {})
+    if "animate" not in stages or not options.get("character") or "framing" in options:
+        return {}
+    from acgmake.stages.animate import DEFAULT_SIZE, parse_size
+
+    width, height = parse_size(given.get("animate", {}).get("size", DEFAULT_SIZE))
+    return {"framing": "tall" if width / height < 0.85 else "bust"}
 
 
 def make_expressions(ctx) -> None:
@@ -164,7 +250,8 @@ def register_stages(register):
             makes=("character", "face"),
             run=make_character,
             # 2: face.json keeps the latent; --edit, --mix-seed, --mix-layer
-            version="3",  # 3: --edit pasted onto its face part; face.json: latent before edits
+            # 3: --edit pasted onto its face part; face.json: latent before edits
+            version="4",  # 4: --character, --face, --face-index, --framing
             params=(
                 Param(
                     "truncation",
@@ -198,8 +285,39 @@ def register_stages(register):
                     "first style layer taken from --mix-seed (lower: more of that seed)",
                     type=click.IntRange(1, 32),
                 ),
+                Param(
+                    "character",
+                    "",
+                    "your own character picture (PNG, JPEG or WebP, any anime-style picture "
+                    "with a face) in place of a generated one: its face is found, its "
+                    "background made transparent, its colours kept",
+                ),
+                Param(
+                    "face",
+                    "",
+                    "with --character: a JSON file saying where the face is, when it is not "
+                    'found: {"face": [x0, y0, x1, y1], "mouth": [...], "eyes": [[...], [...]]} '
+                    "in pixels of the picture (or 0..1)",
+                ),
+                Param(
+                    "face_index",
+                    None,
+                    "with --character: which face sings when the picture has several "
+                    "(1 = the largest, 2 = the next, ...)",
+                    type=click.IntRange(1, 64),
+                ),
+                Param(
+                    "framing",
+                    "auto",
+                    "with --character: how much of the picture the clip shows: bust (head and "
+                    "shoulders), tall (to the waist), whole, or auto (bust for a landscape "
+                    "clip, tall for a portrait one)",
+                    type=click.Choice(["auto", "bust", "tall", "whole"]),
+                ),
             ),
-            help="Generate the character (character.png) and its face layout (face.json).",
+            derive=_framing_of_the_clip,
+            help="Generate the character (character.png) and its face layout (face.json), "
+            "or make your own picture the character (--character my_oc.png).",
         )
     )
     register(

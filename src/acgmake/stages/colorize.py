@@ -67,7 +67,7 @@ def _settings(ctx, width: int, height: int):
             "--palette names regions of a character, but there is no face.json saying where "
             "they are; for your own line art draw a hints image and give --hints hints.png"
         )
-    if face is not None and hints is None:
+    if face is not None and hints is None and face.picture is None:
         # A generated character without a hints image: a preset chosen by the seed.
         palette = {**default_palette(ctx.seed), **palette}
     return face, hints, palette
@@ -93,6 +93,7 @@ def _record_model(ctx, method: str | None = None) -> None:
 
 
 def colorize(ctx) -> None:
+    import numpy as np
     from PIL import Image
 
     from acgmake.image.colorize import Painting, colorize_layers
@@ -101,6 +102,21 @@ def colorize(ctx) -> None:
 
     picture = read_picture(ctx.input("character"), "picture")[0]
     face, hints, palette = _settings(ctx, picture.shape[1], picture.shape[0])
+    if (
+        face is not None
+        and face.picture is not None
+        and hints is None
+        and not ctx.params["palette"]
+    ):
+        # The user's own character keeps its own colours unless asked for others.
+        rgba = (
+            picture
+            if picture.shape[2] == 4
+            else np.dstack([picture, np.full(picture.shape[:2], 255, np.uint8)])
+        )
+        Image.fromarray(rgba).save(ctx.output("colored"), format="PNG")
+        write_ora(ctx.output("layers"), [("picture", rgba)], rgba)
+        return
     painting = colorize_layers(picture, face=face, hints=hints, palette=palette, **_options(ctx))
     if isinstance(painting, Painting):  # a recoloured character uses no network
         _record_model(ctx)
@@ -194,7 +210,8 @@ def register_stages(register):
             # 4: a generated character is recoloured in place at its own size;
             # 5: line art: the exterior stays clear through any gap, layers at its own size,
             # neural shade only, outlines tinted by the character on both sides.
-            version="5",
+            # 6: the user's own character (--character) keeps its colours
+            version="6",
             params=_params(),
             help="Colour line art or the character from colour hints (--hints hints.png, or "
             "--palette with face.json); writes colored.png (transparent background) and "

@@ -101,7 +101,9 @@ def upscale_character(ctx) -> None:
 
     name, size_px = ctx.params["upscaler"], ctx.params["upscale_size"]
     picture, _ = read_picture(ctx.input("character"), "character picture")
-    if name == "none":
+    if name == "none" or 4 * max(picture.shape[:2]) >= 3 * size_px:
+        # Nearly that large already (a picture of the user's): enlarging it by a few percent
+        # would cost seconds and change the artist's lines for nothing the clip shows.
         _save(picture, ctx.output("character"), None)
         return
     _record(ctx, name, size_px, max(picture.shape[:2]))
@@ -153,7 +155,7 @@ def register_stages(register):
             needs=("character",),
             makes=("character",),
             run=upscale_character,
-            version="1",
+            version="2",  # 2: a picture 3/4 as large as the size is kept as it is
             params=(
                 Param(
                     "upscaler",
@@ -166,9 +168,10 @@ def register_stages(register):
                 Param(
                     "upscale_size",
                     DEFAULT_SIZE_PX,
-                    "pixels on the character's longer side after upscaling (a larger "
-                    "picture is kept as it is); not given, a run that makes the clip uses the "
-                    "size the clip shows: 768 for 1280x720, 1024 for 1080p and larger",
+                    "pixels on the character's longer side after upscaling (a picture "
+                    "at least 3/4 as large is kept as it is); not given, a run that makes "
+                    "the clip uses the size the clip shows: 768 for 1280x720, 1024 for 1080p "
+                    "and larger",
                     type=click.IntRange(64, 4096),
                 ),
             ),

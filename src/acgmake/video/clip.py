@@ -24,6 +24,7 @@ from acgmake.video.expressions import (
     drawn_blink,
     drawn_expressions,
     drawn_half_blink,
+    picture_ink,
     scale_rgba,
     split_strip,
 )
@@ -174,11 +175,13 @@ def clip_renderer(
         face=layout_face.face,
     )
     images = [scale_rgba(image, layout.character_w, layout.character_h) for image in images]
+    # A picture of the user's has its mouth and eyelids drawn in its own line colours.
+    ink = picture_ink(images[0], layout_face) if layout_face.picture is not None else None
     if expressions is None:
         # No mouth shapes from the character model: draw them over the colored character.
-        images = drawn_expressions(images[0], layout_face)
+        images = drawn_expressions(images[0], layout_face, ink)
     elif blink == "drawn":
-        images[BLINK] = drawn_blink(images[0], layout_face)
+        images[BLINK] = drawn_blink(images[0], layout_face, ink)
     frame_count = clip_frame_count(sung, song_s, fps, end_card_s)
     lines = list(sung.credits)
     lines += [line for line in dict.fromkeys(credits) if line and line not in lines]
@@ -186,7 +189,9 @@ def clip_renderer(
     if background is not None:
         picture = read_background(background, at_least=(width, height))
     return FrameRenderer(
-        CharacterSprite(images, layout_face, half_blink=drawn_half_blink(images[0], layout_face)),
+        CharacterSprite(
+            images, layout_face, half_blink=drawn_half_blink(images[0], layout_face, ink)
+        ),
         sung,
         mouth_shapes(read_lab(phonemes), fps, frame_count),
         width=width,

@@ -79,12 +79,176 @@ def scale_rgba(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
     return unpremultiply(cv2.resize(premultiply(rgba), (width, height), interpolation=method))
 
 
+def picture_ink(rgba: np.ndarray, face: Face) -> Ink:
+    """The drawn mouth's and eyelids' colours for a picture of the user's: the lines in the
+    colour of its own darkest strokes in the face, the mouth a dark red toned by them, the
+    tongue a pink toned by the skin."""
+    height, width = rgba.shape[:2]
+    x0, y0, x1, y1 = Face.pixel_box(face.face, width, height)
+    pixels = rgba[y0:y1, x0:x1].reshape(-1, 4)
+    pixels = pixels[pixels[:, 3] > 250, :3].astype(np.float32)
+    if len(pixels) < 16:
+        return Ink()
+    brightness = pixels.sum(axis=1)
+    line = np.median(pixels[brightness <= np.quantile(brightness, 0.04)], axis=0)
+    skin = np.median(pixels[brightness >= np.quantile(brightness, 0.5)], axis=0)
+
+    def mix(a, b, t: float) -> tuple[int, int, int]:
+        return tuple(int(round(v)) for v in np.asarray(a) * (1 - t) + np.asarray(b) * t)
+
+    default = Ink()
+    return Ink(
+        mouth=mix(default.mouth, line, 0.35),
+        tongue=mix(default.tongue, skin, 0.3),
+        line=mix(default.line, line, 0.8),
+    )
+
+
+def _window(rgba: np.ndarray, box: tuple[int, int, int, int], grow: tuple[float, float, float]):
+    """The part of ``rgba`` around ``box`` grown by ``grow`` (sideways, up, down) times its
+    size: (window view, its top-left corner, the box in its coordinates)."""
+    x0, y0, x1, y1 = box
+    box_w, box_h = x1 - x0, y1 - y0
+    height, width = rgba.shape[:2]
+    side, up, down = grow
+    wx0, wx1 = max(int(x0 - box_w * side), 0), min(int(x1 + box_w * side), width)
+    wy0, wy1 = max(int(y0 - box_h * up), 0), min(int(y1 + box_h * down), height)
+    return rgba[wy0:wy1, wx0:wx1], (wx0, wy0), (x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0)
+
+
+def _inside(parts: np.ndarray, count: int) -> np.ndarray:
+    """Per label of ``parts``: whether it stays clear of the window's edge."""
+    edge = np.zeros(count, bool)
+    for border in (parts[0], parts[-1], parts[:, 0], parts[:, -1]):
+        edge[border] = True
+    return ~edge
+
+
+def _paint_out(window: np.ndarray, mask: np.ndarray, reach: float) -> None:
+    """Fill ``mask`` of the straight RGBA ``window`` (a view) from the colours around it
+    (inpainting), in place."""
+    if not mask.any():
+        return
+    rgb = np.ascontiguousarray(window[..., :3])
+    filled = cv2.inpaint(rgb, mask.astype(np.uint8) * 255, max(3.0, reach), cv2.INPAINT_TELEA)
+    window[..., :3] = np.where(mask[..., None], filled, rgb)
+
+
+def erase_mouth(rgba: np.ndarray, mouth: tuple[int, int, int, int]) -> None:
+    """Paint the picture's own mouth out of straight RGBA ``rgba``, in place: the strokes
+    around the ``mouth`` box that differ from the skin there and stand free of the face's
+    outline are filled from the skin around them (inpainting), so the drawn mouths are the
+    only ones. A mouth drawn larger than the box is still caught whole."""
+    window, _, box = _window(rgba, mouth, (0.8, 0.8, 1.0))
+    if window.shape[0] < 3 or window.shape[1] < 3:
+        return
+    skin = _skin_around(window, box)
+    if skin is None:
+        return
+    lab = cv2.cvtColor(window[..., :3].astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    skin_lab = cv2.cvtColor(skin.reshape(1, 1, 3).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    unlike = (np.linalg.norm(lab - skin_lab, axis=2) > 12.0) & (window[..., 3] > 200)
+    count, parts = cv2.connectedComponents(unlike.astype(np.uint8), connectivity=8)
+    x0, y0, x1, y1 = box
+    touching = np.unique(parts[y0:y1, x0:x1])
+    keep = np.zeros(count, bool)
+    keep[touching] = True
+    keep &= _inside(parts, count)
+    keep[0] = False
+    mask = keep[parts]
+    if mask.any():
+        grown = cv2.dilate(mask.astype(np.uint8), _disk(max(1.0, (y1 - y0) * 0.08))) > 0
+        _paint_out(window, grown, (y1 - y0) * 0.25)
+
+
+def eye_shape(rgba: np.ndarray, eye: tuple[int, int, int, int]):
+    """Where a picture's own eye is drawn, around its ``eye`` box of straight RGBA ``rgba``:
+    (mask over the window, the window view), or None when the eye has no closed outline.
+
+    An anime eye is outlined: the light areas the lines enclose (white, iris, highlights)
+    that reach into the box, filled and grown by the outline's width, are the eye. Bangs and
+    skin reach the window's edge and are left out, however close the eye is drawn to them."""
+    window, _, box = _window(rgba, eye, (0.45, 0.35, 0.45))
+    if window.shape[0] < 5 or window.shape[1] < 5:
+        return None
+    lightness = cv2.cvtColor(window[..., :3], cv2.COLOR_RGB2Lab)[..., 0].astype(np.float32)
+    dark = (lightness < 0.5 * np.percentile(lightness, 90)) | (window[..., 3] < 128)
+    count, parts = cv2.connectedComponents((~dark).astype(np.uint8), connectivity=4)
+    x0, y0, x1, y1 = box
+    keep = np.zeros(count, bool)
+    keep[np.unique(parts[y0:y1, x0:x1])] = True
+    keep &= _inside(parts, count)
+    keep[0] = False
+    enclosed = keep[parts]
+    if enclosed.sum() < 0.15 * (x1 - x0) * (y1 - y0):
+        return None
+    filled = ndimage_fill(enclosed)
+    line = max(2.0, (y1 - y0) * 0.12)
+    return cv2.dilate(filled.astype(np.uint8), _disk(line)) > 0, window
+
+
+def ndimage_fill(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its holes filled (the pupil inside the iris)."""
+    from scipy import ndimage
+
+    return ndimage.binary_fill_holes(mask)
+
+
+def _own_eyelid(sprite: np.ndarray, eye: tuple[int, int, int, int], ink: Ink, half: bool) -> bool:
+    """The drawn eyelid on a picture of the user's, in place: its eye (:func:`eye_shape`, all
+    of it, however much larger than its box it is drawn) painted out from the skin around it
+    (the upper half for a ``half`` closed one) and the lid's lash line drawn across it.
+    False, changing nothing, when the eye has no closed outline to find it by."""
+    found = eye_shape(sprite, eye)
+    if found is None:
+        return False
+    mask, window = found
+    rows, cols = np.nonzero(mask)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    middle = (top + bottom) / 2
+    if half:
+        mask = mask.copy()
+        mask[int(np.ceil(middle)) :] = False
+    # The lid is the skin below the eye, flat: inpainting would also draw in the bangs above.
+    skin = _skin_around(window, (left, bottom, right, min(bottom + (bottom - top) // 2, len(mask))))
+    if skin is None:
+        return False
+    weight = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.8)[..., None]
+    weight = np.maximum(weight, mask[..., None])
+    blended = window[..., :3] * (1 - weight) + skin * weight
+    window[..., :3] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    scale = 8
+    span, tall = right - left, bottom - top
+    patch = np.ascontiguousarray(window)
+    if half:
+        centre = (round((left + right) / 2 * scale), round(middle * scale))
+        axes = (round(span * 0.48 * scale), round(tall * 0.1 * scale))
+        angles = (180, 360)
+    else:
+        centre = (round((left + right) / 2 * scale), round((middle + tall * 0.05) * scale))
+        axes = (round(span * 0.45 * scale), round(tall * 0.18 * scale))
+        angles = (0, 180)
+    thickness = max(1, round(tall * 0.08))
+    cv2.ellipse(patch, centre, axes, 0, *angles, (*ink.line, 255), thickness, cv2.LINE_AA, 3)
+    window[...] = patch
+    return True
+
+
+def _disk(radius: float) -> np.ndarray:
+    size = 2 * max(1, round(radius)) + 1
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
 def drawn_expressions(colored: np.ndarray, face: Face, ink: Ink | None = None) -> list[np.ndarray]:
     """The seven expressions drawn over straight RGBA ``colored``: its own mouth covered with
-    skin, then a closed mouth (rest), a mouth per vowel, and closed eyelids (blink)."""
+    skin (painted out first for a picture of the user's, :func:`erase_mouth`), then a closed
+    mouth (rest), a mouth per vowel, and closed eyelids (blink)."""
     ink = ink or Ink()
     height, width = colored.shape[:2]
     mouth = Face.pixel_box(face.mouth, width, height)
+    if face.picture is not None:
+        colored = colored.copy()
+        erase_mouth(colored, mouth)
     images = []
     for name in EXPRESSIONS:
         image = colored.copy()
@@ -99,11 +263,16 @@ def drawn_blink(rest: np.ndarray, face: Face, ink: Ink | None = None) -> np.ndar
 
 
 def _each_eye(rest: np.ndarray, face: Face, draw, ink: Ink | None) -> np.ndarray:
-    """A copy of straight RGBA ``rest`` with ``draw(picture, eye box, ink)`` on each eye."""
+    """A copy of straight RGBA ``rest`` with ``draw(picture, eye box, ink)`` on each eye; on
+    a picture of the user's, whose eyes may be drawn larger than their boxes, the eye itself
+    is painted out under the lid (:func:`_own_eyelid`)."""
     image = rest.copy()
     height, width = image.shape[:2]
     for eye in face.eyes:
-        draw(image, Face.pixel_box(eye, width, height), ink or Ink())
+        box = Face.pixel_box(eye, width, height)
+        half = draw is draw_half_closed_eye
+        if face.picture is None or not _own_eyelid(image, box, ink or Ink(), half=half):
+            draw(image, box, ink or Ink())
     return image
 
 
