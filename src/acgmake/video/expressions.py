@@ -142,7 +142,7 @@ def erase_mouth(rgba: np.ndarray, mouth: tuple[int, int, int, int]) -> None:
     window, _, box = _window(rgba, mouth, (0.8, 0.8, 1.0))
     if window.shape[0] < 3 or window.shape[1] < 3:
         return
-    skin = _skin_around(window, box)
+    skin = _skin_above_mouth(window, box)
     if skin is None:
         return
     lab = cv2.cvtColor(window[..., :3].astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
@@ -282,6 +282,13 @@ def drawn_half_blink(rest: np.ndarray, face: Face, ink: Ink | None = None) -> np
     return _each_eye(rest, face, draw_half_closed_eye, ink)
 
 
+def _skin_above_mouth(sprite: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The skin colour of the face just above the mouth ``box`` (the cheeks and the lip
+    above it): below a mouth drawn near the chin there may be more hair or clothes than skin."""
+    x0, y0, x1, y1 = box
+    return _skin_around(sprite, (x0, max(y0 - (y1 - y0), 0), x1, y0))
+
+
 def _skin_around(sprite: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
     """The median colour of the opaque, light pixels around ``box`` (the skin there)."""
     x0, y0, x1, y1 = box
@@ -341,7 +348,7 @@ def draw_mouth(
     x0, y0, x1, y1 = box
     box_w, box_h = x1 - x0, y1 - y0
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    skin = _skin_around(patch, box)
+    skin = _skin_above_mouth(patch, box)
     if skin is not None:
         _cover(patch, box, skin, 1.2)
     scale = 8  # cv2 draws with sub-pixel precision in 1/8 pixel units (shift=3)
