@@ -21,7 +21,8 @@ def register_artifacts(register):
         Artifact(
             "character",
             "character.png",
-            "the generated character (RGB, plain light background; enlarged by the upscale stage)",
+            "the character: generated (RGB, plain light background) or your own picture "
+            "(--character, RGBA); enlarged by the upscale stage",
         )
     )
     register(
