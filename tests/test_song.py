@@ -241,6 +241,59 @@ def test_your_own_character_opens_its_mouth_on_the_sung_vowels(own):
     assert still < opened / 4
 
 
+def _sing_with(song: Path, folder: Path, picture: Image.Image, *options: str):
+    """``acgmake song`` in a copy of the song's run folder with ``picture`` as the character."""
+    import shutil
+
+    shutil.copytree(song / "spring.acgmake", folder / "spring.acgmake")
+    shutil.copy(song / "spring.txt", folder)
+    picture.save(folder / "me.png")
+    return acgmake(
+        "song", "spring.txt", "--size", f"{SIZE[0]}x{SIZE[1]}", "--fps", str(FPS), "--seed", "3",
+        "--character", "me.png", *options, cwd=folder,
+    )  # fmt: skip
+
+
+def test_a_transparent_character_and_the_second_of_two_faces_sing(song: Path, tmp_path):
+    from acgmake.models.drawn import BACKGROUND, draw_character
+
+    drawing = draw_character(907, 1, 256, labels=True)
+    clear = np.where(drawing.labels == BACKGROUND, 0, 255).astype(np.uint8)
+    rgba = Image.fromarray(np.dstack([np.asarray(drawing.image), clear]))
+    result = _sing_with(song, tmp_path / "clear", rgba)
+    assert result.returncode == 0, result.stderr
+    face = json.loads((tmp_path / "clear" / "spring.acgmake" / "face.json").read_text())
+    assert face["picture"]["background"] == "transparency"
+    truth = drawing.attributes["mouth_center"]
+    x0, y0, x1, y1 = face["picture"]["crop"]
+    mouth = face["mouth"]
+    found = ((mouth[0] + mouth[2]) / 2 * (x1 - x0) + x0, (mouth[1] + mouth[3]) / 2 * (y1 - y0) + y0)
+    assert np.linalg.norm(np.array(found) - np.array(truth) * 256) < 0.05 * 256 * 0.42
+    opened, still = mouth_changes(
+        tmp_path / "clear" / "spring.mp4", tmp_path / "clear" / "spring.acgmake", SIZE, FPS, 3
+    )
+    assert opened > 20 and still < opened / 4
+
+    page = Image.new("RGB", (700, 420), (250, 248, 240))
+    for index, (size, x, y) in enumerate(((400, 10, 10), (260, 430, 150))):
+        one = draw_character(907, 2 + index, size, labels=True)
+        pixels = np.asarray(one.image).copy()
+        pixels[one.labels == BACKGROUND] = (250, 248, 240)
+        page.paste(Image.fromarray(pixels), (x, y))
+    result = _sing_with(song, tmp_path / "two", page, "--face-index", "2")
+    assert result.returncode == 0, result.stderr
+    face = json.loads((tmp_path / "two" / "spring.acgmake" / "face.json").read_text())
+    assert face["picture"]["crop"][0] > 300  # the smaller face, on the right, sings
+
+
+def test_a_picture_without_a_face_stops_the_song_with_one_line_and_no_clip(song: Path, tmp_path):
+    result = _sing_with(song, tmp_path, Image.new("RGB", (400, 400), (120, 160, 200)))
+    assert result.returncode != 0 and "no face found in me.png" in result.stderr
+    assert "--face" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "spring.mp4").exists()
+    assert not list(tmp_path.glob("*.partial*"))
+
+
 def test_a_second_run_reuses_every_stage(song: Path):
     result = acgmake(
         "song",
