@@ -16,7 +16,7 @@ import importlib
 import importlib.metadata
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,10 +88,20 @@ class Plugins:
 
     # -- loading --------------------------------------------------------------------------
 
-    def load(self, builtins: tuple[str, ...] | None = None, entry_points: bool = True) -> None:
+    def load(
+        self,
+        builtins: tuple[str, ...] | None = None,
+        entry_points: bool = True,
+        extra: Sequence[tuple[Any, str, str]] = (),
+    ) -> None:
+        """Register the built-ins, then ``extra`` plugins (module, name, version) and the
+        installed entry points, in that order (the order a run's refiners of one kind take),
+        and collect what they register."""
         for module_name in DEFAULT_PLUGINS if builtins is None else builtins:
             # A built-in that fails to import is a bug in acgmake: let it raise.
             self.add(importlib.import_module(module_name), module_name, __version__, True)
+        for module, name, version in extra:
+            self.add(module, name, version)
         if entry_points:
             self._load_entry_points()
         self._collect()

@@ -56,12 +56,14 @@ def load_plugins(
     Raises :class:`PluginProblem` when one of ``plugins`` cannot be imported or breaks while
     registering (the traceback is in the message)."""
     chosen = DEFAULT_PLUGINS if builtins is True else tuple(builtins or ())
-    loaded = Plugins()
+    extra = []
     for index, plugin in enumerate(plugins):
         module = importlib.import_module(plugin) if isinstance(plugin, str) else plugin
         name = plugin if isinstance(plugin, str) else getattr(module, "__name__", f"plugin-{index}")
-        loaded.add(module, name, getattr(module, "__version__", ""))
-    loaded.load(builtins=chosen, entry_points=False)
+        extra.append((module, name, getattr(module, "__version__", "")))
+    loaded = Plugins()
+    # The built-ins first, as the command line loads them: refiners of one kind keep its order.
+    loaded.load(builtins=chosen, entry_points=False, extra=extra)
     broken = loaded.broken()
     if broken:
         raise PluginProblem(
