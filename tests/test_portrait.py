@@ -336,3 +336,19 @@ def test_a_users_own_style_is_found_and_its_eyes_close_under_its_bangs():
     top = min(Face.pixel_box(eye, width, height)[1] for eye in face.eyes)
     hair_rows = slice(0, max(top - (height // 40), 0))
     assert changed[hair_rows].mean() < 0.001
+
+
+def test_line_art_of_ones_own_is_coloured_not_passed_through(tmp_path):
+    from acgmake.models.drawn import LINE
+
+    drawing = draw_character(901, 11, 384, labels=True)
+    lines = np.where(drawing.labels == LINE, 30, 255).astype(np.uint8)
+    Image.fromarray(lines).save(tmp_path / "lines.png")
+    result = run_acgmake("character", "--character", "lines.png", "--workdir", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = run_acgmake("colorize", "--workdir", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    colored = np.asarray(Image.open(tmp_path / "run" / "colored.png").convert("RGBA")).astype(int)
+    shown = colored[..., 3] > 128
+    chroma = colored[..., :3].max(axis=2) - colored[..., :3].min(axis=2)
+    assert np.mean(chroma[shown] > 40) > 0.2  # filled with the seed's palette

@@ -16,6 +16,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+#: PNG text a stage writes into character.png when it turned the character into line art (a
+#: sketch simplifier does): colorize then colours it as line art, whatever face.json says.
+LINE_ART_KEY = "acgmake:line-art"
+
 #: Generated characters are 64-128 px; lines extracted at that size are blocky, so pictures
 #: are enlarged to this many pixels on the longer side first.
 WORKING_SIZE_PX = 512

@@ -73,12 +73,31 @@ def _settings(ctx, width: int, height: int):
     return face, hints, palette
 
 
-def _options(ctx) -> dict:
+def _options(ctx, line_art: bool = False) -> dict:
+    """colorize_layers' options; ``line_art``: the character is line art (see
+    :func:`_is_line_art`), read as a scan unless ``--line-art`` says otherwise."""
+    mode = ctx.params["line_art"]
     return {
         "method": ctx.params["method"],
         "gap_px": ctx.params["fill_gap"],
-        "lines_mode": ctx.params["line_art"],
+        "lines_mode": "scan" if line_art and mode == "auto" else mode,
     }
+
+
+def _is_line_art(picture, info: dict, face) -> bool:
+    """Whether the character is line art to colour though it has a face.json: a stage said it
+    turned it into line art (PNG text ``acgmake:line-art``, e.g. a sketch simplifier), or it is
+    the user's own picture (``--character``) and grey ink on light paper."""
+    import numpy as np
+
+    from acgmake.image.colorize import on_paper
+    from acgmake.image.lineart import LINE_ART_KEY, is_line_art
+
+    if info.get(LINE_ART_KEY):
+        return True
+    if face is None or face.picture is None:
+        return False
+    return is_line_art(np.round(on_paper(picture)).astype(np.uint8))
 
 
 def _record_model(ctx, method: str | None = None) -> None:
@@ -96,18 +115,15 @@ def colorize(ctx) -> None:
     import numpy as np
     from PIL import Image
 
-    from acgmake.image.colorize import Painting, colorize_layers
+    from acgmake.image.colorize import Painting, colorize_layers, default_palette
     from acgmake.image.openraster import write_ora
     from acgmake.image.picture import read_picture
 
-    picture = read_picture(ctx.input("character"), "picture")[0]
+    picture, info = read_picture(ctx.input("character"), "picture")
     face, hints, palette = _settings(ctx, picture.shape[1], picture.shape[0])
-    if (
-        face is not None
-        and face.picture is not None
-        and hints is None
-        and not ctx.params["palette"]
-    ):
+    line_art = _is_line_art(picture, info, face)
+    own = face is not None and face.picture is not None
+    if own and not line_art and hints is None and not ctx.params["palette"]:
         # The user's own character keeps its own colours unless asked for others.
         rgba = (
             picture
@@ -117,7 +133,11 @@ def colorize(ctx) -> None:
         Image.fromarray(rgba).save(ctx.output("colored"), format="PNG")
         write_ora(ctx.output("layers"), [("picture", rgba)], rgba)
         return
-    painting = colorize_layers(picture, face=face, hints=hints, palette=palette, **_options(ctx))
+    if face is not None and hints is None and line_art:
+        # Line art to colour: the preset chosen by the seed, at face.json's points.
+        palette = {**default_palette(ctx.seed), **palette}
+    options = _options(ctx, line_art)
+    painting = colorize_layers(picture, face=face, hints=hints, palette=palette, **options)
     if isinstance(painting, Painting):  # a recoloured character uses no network
         _record_model(ctx)
     if face is None:
@@ -210,7 +230,8 @@ def register_stages(register):
             # 4: a generated character is recoloured in place at its own size;
             # 5: line art: the exterior stays clear through any gap, layers at its own size,
             # neural shade only, outlines tinted by the character on both sides.
-            # 6: the user's own character (--character) keeps its colours
+            # 6: the user's own character (--character) keeps its colours; line art with a
+            # face.json (acgmake:line-art, or a grey picture of the user's) coloured as line art
             version="6",
             params=_params(),
             help="Colour line art or the character from colour hints (--hints hints.png, or "
