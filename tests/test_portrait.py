@@ -352,3 +352,23 @@ def test_line_art_of_ones_own_is_coloured_not_passed_through(tmp_path):
     shown = colored[..., 3] > 128
     chroma = colored[..., :3].max(axis=2) - colored[..., :3].min(axis=2)
     assert np.mean(chroma[shown] > 40) > 0.2  # filled with the seed's palette
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_a_16_bit_or_float_grey_picture_keeps_its_greys(tmp_path, mode):
+    from acgmake.image.picture import read_picture
+
+    page, _, _ = drawn_on_paper(12, 256)
+    grey = np.asarray(Image.fromarray(page).convert("L"))
+    if mode == "F":
+        wide = Image.fromarray(grey.astype(np.float32) / 255.0, mode="F")
+        path = tmp_path / "grey.tiff"
+    else:
+        wide = Image.fromarray(grey.astype(np.uint16) * 257)
+        if mode == "I":
+            wide, path = wide.convert("I"), tmp_path / "grey.tiff"
+        else:
+            path = tmp_path / "grey.png"
+    wide.save(path)
+    read, _ = read_picture(path, "picture")
+    assert np.abs(read[..., 0].astype(int) - grey).max() <= 1

@@ -37,6 +37,10 @@ def read_picture(
             if width * height > max_pixels:
                 raise too_large(f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels)")
             image.load()
+            if image.mode in ("I", "I;16", "I;16L", "I;16B", "F"):
+                # 16-bit or float grey (a scanner's or a painting program's export): PIL's
+                # conversion to RGB clips it to white, so bring it to 8 bits here.
+                image = Image.fromarray(_eight_bits(np.asarray(image)))
             clear = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
             return np.asarray(image.convert("RGBA" if clear else "RGB")), dict(image.info)
     except Image.DecompressionBombError:  # PIL's own limit, far above ours
@@ -46,6 +50,15 @@ def read_picture(
             f"cannot read the {what} {path}: it is not an image acgmake can open ({error}); "
             "give a PNG or JPEG"
         ) from None
+
+
+def _eight_bits(grey: np.ndarray) -> np.ndarray:
+    """A 16-bit, 32-bit or float grey picture as uint8: 0..65535 (or 0..1 for floats, or
+    0..255 when nothing is above it) to 0..255."""
+    values = np.nan_to_num(grey.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(values.max()) if values.size else 0.0
+    full = 1.0 if grey.dtype.kind == "f" and top <= 1.0 else 255.0 if top <= 255 else 65535.0
+    return np.clip(np.round(values * (255.0 / full)), 0, 255).astype(np.uint8)
 
 
 def _square(pixels: int) -> str:
