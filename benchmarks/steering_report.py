@@ -81,27 +81,11 @@ from acgmake.models.expressions import (
     outside_difference,
     strip_from_pictures,
 )
+from acgmake.models.train import kid
 
 #: The --edit cases measured: each vowel and ``mouth`` at 1 (``a`` is the ``mouth`` vector),
 #: the eyes toward closed, and the README's combined example.
 EDIT_CASES = ("mouth=1", "i=1", "u=1", "e=1", "o=1", "eyes=-1", "eyes=-1.5", "o=0.8,eyes=-0.5")
-
-
-def kid(x: np.ndarray, y: np.ndarray, subsets: int = 50, size: int = 250, seed: int = 0):
-    """Kernel Inception Distance between feature sets x and y: (mean, std) over subsets."""
-    rng = np.random.default_rng(seed)
-    d = x.shape[1]
-    values = []
-    for _ in range(subsets):
-        a = x[rng.choice(len(x), size, replace=False)].astype(np.float64)
-        b = y[rng.choice(len(y), size, replace=False)].astype(np.float64)
-        kaa, kbb, kab = ((p @ q.T / d + 1) ** 3 for p, q in ((a, a), (b, b), (a, b)))
-        m = size
-        mmd = (kaa.sum() - np.trace(kaa)) / (m * (m - 1))
-        mmd += (kbb.sum() - np.trace(kbb)) / (m * (m - 1))
-        mmd -= 2 * kab.mean()
-        values.append(mmd)
-    return float(np.mean(values)), float(np.std(values))
 
 
 def steering(

@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "acgmake.stages.animate",
     "acgmake.stages.subtitles",
     "acgmake.stages.preview",
+    "acgmake.stages.train",
 )
 
 

@@ -27,6 +27,7 @@ there (``--device``); ``--threads`` caps CPU threads.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -39,6 +40,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from acgmake.errors import UserError
 from acgmake.models.stylegan2 import Discriminator, Generator, images_to_uint8
 
 # ---------------------------------------------------------------------------------------------
@@ -70,11 +72,19 @@ class TrainConfig:
     # attribute classifiers named in ``guides``. See :func:`coverage_loss`.
     cover: float = 0.0
     guides: tuple[str, ...] = ()
+    # Where the random draws come from. "global": torch's RNG, one process (the shipped run).
+    # "sample": every picture of a step draws its latents, noise, mixing and augmentation from
+    # its own generator, seeded by (seed, iteration, phase, place in the step's batch), so a
+    # step is the same whichever process or micro-batch draws each picture: one process and
+    # torchrun with any number of them train the same model (see :meth:`Trainer._step_sampled`).
+    rng: str = "global"
 
     def as_json(self) -> dict:
         record = asdict(self)
         record["channels"] = {str(k): v for k, v in sorted(self.channels.items())}
         record["guides"] = list(self.guides)
+        if self.rng == "global":  # absent as before, so the shipped file's metadata is unchanged
+            del record["rng"]
         return record
 
 
@@ -120,38 +130,55 @@ def to_model_range(pixels: torch.Tensor) -> torch.Tensor:
 # DiffAugment: the same random transformations for real and generated images, differentiable
 
 
-def augment(images: torch.Tensor, policy: str) -> torch.Tensor:
+Rngs = list[torch.Generator] | None
+
+
+def augment(images: torch.Tensor, policy: str, rngs: Rngs = None) -> torch.Tensor:
     """``images`` (N x 3 x H x W, [-1, 1]) with the comma-separated ``policy`` applied.
 
     color: brightness, saturation and contrast; translation: shift by up to 1/8 of the side,
-    filling with zeros; cutout: a zeroed square of half the side. Draws from torch's RNG.
+    filling with zeros; cutout: a zeroed square of half the side. Draws from torch's RNG, or
+    with ``rngs`` (one CPU generator per image) each image's from its own.
     """
     for name in filter(None, (part.strip() for part in policy.split(","))):
         if name == "color":
-            images = _augment_color(images)
+            images = _augment_color(images, rngs)
         elif name == "translation":
-            images = _augment_translation(images)
+            images = _augment_translation(images, rngs)
         elif name == "cutout":
-            images = _augment_cutout(images)
+            images = _augment_cutout(images, rngs)
         else:
             raise ValueError(f"unknown augmentation {name!r} (known: color, translation, cutout)")
     return images
 
 
-def _augment_color(x: torch.Tensor) -> torch.Tensor:
-    batch = x.shape[0]
-    x = x + (torch.rand(batch, 1, 1, 1, device=x.device) - 0.5)
+def _uniform(x: torch.Tensor, rngs: Rngs) -> torch.Tensor:
+    """Uniform 0..1, one per image (N x 1 x 1 x 1)."""
+    if rngs is None:
+        return torch.rand(x.shape[0], 1, 1, 1, device=x.device)
+    return torch.stack([torch.rand(1, 1, 1, generator=g) for g in rngs]).to(x.device)
+
+
+def _integers(x: torch.Tensor, rngs: Rngs, low: int, high: int) -> torch.Tensor:
+    """Integers low .. high-1, one per image (N x 1 x 1)."""
+    if rngs is None:
+        return torch.randint(low, high, (x.shape[0], 1, 1), device=x.device)
+    return torch.stack([torch.randint(low, high, (1, 1), generator=g) for g in rngs]).to(x.device)
+
+
+def _augment_color(x: torch.Tensor, rngs: Rngs = None) -> torch.Tensor:
+    x = x + (_uniform(x, rngs) - 0.5)
     mean = x.mean(dim=1, keepdim=True)
-    x = (x - mean) * (torch.rand(batch, 1, 1, 1, device=x.device) * 2) + mean
+    x = (x - mean) * (_uniform(x, rngs) * 2) + mean
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (torch.rand(batch, 1, 1, 1, device=x.device) + 0.5) + mean
+    return (x - mean) * (_uniform(x, rngs) + 0.5) + mean
 
 
-def _augment_translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+def _augment_translation(x: torch.Tensor, rngs: Rngs = None, ratio: float = 0.125) -> torch.Tensor:
     batch, _, height, width = x.shape
     max_y, max_x = int(height * ratio + 0.5), int(width * ratio + 0.5)
-    shift_y = torch.randint(-max_y, max_y + 1, (batch, 1, 1), device=x.device)
-    shift_x = torch.randint(-max_x, max_x + 1, (batch, 1, 1), device=x.device)
+    shift_y = _integers(x, rngs, -max_y, max_y + 1)
+    shift_x = _integers(x, rngs, -max_x, max_x + 1)
     rows = torch.arange(height, device=x.device)[None, :, None] + shift_y  # batch x H x 1
     cols = torch.arange(width, device=x.device)[None, None, :] + shift_x  # batch x 1 x W
     # Pad by one pixel of zeros and send every out-of-range index there.
@@ -163,11 +190,11 @@ def _augment_translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     return flat.gather(2, index).view_as(x)
 
 
-def _augment_cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
-    batch, _, height, width = x.shape
+def _augment_cutout(x: torch.Tensor, rngs: Rngs = None, ratio: float = 0.5) -> torch.Tensor:
+    _, _, height, width = x.shape
     cut_h, cut_w = int(height * ratio + 0.5), int(width * ratio + 0.5)
-    top = torch.randint(0, height + 1 - cut_h % 2, (batch, 1, 1), device=x.device) - cut_h // 2
-    left = torch.randint(0, width + 1 - cut_w % 2, (batch, 1, 1), device=x.device) - cut_w // 2
+    top = _integers(x, rngs, 0, height + 1 - cut_h % 2) - cut_h // 2
+    left = _integers(x, rngs, 0, width + 1 - cut_w % 2) - cut_w // 2
     rows = torch.arange(height, device=x.device)[None, :, None]
     cols = torch.arange(width, device=x.device)[None, None, :]
     inside = (rows >= top) & (rows < top + cut_h) & (cols >= left) & (cols < left + cut_w)
@@ -226,8 +253,6 @@ def coverage_loss(
 
 def attribute_shares(folder: Path, limit: int | None = None) -> tuple[torch.Tensor, float]:
     """The mouth-class shares and the closed-eye share of a drawn set (its attributes.jsonl)."""
-    from acgmake.models.attributes import MOUTHS
-
     path = Path(folder) / "attributes.jsonl"
     if not path.is_file():
         raise SystemExit(
@@ -235,7 +260,20 @@ def attribute_shares(folder: Path, limit: int | None = None) -> tuple[torch.Tens
             "draw the set with python -m acgmake.models.drawn, or leave --cover at 0"
         )
     rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
-    rows = rows[:limit] if limit else rows
+    return shares_from_rows(rows[:limit] if limit else rows, str(path))
+
+
+def shares_from_rows(rows: list[dict], where: str) -> tuple[torch.Tensor, float]:
+    """The mouth-class shares and closed-eye share of attribute rows (``mouth``, ``eyes_open``
+    as the drawn set writes them); UserError when the rows lack them."""
+    from acgmake.models.attributes import MOUTHS
+
+    rows = [row for row in rows if "mouth" in row and "eyes_open" in row]
+    if not rows or any(row["mouth"] not in MOUTHS for row in rows):
+        raise UserError(
+            f'--cover needs each picture\'s "mouth" (one of {", ".join(MOUTHS)}) and '
+            f'"eyes_open" attributes, which {where} lacks; leave --cover at 0'
+        )
     counts = torch.zeros(len(MOUTHS))
     for row in rows:
         counts[MOUTHS.index(row["mouth"])] += 1
@@ -256,18 +294,66 @@ def update_ema(ema: Generator, generator: Generator, beta: float) -> None:
 # The training loop
 
 
+def sample_seed(seed: int, iteration: int, phase: int, place: int) -> int:
+    """The seed of one picture's draws in one phase of one step (rng "sample")."""
+    state = np.random.SeedSequence([seed, iteration, phase, place]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+class Synthesis(torch.nn.Module):
+    """The generator's forward for one training batch, as one module (DistributedDataParallel
+    syncs gradients only through a wrapped module's ``forward``): per-picture style mixing
+    (layers from ``cut`` on take ``z_mix``'s styles) and given noise. Returns the pictures and
+    the sum of their ``w`` (for the average latent)."""
+
+    def __init__(self, generator: Generator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, z, z_mix, cut, noise):
+        g = self.generator
+        w = g.mapping(z)
+        w_mix = g.mapping(z_mix)
+        layers = torch.arange(g.n_latent, device=w.device)[None, :, None]
+        styles = torch.where(layers < cut[:, None, None], w[:, None], w_mix[:, None])
+        return g.synthesis(styles, noise=noise), w.detach().sum(0)
+
+
 class Trainer:
-    """Owns the networks, optimisers and data of one run; ``step()`` trains one iteration."""
+    """Owns the networks, optimisers and data of one run; ``step()`` trains one iteration.
+
+    ``images`` is a uint8 tensor N x 3 x S x S or a :class:`acgmake.models.dataset.PictureSet`
+    (read a batch at a time). With ``world`` > 1 (torchrun; the process group is up) each
+    process trains its share of every step and DistributedDataParallel averages the gradients;
+    ``accumulate`` splits each process's share into that many micro-batches. ``config.batch``
+    is the whole step's batch, whatever the number of processes.
+    """
 
     def __init__(
         self,
         config: TrainConfig,
-        images: torch.Tensor,
+        images,
         device: str | torch.device = "cpu",
         shares: tuple[torch.Tensor, float] | None = None,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        accumulate: int = 1,
+        amp: bool = False,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
+        self.rank, self.world, self.accumulate = rank, world, accumulate
+        self.amp = amp and self.device.type == "cuda"
+        if (world > 1 or accumulate > 1) and config.rng != "sample":
+            raise UserError(
+                "several processes or --accumulate need per-picture draws (--rng sample)"
+            )
+        if config.batch % (world * accumulate):
+            raise UserError(
+                f"--batch {config.batch} is not a multiple of {world} process(es) x "
+                f"--accumulate {accumulate}; give a batch that is"
+            )
         torch.manual_seed(config.seed)
         c = config
         self.generator = Generator(
@@ -299,10 +385,24 @@ class Trainer:
                 self.guides.append(load_classifier(path).to(self.device).requires_grad_(False))
             self.mouth_share = shares[0].to(self.device)
             self.closed_share = float(shares[1])
+        self.synthesis = Synthesis(self.generator)
+        self.g_train: torch.nn.Module = self.synthesis
+        self.d_train: torch.nn.Module = self.discriminator
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.g_train = DistributedDataParallel(self.synthesis, device_ids=ids)
+            self.d_train = DistributedDataParallel(self.discriminator, device_ids=ids)
+
+    def _take(self, index: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.images, torch.Tensor):
+            return self.images[index]
+        return self.images.take(index.tolist())
 
     def _real_batch(self) -> torch.Tensor:
         index = torch.randint(0, len(self.images), (self.config.batch,), generator=self.sampler)
-        return to_model_range(self.images[index]).to(self.device)
+        return to_model_range(self._take(index)).to(self.device)
 
     def _fake(self, batch: int) -> torch.Tensor:
         c = self.config
@@ -316,6 +416,8 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         """One iteration: a discriminator step (plus R1 when due), a generator step, the EMA."""
+        if self.config.rng == "sample":
+            return self._step_sampled()
         c = self.config
         g, d = self.generator, self.discriminator
         stats: dict[str, float] = {}
@@ -364,17 +466,151 @@ class Trainer:
         g_loss.backward()
         self.g_optim.step()
 
-        # EMA, with the half-life ramped up over the start of the run.
+        self._update_ema()
+        self.iteration += 1
+        self.last = stats
+        return stats
+
+    def _update_ema(self) -> None:
+        """EMA, with the half-life ramped up over the start of the run."""
+        c = self.config
         seen = (self.iteration + 1) * c.batch
         half_life = c.ema_kimg * 1000
         if c.ema_rampup:
             half_life = min(half_life, seen * c.ema_rampup)
         beta = 0.5 ** (c.batch / max(half_life, 1e-8))
-        update_ema(self.ema, g, beta)
+        update_ema(self.ema, self.generator, beta)
 
+    # -- the step with per-picture draws (rng "sample": one process or many) -----------------
+
+    def _places(self) -> list[torch.Tensor]:
+        """The places in the step's batch of this process's micro-batches. Strided (place
+        ``q + k * world * accumulate``), so each micro-batch's groups for the discriminator's
+        minibatch standard deviation (places j, j + n, j + 2n... of a batch of 4n) hold the
+        same pictures as in one process's whole batch, when a micro-batch is a multiple of 4."""
+        stride = self.world * self.accumulate
+        return [
+            torch.arange(micro * self.world + self.rank, self.config.batch, stride)
+            for micro in range(self.accumulate)
+        ]
+
+    def _rngs(self, phase: int, places: torch.Tensor) -> list[torch.Generator]:
+        seed, it = self.config.seed, self.iteration
+        return [torch.Generator().manual_seed(sample_seed(seed, it, phase, int(p))) for p in places]
+
+    def _fake_inputs(self, rngs: list[torch.Generator]) -> tuple:
+        """Each picture's latent, mixing latent, crossover layer and noise, from its own RNG."""
+        c, g = self.config, self.generator
+        z, z_mix, cut, noise = [], [], [], []
+        shapes = [getattr(g.noises, f"noise_{i}").shape for i in range(g.num_layers)]
+        for rng in rngs:
+            z.append(torch.randn(c.style_dim, generator=rng))
+            mixing = torch.rand((), generator=rng).item() < c.mixing
+            z_mix.append(torch.randn(c.style_dim, generator=rng))
+            crossover = int(torch.randint(1, g.n_latent, (), generator=rng))
+            cut.append(crossover if mixing else g.n_latent)
+            noise.append([torch.randn(shape, generator=rng) for shape in shapes])
+        to = self.device
+        return (
+            torch.stack(z).to(to),
+            torch.stack(z_mix).to(to),
+            torch.tensor(cut, device=to),
+            [torch.cat(layer).to(to) for layer in zip(*noise, strict=True)],
+        )
+
+    def _autocast(self):
+        if self.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _micro_batches(self, module: torch.nn.Module):
+        """(micro-batch number, places); gradients sync only after the last micro-batch."""
+        places = self._places()
+        for micro, where in enumerate(places):
+            last = micro == len(places) - 1
+            sync = contextlib.nullcontext() if last or self.world == 1 else module.no_sync()
+            with sync:
+                yield micro, where
+
+    def _step_sampled(self) -> dict[str, float]:
+        """One iteration as :meth:`step`, with every picture's draws its own (see
+        :data:`TrainConfig.rng`). Losses are means over the micro-batch divided by the number
+        of micro-batches, and DistributedDataParallel averages over processes: the gradient is
+        the mean over the whole batch, as in one process. The coverage loss is the exception:
+        it compares the shares within each micro-batch."""
+        c = self.config
+        g, d = self.generator, self.discriminator
+        parts = self.accumulate
+        totals: dict[str, float] = {}
+
+        def add(name: str, value: torch.Tensor) -> None:
+            totals[name] = totals.get(name, 0.0) + value.item() / parts
+
+        # Discriminator. Every process draws the whole batch's indices, so the sampler's
+        # state stays the same everywhere; each takes its places.
+        g.requires_grad_(False)
+        d.requires_grad_(True)
+        index = torch.randint(0, len(self.images), (c.batch,), generator=self.sampler)
+        self.d_optim.zero_grad(set_to_none=True)
+        for _, places in self._micro_batches(self.d_train):
+            real = to_model_range(self._take(index[places])).to(self.device)
+            real_rngs, fake_rngs = self._rngs(0, places), self._rngs(1, places)
+            with torch.no_grad():
+                fake, _ = self.synthesis(*self._fake_inputs(fake_rngs))
+            with self._autocast():
+                real_logits = self.d_train(augment(real, c.augment, real_rngs)).float()
+                fake_logits = self.d_train(augment(fake, c.augment, fake_rngs)).float()
+            d_loss = d_logistic_loss(real_logits, fake_logits)
+            (d_loss / parts).backward()
+            add("d", d_loss)
+            add("real", real_logits.mean())
+            add("fake", fake_logits.mean())
+        self.d_optim.step()
+
+        if c.r1_gamma > 0 and self.iteration % c.r1_every == 0:
+            index = torch.randint(0, len(self.images), (c.batch,), generator=self.sampler)
+            self.d_optim.zero_grad(set_to_none=True)
+            for _, places in self._micro_batches(self.d_train):
+                real = to_model_range(self._take(index[places])).to(self.device)
+                real.requires_grad_(True)
+                logits = self.d_train(augment(real, c.augment, self._rngs(2, places)))
+                penalty = r1_penalty(logits, real)  # in full precision: a second derivative
+                loss = c.r1_gamma / 2 * penalty * c.r1_every + 0 * logits[0, 0]
+                (loss / parts).backward()
+                add("r1", penalty)
+            self.d_optim.step()
+
+        # Generator.
+        g.requires_grad_(True)
+        d.requires_grad_(False)
+        self.g_optim.zero_grad(set_to_none=True)
+        w_sum = torch.zeros(c.style_dim, device=self.device)
+        for _, places in self._micro_batches(self.g_train):
+            rngs = self._rngs(3, places)
+            with self._autocast():
+                fake, w_part = self.g_train(*self._fake_inputs(rngs))
+                logits = d(augment(fake, c.augment, rngs)).float()
+            w_sum += w_part.float()
+            g_loss = g_nonsaturating_loss(logits)
+            add("g", g_loss)
+            if self.guides:
+                cover = coverage_loss(
+                    [guide(fake.float()) for guide in self.guides],
+                    self.mouth_share,
+                    self.closed_share,
+                )
+                g_loss = g_loss + c.cover * cover
+                add("cover", cover)
+            (g_loss / parts).backward()
+        self.g_optim.step()
+        if self.world > 1:
+            torch.distributed.all_reduce(w_sum)
+        g.update_w_avg((w_sum / c.batch)[None])
+
+        self._update_ema()
         self.iteration += 1
-        self.last = stats
-        return stats
+        self.last = totals
+        return totals
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -401,7 +637,10 @@ class Trainer:
         state = torch.load(path, map_location=self.device, weights_only=True)
         stored = state["config"]
         mine = self.config.as_json()
-        differ = sorted(k for k in stored if k not in ("iters",) and stored[k] != mine.get(k))
+        # "rng" is absent for the default ("global"), as in checkpoints written before it.
+        differ = sorted(
+            k for k in set(stored) | set(mine) if k != "iters" and stored.get(k) != mine.get(k)
+        )
         if differ:
             raise SystemExit(
                 f"{path} was trained with other settings ({', '.join(differ)}); "
@@ -480,6 +719,53 @@ def export(trainer: Trainer, path: Path, extra: dict | None = None) -> Path:
     return save_generator(ema, path, metadata=metadata)
 
 
+def kid(x: np.ndarray, y: np.ndarray, subsets: int = 50, size: int = 250, seed: int = 0):
+    """Kernel Inception Distance between feature sets x and y (N x D): (mean, std) over
+    ``subsets`` random subsets of ``size`` (at most the smaller set), polynomial kernel,
+    unbiased; the figure ``benchmarks/steering_report.py`` reports, x 1000."""
+    rng = np.random.default_rng(seed)
+    d = x.shape[1]
+    size = min(size, len(x), len(y))
+    values = []
+    for _ in range(subsets):
+        a = x[rng.choice(len(x), size, replace=False)].astype(np.float64)
+        b = y[rng.choice(len(y), size, replace=False)].astype(np.float64)
+        kaa, kbb, kab = ((p @ q.T / d + 1) ** 3 for p, q in ((a, a), (b, b), (a, b)))
+        mmd = (kaa.sum() - np.trace(kaa)) / (size * (size - 1))
+        mmd += (kbb.sum() - np.trace(kbb)) / (size * (size - 1))
+        mmd -= 2 * kab.mean()
+        values.append(mmd)
+    return float(np.mean(values)), float(np.std(values))
+
+
+class Quality:
+    """KID between the EMA generator's pictures and the held-out pictures, in the feature
+    space of the shipped attribute classifier (:mod:`acgmake.models.attributes`, offline; it
+    reads every picture at 64 px). The held-out features are computed once."""
+
+    def __init__(self, holdout, count: int = 1000) -> None:
+        from acgmake.models.attributes import load_classifier, read_attributes
+
+        self.net = load_classifier()
+        pictures = holdout.all(count) if hasattr(holdout, "all") else holdout[:count]
+        self.real = read_attributes(self.net, pictures).features
+        self.count = max(len(self.real), 100)
+
+    @torch.no_grad()
+    def measure(self, trainer: Trainer, batch: int = 50) -> dict[str, float]:
+        from acgmake.models.attributes import to_tensor
+
+        rng = torch.Generator().manual_seed(12345)
+        features = []
+        for start in range(0, self.count, batch):
+            n = min(batch, self.count - start)
+            z = torch.randn(n, trainer.config.style_dim, generator=rng).to(trainer.device)
+            pictures = images_to_uint8(trainer.ema(z, noise_mode="const"))
+            features.append(self.net.embed(to_tensor(pictures)).numpy())
+        mean, std = kid(np.concatenate(features), self.real)
+        return {"kid_x1000": round(mean * 1000, 3), "kid_std_x1000": round(std * 1000, 3)}
+
+
 def train(
     config: TrainConfig,
     data: Path,
@@ -495,15 +781,55 @@ def train(
     limit: int | None = None,
     start_from: Path | None = None,
     log=print,
+    pictures=None,
+    holdout=None,
+    eval_every: int = 0,
+    accumulate: int = 1,
+    amp: bool = False,
+    progress=None,
 ) -> Trainer:
-    """Train on the images in ``data`` into the run folder ``out``; returns the trainer."""
+    """Train on the images in ``data`` into the run folder ``out``; returns the trainer.
+
+    ``data`` is a flat folder of pictures (read whole into memory, as the shipped model was
+    trained) unless ``pictures`` (a :class:`acgmake.models.dataset.PictureSet`, read a batch
+    at a time) is given, or ``data`` holds prepared shards. With ``holdout`` pictures and
+    ``eval_every``, KID against them is logged and appended to ``out/quality.jsonl``. Under
+    torchrun every process runs this; only rank 0 logs and writes. ``progress(trainer,
+    seconds_left)``, if given, is called after each step on rank 0.
+    """
+    from acgmake.models import dataset, distributed
+
+    place = distributed.start(device)
+    if not place.leader:
+        log = lambda line: None  # noqa: E731
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if place.leader:
+        out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    images = load_images(Path(data), config.size, limit)
-    log(f"loaded {len(images)} images from {data} in {time.perf_counter() - started:.1f} s")
-    shares = attribute_shares(Path(data), limit) if config.cover > 0 else None
-    trainer = Trainer(config, images, device, shares)
+    rows = None
+    if pictures is None and dataset.is_shard_folder(Path(data)):
+        pictures, held = dataset.open_training_set(Path(data), config.size)
+        holdout = holdout if holdout is not None else held
+    if pictures is not None:
+        images, rows = pictures, pictures.rows
+        log(f"reading {len(images)} pictures from {data} as training needs them")
+    else:
+        images = load_images(Path(data), config.size, limit)
+        log(f"loaded {len(images)} images from {data} in {time.perf_counter() - started:.1f} s")
+    shares = None
+    if config.cover > 0:
+        shares = attribute_shares(Path(data), limit) if rows is None else None
+        shares = shares or shares_from_rows(rows, f"the attributes of {data}")
+    trainer = Trainer(
+        config,
+        images,
+        place.device if place.world > 1 else device,
+        shares,
+        rank=place.rank,
+        world=place.world,
+        accumulate=accumulate,
+        amp=amp,
+    )
     checkpoint = out / "checkpoint.pt"
     if resume and checkpoint.is_file():
         trainer.load(checkpoint)
@@ -511,19 +837,30 @@ def train(
     elif start_from is not None:
         trainer.start_from(Path(start_from))
         log(f"starting from {start_from} at iteration {trainer.iteration}")
-    (out / "config.json").write_text(json.dumps(config.as_json(), indent=2) + "\n", "utf-8")
+    if place.leader:
+        (out / "config.json").write_text(json.dumps(config.as_json(), indent=2) + "\n", "utf-8")
     g_params = sum(p.numel() for p in trainer.generator.parameters())
     d_params = sum(p.numel() for p in trainer.discriminator.parameters())
+    processes = f", {place.world} processes" if place.world > 1 else ""
     log(
         f"generator {g_params / 1e6:.2f} M parameters, discriminator {d_params / 1e6:.2f} M; "
-        f"device {trainer.device}, {torch.get_num_threads()} thread(s)"
+        f"device {trainer.device}, {torch.get_num_threads()} thread(s){processes}"
     )
+    quality = None
+    if eval_every and holdout is not None and len(holdout) and place.leader:
+        quality = Quality(holdout)
+        log(f"KID every {eval_every} iterations against {len(quality.real)} held-out pictures")
 
     window_start, window_iters = time.perf_counter(), 0
+    run_start, run_iters = time.perf_counter(), 0
     while trainer.iteration < config.iters:
         stats = trainer.step()
         window_iters += 1
+        run_iters += 1
         it = trainer.iteration
+        if progress is not None and place.leader:
+            rate = run_iters / (time.perf_counter() - run_start)
+            progress(trainer, (config.iters - it) / rate)
         if it % log_every == 0 or it == config.iters:
             elapsed = time.perf_counter() - window_start
             rate = window_iters / elapsed
@@ -535,14 +872,23 @@ def train(
                 f"{rate:.2f} it/s ({rate * config.batch:.1f} img/s)  eta {eta / 60:.0f} min"
             )
             window_start, window_iters = time.perf_counter(), 0
+        if not place.leader:
+            continue
         if it % sample_every == 0 or it == config.iters:
             trainer.sample_grid(out / "samples" / f"{it:06d}.png")
             trainer.sample_grid(out / "samples" / f"{it:06d}-psi0.7.png", truncation_psi=0.7)
+        if quality is not None and (it % eval_every == 0 or it == config.iters):
+            figures = {"iteration": it, **quality.measure(trainer)}
+            with (out / "quality.jsonl").open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(figures) + "\n")
+            log(f"iter {it}: KID x 1000 {figures['kid_x1000']:.2f} (+- {figures['kid_std_x1000']})")
         if it % save_every == 0 or it == config.iters:
             trainer.save(checkpoint)
-    if export_path is not None:
+    if export_path is not None and place.leader:
         path = export(trainer, Path(export_path), export_metadata)
         log(f"exported the EMA generator to {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    distributed.barrier(place)
+    distributed.stop(place)
     return trainer
 
 
@@ -603,6 +949,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("--log-every", type=int, default=50, help="progress line interval, iterations")
     add("--limit", type=int, default=None, help="use only the first N images")
     add("--export", type=Path, default=None, help="write the EMA generator here at the end")
+    add(
+        "--rng",
+        choices=("global", "sample"),
+        default=None,
+        help="random draws: global (one process, as the shipped model) or sample (per "
+        "picture: any number of processes, the same run); default global, sample under torchrun",
+    )
+    add("--accumulate", type=int, default=1, help="micro-batches per step per process")
+    add("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
+    add("--eval-every", type=int, default=0, help="KID against DATA's held-out part (0: off)")
     return parser
 
 
@@ -623,7 +979,24 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed,
         cover=args.cover,
         guides=tuple(filter(None, args.guides.split(","))) if args.cover > 0 else (),
+        rng=args.rng or default_rng(args.accumulate),
     )
+
+
+def default_rng(accumulate: int = 1) -> str:
+    """ "sample" under torchrun or with micro-batches (they need it), else "global"."""
+    import os
+
+    return "sample" if int(os.environ.get("WORLD_SIZE", "1")) > 1 or accumulate > 1 else "global"
+
+
+def check_channels(config: TrainConfig) -> None:
+    """UserError when ``config.channels`` lacks a resolution of the model."""
+    missing = [
+        2**i for i in range(2, int(math.log2(config.size)) + 1) if 2**i not in config.channels
+    ]
+    if missing:
+        raise UserError(f"--channels lacks resolutions {missing}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -631,25 +1004,27 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = config_from_args(args)
-    missing = [
-        2**i for i in range(2, int(math.log2(config.size)) + 1) if 2**i not in config.channels
-    ]
-    if missing:
-        raise SystemExit(f"--channels lacks resolutions {missing}")
-    train(
-        config,
-        args.data,
-        args.out,
-        device=pick_device(args.device),
-        resume=args.resume,
-        save_every=args.save_every,
-        sample_every=args.sample_every,
-        log_every=args.log_every,
-        export_path=args.export,
-        limit=args.limit,
-        start_from=args.start_from,
-        log=lambda line: print(line, flush=True, file=sys.stdout),
-    )
+    try:
+        check_channels(config)
+        train(
+            config,
+            args.data,
+            args.out,
+            device=pick_device(args.device),
+            resume=args.resume,
+            save_every=args.save_every,
+            sample_every=args.sample_every,
+            log_every=args.log_every,
+            export_path=args.export,
+            limit=args.limit,
+            start_from=args.start_from,
+            log=lambda line: print(line, flush=True, file=sys.stdout),
+            eval_every=args.eval_every,
+            accumulate=args.accumulate,
+            amp=args.amp,
+        )
+    except UserError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":
