@@ -27,6 +27,17 @@ def test_the_judge_reads_the_asked_hair_and_mouth_in_what_is_found(hair, mouth):
     assert again[0].hair == found[0].hair
 
 
+def test_the_judges_read_the_asked_eye_colour_in_what_is_found():
+    wanted = Wanted(eye_color="red", accessories={"glasses": False})
+    found, pictures = find(wanted, search=512, start=7000, count=2)
+    assert found[0].tags["eye_color:red"] > 0.5 and found[0].tags["glasses"] < 0.5
+    read = judge(pictures[:1], wanted)
+    assert read["eye_color_as_asked"] == 1.0 and read["glasses_as_asked"] == 1.0
+    # Without a choice, few of the first seeds of the range have red eyes.
+    _, plain = find(Wanted(eyes=None), search=8, start=7000, count=8)
+    assert judge(plain, wanted)["eye_color_as_asked"] < 0.5
+
+
 def test_the_command_prints_the_seeds_and_writes_a_grid(tmp_path):
     grid = tmp_path / "grid.png"
     ran = _acgmake("find-character", "--hair", "#50a050", "--search", "64", "--count", "4",
@@ -43,6 +54,10 @@ def test_bad_requests_are_one_clear_line():
     ran = _acgmake("find-character", "--eyes", "any")
     error = ran.stderr
     assert ran.returncode == 1 and "ask for something" in error and "Traceback" not in error
+    ran = _acgmake("find-character", "--eyes", "plaid")
+    assert ran.returncode == 1 and "give open, closed, any or an eye colour" in ran.stderr
+    ran = _acgmake("find-character", "--smile", "--mouth", "open")
+    assert ran.returncode == 1 and "--smile is a closed mouth" in ran.stderr
     with pytest.raises(UserError, match="--search must be"):
         find(Wanted(hair=HAIR["red"]), search=0)
 

@@ -28,43 +28,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from acgmake.models.looks import ACCESSORIES, EYE_COLORS, HAIR_COLORS, HAIR_STYLES
+
 SUPERSAMPLE = 4
 
 # Region ids of the label map (render(..., labels=True)): what each pixel shows.
 BACKGROUND, HAIR, SKIN, EYE, MOUTH, CLOTHES, ACCESSORY, LINE = range(8)
 REGIONS = ("background", "hair", "skin", "eye", "mouth", "clothes", "accessory", "line")
 
-HAIR_STYLES = ("short", "bob", "long", "twintails", "hime")
 BANG_STYLES = ("spiky", "straight", "parted", "swept")
 MOUTH_SHAPES = ("closed", "a", "i", "u", "e", "o")
 COLLARS = ("sailor", "shirt", "round")
-ACCESSORIES = ("ribbon", "hairpin", "glasses", "headband")
-
-HAIR_COLORS = {
-    "black": (45, 42, 58),
-    "dark brown": (92, 62, 48),
-    "brown": (156, 104, 64),
-    "blonde": (244, 214, 128),
-    "orange": (240, 146, 72),
-    "red": (200, 54, 62),
-    "pink": (246, 158, 192),
-    "purple": (150, 104, 196),
-    "blue": (74, 116, 212),
-    "light blue": (138, 198, 242),
-    "silver": (206, 208, 224),
-    "green": (98, 178, 122),
-}
-EYE_COLORS = {
-    "blue": (52, 110, 220),
-    "green": (46, 160, 96),
-    "red": (206, 44, 58),
-    "purple": (136, 76, 200),
-    "brown": (140, 84, 44),
-    "gold": (222, 164, 40),
-    "pink": (232, 96, 160),
-    "teal": (34, 164, 170),
-    "grey": (110, 118, 136),
-}
 SKIN_TONES = ((255, 236, 224), (253, 226, 206), (250, 218, 196), (242, 204, 178), (255, 242, 234))
 CLOTHES_COLORS = {
     "navy": (48, 58, 110),
