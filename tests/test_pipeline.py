@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -494,3 +495,19 @@ def test_a_damaged_hashes_file_is_ignored(tmp_path: Path, words: Path, kept: str
     (tmp_path / "run" / "loud.txt").write_text("edited by hand")
     run(registry, tmp_path / "run", ["loud"], inputs={"words": words})
     assert calls == ["shout"] and (tmp_path / "run" / "loud.txt").read_text() == "HI"
+
+
+def test_an_optional_refiner_runs_only_when_asked_for(tmp_path: Path, words: Path):
+    # An optional stage that refines a kind the chain needs (a sketch simplifier refining the
+    # character) must not slip into every run because something reads that kind.
+    optional = dataclasses.replace(EXCLAIM, optional=True)
+    registry = registry_with(SHOUT, optional, FRAME)
+    assert [s.name for s in plan(registry, ["framed"], {"words"})] == ["shout", "frame"]
+    assert [s.name for s in plan(registry, ["framed"], {"words"}, also=["exclaim"])] == [
+        "shout", "exclaim", "frame",
+    ]  # fmt: skip
+    run(registry, tmp_path / "run", ["framed"], inputs={"words": words})
+    assert calls == ["shout", "frame"]
+    calls.clear()
+    run(registry, tmp_path / "run", ["framed"], inputs={"words": words}, also=["exclaim"])
+    assert calls[-2:] == ["exclaim", "frame"]

@@ -255,6 +255,7 @@ def execute(
     output: Path | None = None,
     output_kind: str = FINAL_KIND,
     jobs: int = 1,
+    also: tuple[str, ...] = (),
 ) -> Path:
     """Run stages with progress on stderr; copy ``output_kind`` to ``output`` if given."""
     if output is not None:
@@ -278,6 +279,7 @@ def execute(
             reporter=ClickReporter(),
             plugins=plugins.versions(),
             jobs=jobs,
+            also=also,
         )
     except UserError as error:
         renamed = _naming_the_users_files(error, plugins.registry, workdir, inputs)
@@ -506,6 +508,7 @@ def song(
             force=force,
             output=clip,
             jobs=jobs or default_jobs(),
+            also=also,
         )
         click.echo(f"Wrote {made}  (every intermediate file is in {folder}/)")
         return made

@@ -254,18 +254,27 @@ class Registry:
 # Planning
 
 
-def plan(registry: Registry, targets: Iterable[str], given: Iterable[str] = ()) -> list[Stage]:
+def plan(
+    registry: Registry,
+    targets: Iterable[str],
+    given: Iterable[str] = (),
+    also: Iterable[str] = (),
+) -> list[Stage]:
     """The stages to run, in order, to make ``targets`` from the ``given`` kinds.
 
     A stage that makes a kind without needing it (a *producer*) is left out when the user gave
     that kind. A stage that needs and makes a kind (a *refiner*) runs after that kind's
     producers and before anything else that needs it; refiners of one kind run in
-    registration order. Kinds a stage only ``uses`` are made when they can be.
+    registration order. Kinds a stage only ``uses`` are made when they can be. An
+    ``optional`` stage runs only when it is named in ``also`` (``--also``), even a refiner of
+    a kind the chain needs.
     """
-    given = set(given)
+    given, also = set(given), set(also)
     index = {stage.name: i for i, stage in enumerate(registry.stages)}
     candidates = []
     for stage in registry.stages:
+        if stage.optional and stage.name not in also:
+            continue
         produced = set(stage.makes) - set(stage.needs)
         if produced and produced <= given:
             continue  # the user supplied what this stage would make
@@ -1009,13 +1018,15 @@ def run(
     reporter: Reporter | None = None,
     plugins: Iterable[Mapping[str, str]] = (),
     jobs: int = 1,
+    also: Iterable[str] = (),
 ) -> RunResult:
     """Make ``targets`` in the run folder ``workdir``; returns where every artifact is.
 
     ``inputs`` maps kinds to the user's files, which are copied in under their kinds' names.
     ``force`` re-runs every stage (``True``) or the named ones. ``only`` runs just the named
     stages, reading their inputs from ``inputs`` or from the run folder (what single-stage
-    commands do); otherwise the stages come from :func:`plan`. A stage may raise
+    commands do); otherwise the stages come from :func:`plan`, with the optional stages named
+    in ``also``. A stage may raise
     :class:`NotAvailable`; what it makes is then left out, and only a target is an error.
 
     ``jobs`` is how many stages may run at once, as ``make -j`` does: a stage starts as soon as
@@ -1033,7 +1044,7 @@ def run(
     if only is not None:
         stages = [registry.stage(name) for name in only]
     else:
-        stages = plan(registry, targets, set(inputs or {}))
+        stages = plan(registry, targets, set(inputs or {}), also)
     params = derived_params(stages, params or {})
     resolved = {s.name: resolve_params(s, params.get(s.name)) for s in stages}
     folder = RunFolder(Path(workdir), registry)

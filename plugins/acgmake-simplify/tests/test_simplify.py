@@ -98,7 +98,8 @@ def test_the_stage_is_optional_and_refines_the_character_after_upscale():
     with plugins_loaded("acgmake_simplify") as registry:
         stage = registry.stage("simplify")
         assert stage.optional and stage.needs == stage.makes == ("character",)
-        order = [s.name for s in plan(registry, ["colored"], [])]
+        assert "simplify" not in [s.name for s in plan(registry, ["colored"], [])]
+        order = [s.name for s in plan(registry, ["colored"], [], also=["simplify"])]
     assert order.index("upscale") < order.index("simplify") < order.index("colorize")
 
 

@@ -53,7 +53,10 @@ def test_the_export_runs_in_the_chain_when_asked_and_only_then(tmp_path):
     lyrics.write_text("かえるの うたが\n", encoding="utf-8")
     with plugins_loaded("acgmake_svs_export") as registry:
         assert registry.stage("svs_export").optional  # `acgmake song --also svs_export`
-        result = run(registry, tmp_path / "run", ["ustx", "svp"], inputs={"lyrics": lyrics})
+        result = run(registry, tmp_path / "run", ["ustx", "svp"], inputs={"lyrics": lyrics},
+                     also=["svs_export"])  # fmt: skip
+        with pytest.raises(UserError, match="nothing makes 'ustx'"):
+            run(registry, tmp_path / "run2", ["ustx"], inputs={"lyrics": lyrics})
     assert [stage.name for stage in result.stages] == ["compose", "svs_export"]
     assert result.files["ustx"].stat().st_size > 1000
 
