@@ -503,9 +503,15 @@ def test_an_optional_refiner_runs_only_when_asked_for(tmp_path: Path, words: Pat
     optional = dataclasses.replace(EXCLAIM, optional=True)
     registry = registry_with(SHOUT, optional, FRAME)
     assert [s.name for s in plan(registry, ["framed"], {"words"})] == ["shout", "frame"]
+    # Asking for the kind it refines is not asking for it; asking for what it makes is.
+    assert [s.name for s in plan(registry, ["loud"], {"words"})] == ["shout"]
+    made = Stage("note", needs=("words",), makes=("note",), run=shout, optional=True)
+    registry = registry_with(SHOUT, optional, FRAME, made)
+    assert [s.name for s in plan(registry, ["note"], {"words"})] == ["note"]
     assert [s.name for s in plan(registry, ["framed"], {"words"}, also=["exclaim"])] == [
         "shout", "exclaim", "frame",
     ]  # fmt: skip
+    registry = registry_with(SHOUT, optional, FRAME)
     run(registry, tmp_path / "run", ["framed"], inputs={"words": words})
     assert calls == ["shout", "frame"]
     calls.clear()

@@ -266,14 +266,14 @@ def plan(
     that kind. A stage that needs and makes a kind (a *refiner*) runs after that kind's
     producers and before anything else that needs it; refiners of one kind run in
     registration order. Kinds a stage only ``uses`` are made when they can be. An
-    ``optional`` stage runs only when it is named in ``also`` (``--also``), even a refiner of
-    a kind the chain needs.
+    ``optional`` stage runs only when it is named in ``also`` (``--also``) or is what makes
+    one of the ``targets`` asked for; never because it refines a kind the chain needs.
     """
-    given, also = set(given), set(also)
+    targets, given, also = list(targets), set(given), set(also)
     index = {stage.name: i for i, stage in enumerate(registry.stages)}
     candidates = []
     for stage in registry.stages:
-        if stage.optional and stage.name not in also:
+        if stage.optional and stage.name not in also and not _produced(stage) & set(targets):
             continue
         produced = set(stage.makes) - set(stage.needs)
         if produced and produced <= given:
