@@ -254,6 +254,25 @@ def _sing_with(song: Path, folder: Path, picture: Image.Image, *options: str):
     )  # fmt: skip
 
 
+def test_animate_with_your_own_character_remakes_only_the_picture(song: Path, tmp_path):
+    import shutil
+
+    shutil.copytree(song / "spring.acgmake", tmp_path / "spring.acgmake")
+    shutil.copy(Path(__file__).parents[1] / "examples" / "oc.png", tmp_path)
+    result = acgmake(
+        "animate", "--workdir", "spring.acgmake", "--character", "oc.png", "-o", "own.mp4",
+        "--size", f"{SIZE[0]}x{SIZE[1]}", "--fps", str(FPS), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    reports = stage_reports(result.stderr)
+    assert "sing" not in reports and reports["character"] == "done"
+    assert "colorize_expressions: skipped" in result.stderr  # the generated mouths are not used
+    face = json.loads((tmp_path / "spring.acgmake" / "face.json").read_text())
+    assert face["picture"]["file"] == "oc.png"
+    frame = decode_frame(tmp_path / "own.mp4", 60)
+    assert (np.abs(frame - np.array([120, 86, 190])).sum(axis=2) < 60).mean() > 0.03
+
+
 def test_a_transparent_character_and_the_second_of_two_faces_sing(song: Path, tmp_path):
     from acgmake.models.drawn import BACKGROUND, draw_character
 

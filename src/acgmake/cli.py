@@ -573,6 +573,10 @@ def add_song_options(command: click.Command, registry: Registry) -> None:
     command.params.extend(option for option in options if option.opts[0] not in taken)
 
 
+#: What `acgmake animate --character` makes again from the picture before animating.
+PICTURE_KINDS = ("colored", "face", "colored_expressions")
+
+
 def make_stage_command(stage: Stage) -> click.Command:
     """A command that runs just ``stage`` in a run folder (see the module docstring)."""
     primary = stage.needs[0] if stage.needs else None
@@ -589,6 +593,7 @@ def make_stage_command(stage: Stage) -> click.Command:
     ) -> None:
         plugins = get_plugins()
         current = plugins.registry.stage(stage.name)
+        picture = values.pop("own_character", None)
         inputs: dict[str, Path] = {}
         if input_path is not None:
             inputs[primary] = _validate_input(input_path, primary)
@@ -611,15 +616,23 @@ def make_stage_command(stage: Stage) -> click.Command:
                 )
         else:
             folder = default_workdir(None, stage.name)
+        params = _collect_params(values, targets)
+        only = [current.name]
+        if picture is not None:
+            # `acgmake animate --character PICTURE`: the picture's stages first, in the run
+            # folder, as `acgmake song --character` runs them (the singing is not touched).
+            branch = plan(plugins.registry, [*PICTURE_KINDS], ())
+            only = [s.name for s in branch] + only
+            params.setdefault("character", {})["character"] = str(picture)
         made = execute(
             plugins,
             folder,
             list(current.makes),
             inputs=inputs,
-            params=_collect_params(values, targets),
+            params=params,
             seed=seed,
             force=force,
-            only=[current.name],
+            only=only,
             output=output,
             output_kind=current.makes[0],
         )
@@ -665,6 +678,15 @@ def make_stage_command(stage: Stage) -> click.Command:
                 [kind_option(kind), f"kind__{kind}"],
                 type=click.Path(path_type=Path),
                 help=f"The {kind} file{optional}. [default: from the run folder]",
+            )
+        )
+    if stage.name == "animate":
+        params.append(
+            click.Option(
+                ["--character", "own_character"],
+                type=click.Path(path_type=Path),
+                help="Your own character picture: make it the character (its face found, its "
+                "background made transparent) and animate it, in the run folder.",
             )
         )
     params += options
