@@ -273,6 +273,34 @@ def test_animate_with_your_own_character_remakes_only_the_picture(song: Path, tm
     assert (np.abs(frame - np.array([120, 86, 190])).sum(axis=2) < 60).mean() > 0.03
 
 
+def test_a_model_trained_with_acgmake_train_sings_in_the_song(song: Path, tmp_path):
+    # A model fresh from `acgmake train` (two steps: soft blobs, no lines, no directions) is
+    # taken by the whole chain with --ckpt: the mouths are drawn, the colours found without
+    # lines.
+    import shutil
+
+    from acgmake.models.drawn import write_set
+
+    write_set(tmp_path / "drawn", 12, 64, 0, holdout=4)
+    trained = acgmake(
+        "train", "drawn", "--out", "run", "--iters", "2", "--batch", "4", "--style-dim", "16",
+        "--channels", "4:16,8:16,16:16,32:8,64:8", "--export", "mine.safetensors", cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    shutil.copytree(song / "spring.acgmake", tmp_path / "spring.acgmake")
+    shutil.copy(song / "spring.txt", tmp_path)
+    result = acgmake(
+        "song", "spring.txt", "--size", f"{SIZE[0]}x{SIZE[1]}", "--fps", str(FPS), "--seed", "3",
+        "--ckpt", "mine.safetensors", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "has no latent directions, so the animation draws its own mouths" in result.stderr
+    manifest = json.loads((tmp_path / "spring.acgmake" / "manifest.json").read_text())
+    assets = manifest["stages"]["character"]["assets"]
+    assert any("mine.safetensors" in json.dumps(asset) for asset in assets)
+    assert read_media_info(tmp_path / "spring.mp4").duration_s > 4
+
+
 def test_a_transparent_character_and_the_second_of_two_faces_sing(song: Path, tmp_path):
     from acgmake.models.drawn import BACKGROUND, draw_character
 

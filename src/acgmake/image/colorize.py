@@ -757,7 +757,10 @@ def character_regions(
     if picture.ndim == 2:
         picture = np.dstack([picture] * 3)
     rgb = np.round(on_paper(picture)).astype(np.uint8)
-    _, ink, _ = extract_line_art(picture, mode="xdog", size_px=size_px)
+    # The lines are only barriers between regions here: a generated picture with few or none
+    # (an early checkpoint's soft blobs) is segmented by its colours alone, not refused as
+    # line art would be (extract_line_art's checks are for pictures to be filled).
+    _, ink = line_art(picture, size_px=size_px)
     return _character_labels(to_working_size(rgb, size_px), rgb, face, ink)
 
 
