@@ -5,9 +5,10 @@
 size: a fully convolutional network (:mod:`acgmake_simplify.model`, trained by this package's
 own command on acgmake's drawn set roughened as a pencil would draw it) keeps the strokes that
 are lines and drops the doubled strokes, wobble, smudges, construction lines and paper. The
-stage refines ``character``: in ``acgmake song ... --also simplify`` the character is read as
-line art (its lines found by XDoG when it is a coloured picture), cleaned, and colorize then
-colours the clean lines. Its held-out precision and recall are in the README.
+stage refines ``character``: in ``acgmake song --character sketch.png --also simplify`` the
+user's rough sketch is read as line art (a coloured picture's lines found by XDoG first),
+cleaned and marked as line art (PNG text ``acgmake:line-art``), and colorize then colours the
+clean lines. Its held-out precision and recall are in the README.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def register_stages(register):
             ),
             help="Clean line art from a rough pencil sketch (Learning to Simplify): the "
             "strokes that are lines, once each, dark on white. Example: acgmake simplify "
-            "rough.png -o clean.png; in a song: acgmake song lyrics.txt --also simplify "
-            "--line-art scan",
+            "rough.png -o clean.png; your sketch sings: acgmake song lyrics.txt --character "
+            "sketch.png --also simplify",
         )
     )
