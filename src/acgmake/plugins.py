@@ -40,6 +40,7 @@ DEFAULT_PLUGINS = (
     "acgmake.stages.subtitles",
     "acgmake.stages.preview",
     "acgmake.stages.train",
+    "acgmake.stages.studio",
 )
 
 

@@ -1,0 +1,343 @@
+"""The studio's side of a run folder: its state, and stage runs through ``pipeline.run``.
+
+Every change the page asks for is a stage run, as on the command line, in the same run folder,
+with the same seed and options, so the cache redoes only what changed. One run at a time per
+folder: a second one, from another tab, is answered :class:`Busy` at once (and the pipeline's
+own lock on the folder refuses a command-line run beside it, and the other way round).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acgmake.errors import UserError
+from acgmake.pipeline import (
+    MANIFEST,
+    Reporter,
+    RunFolder,
+    RunResult,
+    Stage,
+    atomic_path,
+    derived_params,
+    plan,
+    run,
+)
+from acgmake.plugins import Plugins, get_plugins
+
+#: What a finished clip needs: the kinds `acgmake song` makes by default.
+CLIP_KIND = "clip"
+
+
+class Busy(UserError):
+    """Another run is working in this run folder now."""
+
+
+class Stopped(UserError):
+    """The studio is shutting down; the run stops at its next progress report."""
+
+
+@dataclass
+class Job:
+    """A run in the background (the clip), as the page sees it: which stages started, how far
+    the running ones are, and how it ended."""
+
+    targets: list[str]
+    started: float = field(default_factory=time.monotonic)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    state: str = "running"  # running, done, failed
+    error: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        seconds = self.seconds if self.state != "running" else time.monotonic() - self.started
+        return {
+            "targets": self.targets,
+            "state": self.state,
+            "error": self.error,
+            "seconds": round(seconds, 1),
+            "stages": [dict(stage) for stage in self.stages],
+        }
+
+
+class JobReporter(Reporter):
+    """Records each stage's progress in a :class:`Job` for the page to poll; stops the run
+    (raising :class:`Stopped` from the stage's progress report) when ``stop`` is set."""
+
+    def __init__(self, job: Job, lock: threading.Lock, stop: threading.Event) -> None:
+        self.job = job
+        self.lock = lock
+        self.stop = stop
+
+    def _entry(self, stage: Stage) -> dict[str, Any]:
+        for entry in self.job.stages:
+            if entry["name"] == stage.name:
+                return entry
+        entry = {"name": stage.name, "state": "waiting", "done": 0.0, "total": None, "note": ""}
+        self.job.stages.append(entry)
+        return entry
+
+    def stage_started(self, number: int, total: int, stage: Stage) -> None:
+        with self.lock:
+            self._entry(stage).update(state="running", number=number, of=total)
+
+    def stage_progress(self, stage: Stage, done: float, total: float | None, note: str) -> None:
+        if self.stop.is_set():
+            raise Stopped("the studio was stopped")
+        with self.lock:
+            self._entry(stage).update(done=done, total=total, note=note)
+
+    def stage_finished(self, stage: Stage, seconds: float, cached: bool) -> None:
+        with self.lock:
+            self._entry(stage).update(
+                state="cached" if cached else "done", seconds=round(seconds, 2)
+            )
+
+    def log(self, stage: Stage, message: str) -> None:
+        with self.lock:
+            self._entry(stage)["note"] = message
+
+
+class Studio:
+    """One run folder as the page works on it: the seed and options every run uses, and at
+    most one run at a time."""
+
+    def __init__(self, folder: Path, plugins: Plugins | None = None, *, jobs: int = 1) -> None:
+        self.folder = Path(folder)
+        self.plugins = plugins or get_plugins()
+        self.registry = self.plugins.registry
+        self.run_folder = RunFolder(self.folder, self.registry)
+        self.jobs = jobs
+        self._busy = threading.Lock()
+        self._job_lock = threading.Lock()
+        self.stop = threading.Event()
+        self.job: Job | None = None
+        self._thread: threading.Thread | None = None
+        self._generator: Any = None
+        manifest = self.run_folder.manifest()
+        seed = manifest.get("seed", 0)
+        self.seed = seed if isinstance(seed, int) and 0 <= seed < 2**32 else 0
+        #: Options by stage, as `acgmake song --truncation ...` would give them. Starts from
+        #: what the run folder's last run of each stage used, so a re-run is cached.
+        self.options: dict[str, dict[str, Any]] = {}
+        recorded = manifest.get("stages", {}).get("character", {}).get("params", {})
+        if isinstance(recorded, dict) and isinstance(recorded.get("truncation"), int | float):
+            self.options["character"] = {"truncation": float(recorded["truncation"])}
+
+    # -- the files --------------------------------------------------------------------------
+
+    def file(self, kind: str) -> Path:
+        return self.run_folder.file(kind)
+
+    def state(self) -> dict[str, Any]:
+        """What the page shows of the run folder: each artifact kind's file (whether it is
+        there, its size and modification time), each stage's record in manifest.json, the
+        seed and options, and whether a run is going on."""
+        manifest = self.run_folder.manifest()
+        files = {}
+        for kind, artifact in self.registry.artifacts.items():
+            path = self.folder / artifact.filename
+            if path.is_file():
+                stat = path.stat()
+                files[kind] = {
+                    "file": artifact.filename,
+                    "bytes": stat.st_size,
+                    "modified": stat.st_mtime,
+                }
+        stages = {
+            name: {
+                "seconds": entry.get("seconds"),
+                "finished": entry.get("finished"),
+                "unavailable": entry.get("unavailable", ""),
+                "params": entry.get("params", {}),
+            }
+            for name, entry in manifest.get("stages", {}).items()
+        }
+        return {
+            "folder": str(self.folder),
+            "seed": self.seed,
+            "options": self.options,
+            "files": files,
+            "stages": stages,
+            "has_manifest": (self.folder / MANIFEST).is_file(),
+            "busy": self._busy.locked(),
+            "job": self.job_state(),
+        }
+
+    def write(
+        self,
+        kind: str,
+        data: bytes | None,
+        *,
+        check: Callable[[Path], None] | None = None,
+        then: tuple[str, ...] = (),
+    ) -> RunResult | None:
+        """Replace the run folder's file of ``kind`` with ``data`` (whole, never half; ``None``
+        removes it), after ``check(temporary_path)`` accepts it, then make ``then``, all while
+        holding the folder: another tab's change comes before or after, never between."""
+        self.run_folder.create()
+        with self.working():
+            path = self.file(kind)
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                with atomic_path(path) as temporary:
+                    temporary.write_bytes(data)
+                    if check is not None:
+                        check(temporary)
+            return self._run(list(then)) if then else None
+
+    # -- running stages ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[None]:
+        """Hold this folder for one change; :class:`Busy` at once when another holds it."""
+        if not self._busy.acquire(blocking=False):
+            raise Busy(
+                f"another run is working in {self.folder} (another tab?); wait for it to "
+                "finish and try again"
+            )
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def params(self) -> dict[str, dict[str, Any]]:
+        """The options of every stage a clip would run, with what they work out from each
+        other (the character is enlarged to the clip's size), so that a run of a part of the
+        chain uses exactly the options the clip will, and the clip finds it cached."""
+        stages = plan(self.registry, [CLIP_KIND], {"lyrics"})
+        return derived_params(stages, self.options)
+
+    def _run(self, targets: list[str], reporter: Reporter | None = None) -> RunResult:
+        needs_lyrics = any(
+            "lyrics" in stage.reads for stage in plan(self.registry, targets, {"lyrics"})
+        )
+        inputs = {}
+        if needs_lyrics:
+            lyrics = self.file("lyrics")
+            if not lyrics.is_file():
+                raise UserError("the run folder has no lyrics yet; write them and save first")
+            inputs["lyrics"] = lyrics
+        return run(
+            self.registry,
+            self.folder,
+            targets,
+            inputs=inputs,
+            params=self.params(),
+            seed=self.seed,
+            reporter=reporter,
+            plugins=self.plugins.versions(),
+            jobs=self.jobs,
+        )
+
+    def make(self, *targets: str) -> RunResult:
+        """Make ``targets`` now (the stages that lead to them, cached where unchanged)."""
+        with self.working():
+            return self._run(list(targets))
+
+    def choose_character(self, seed: int, truncation: float) -> RunResult:
+        """Use ``seed`` (the run's seed, as `acgmake song --seed`) and ``truncation`` from now
+        on, and draw that character (enlarged to the clip's size)."""
+        with self.working():
+            self.seed = seed
+            self.options.setdefault("character", {})["truncation"] = truncation
+            return self._run(["character"])
+
+    def start(self, *targets: str) -> Job:
+        """Make ``targets`` in a background thread; the page follows :meth:`job_state`."""
+        if not self._busy.acquire(blocking=False):
+            raise Busy(
+                f"another run is working in {self.folder} (another tab?); wait for it to "
+                "finish and try again"
+            )
+        job = Job(list(targets))
+        self.job = job
+        reporter = JobReporter(job, self._job_lock, self.stop)
+
+        def work() -> None:
+            try:
+                self._run(list(targets), reporter)
+                state, error = "done", ""
+            except UserError as failure:
+                state, error = "failed", failure.message
+            except Exception as failure:  # a bug: say so on the page, not only in the log
+                state, error = "failed", f"{type(failure).__name__}: {failure}"
+            finally:
+                self._busy.release()
+            with self._job_lock:
+                job.state, job.error = state, error
+                job.seconds = time.monotonic() - job.started
+
+        self._thread = threading.Thread(target=work, name="acgmake-studio-run", daemon=True)
+        self._thread.start()
+        return job
+
+    def job_state(self) -> dict[str, Any] | None:
+        with self._job_lock:
+            return self.job.as_dict() if self.job else None
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop a background run at its next progress report (what it finished is kept)."""
+        self.stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    # -- characters to choose from ----------------------------------------------------------
+
+    def character_preview(self, seed: int, truncation: float) -> bytes:
+        """The character ``seed`` draws at the generator's own size, as PNG bytes: exactly
+        what `acgmake characters --seed N --count 1` draws (before enlarging)."""
+        import io
+
+        from PIL import Image
+
+        from acgmake.models.character import one_thread
+        from acgmake.stages.character import _generator_and_edits, _styles
+
+        with self._job_lock:
+            if self._generator is None:
+                self._generator = _generator_and_edits("", "")
+            generator, draw = self._generator
+        with one_thread():
+            picture = draw(_styles(generator, [seed], truncation)[0])
+        buffer = io.BytesIO()
+        Image.fromarray(picture).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+
+def readings(text: str) -> list[dict[str, Any]]:
+    """The morae the composer will sing for lyrics ``text``, a record per phrase: the line's
+    number and text, its morae in kana, for each mora whether the dictionaries disagreed
+    there (a guess), and the guesses' one-line explanations. UserError as compose gives it
+    when the lyrics cannot be sung."""
+    from acgmake.text.lyrics import lyrics_from_bytes
+
+    phrases = lyrics_from_bytes(text.encode("utf-8"), name="the lyrics")
+    result = []
+    for phrase in phrases:
+        guessed = [False] * len(phrase.morae)
+        for guess in phrase.guesses:
+            start = phrase.text.find(guess.written)
+            if start < 0 or not phrase.spans:
+                continue
+            stop = start + len(guess.written)
+            for index, (first, last) in enumerate(phrase.spans):
+                if first < stop and last > start:
+                    guessed[index] = True
+        result.append(
+            {
+                "line": phrase.line,
+                "text": phrase.text,
+                "label": phrase.label,
+                "morae": list(phrase.morae),
+                "guessed": guessed,
+                "guesses": [guess.message(phrase.line) for guess in phrase.guesses],
+            }
+        )
+    return result

@@ -1,0 +1,505 @@
+"""`acgmake studio`: the web page's API over a real run folder, and its safety rules.
+
+One run folder for the file (a character drawn and enlarged, ~5 s); every security case is
+tried against the real application with Starlette's TestClient, each with a request that the
+same test shows is answered when the case's one fault is taken away (so each check can fail).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from acgmake.errors import UserError  # noqa: E402
+from acgmake.pipeline import RunFolder  # noqa: E402
+from acgmake.studio.app import create_app  # noqa: E402
+from acgmake.studio.security import cookie_name, run_file  # noqa: E402
+from acgmake.studio.work import Job, JobReporter, Stopped, Studio  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+TOKEN = "test-token-0123456789"
+PORT = 45678
+BASE = f"http://127.0.0.1:{PORT}"
+SEED = 3
+LYRICS = "かえるのうたが\nきこえてくるよ\n"
+SECRET = "the content of a file outside the run folder"
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory) -> Studio:
+    """A studio on a run folder holding lyrics and character SEED (768 px), and a secret file
+    beside the run folder (which must never be served)."""
+    root = tmp_path_factory.mktemp("studio")
+    (root / "secret.txt").write_text(SECRET)
+    folder = root / "song.acgmake"
+    work = Studio(folder)
+    work.write("lyrics", LYRICS.encode())
+    work.choose_character(SEED, 0.7)
+    return work
+
+
+@pytest.fixture
+def client(studio: Studio) -> TestClient:
+    return TestClient(create_app(studio, token=TOKEN, port=PORT), base_url=BASE)
+
+
+H = {"X-Studio-Token": TOKEN}
+
+
+def hints_png(size: tuple[int, int], colour: tuple[int, int, int], at=(0.5, 0.24)) -> bytes:
+    """A transparent layer with a blob of ``colour`` at ``at`` (fractions of width, height)."""
+    width, height = size
+    layer = np.zeros((height, width, 4), np.uint8)
+    x, y, r = int(at[0] * width), int(at[1] * height), max(4, width // 50)
+    layer[y - r : y + r, x - r : x + r] = (*colour, 255)
+    buffer = io.BytesIO()
+    Image.fromarray(layer).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png_of(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# -- who may ask ---------------------------------------------------------------------------------
+
+
+def test_every_request_needs_the_token(client):
+    assert client.get("/api/state").status_code == 403
+    assert client.get("/api/state", headers={"X-Studio-Token": "wrong"}).status_code == 403
+    assert client.get("/").status_code == 403
+    assert client.get("/static/studio.js").status_code == 403
+    assert client.get("/api/state", headers=H).status_code == 200
+
+
+def test_the_opening_address_sets_a_cookie_of_this_port_and_leaves_the_address_bar(client):
+    answer = client.get(f"/?token={TOKEN}", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{cookie_name(PORT)}={TOKEN}")
+    assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+    client.cookies.clear()
+    assert client.get("/?token=wrong").status_code == 403
+    # The cookie lets the page and its pictures load (GET), and the page carries the token
+    # for the requests that change things.
+    cookies = {cookie_name(PORT): TOKEN}
+    page = client.get("/", cookies=cookies)
+    assert page.status_code == 200 and TOKEN in page.text
+    assert client.get("/api/state", cookies=cookies).status_code == 200
+    assert client.get("/api/state", cookies={cookie_name(PORT + 1): TOKEN}).status_code == 403
+
+
+def test_a_change_needs_the_header_not_only_the_cookie(client):
+    """A cookie goes with a form another site posts here; the header cannot (CSRF)."""
+    cookies = {cookie_name(PORT): TOKEN}
+    answer = client.put("/api/lyrics", content=LYRICS.encode(), cookies=cookies)
+    assert answer.status_code == 403
+    assert client.put("/api/lyrics", content=LYRICS.encode(), headers=H).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", f"evil.example:{PORT}", f"127.0.0.1:{PORT + 1}", "127.0.0.1"]
+)
+def test_another_host_name_is_refused_dns_rebinding(client, host):
+    assert client.get("/api/state", headers={**H, "Host": host}).status_code == 403
+    assert client.get("/api/state", headers={**H, "Host": f"localhost:{PORT}"}).status_code == 200
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", f"http://127.0.0.1:{PORT + 1}", "null"])
+def test_another_origin_is_refused(client, origin):
+    answer = client.put("/api/lyrics", content=LYRICS.encode(), headers={**H, "Origin": origin})
+    assert answer.status_code == 403
+    assert client.get("/api/state", headers={**H, "Origin": origin}).status_code == 403
+    own = client.put("/api/lyrics", content=LYRICS.encode(), headers={**H, "Origin": BASE})
+    assert own.status_code == 200
+
+
+def test_a_cross_site_fetch_is_refused(client):
+    for site, status in (("cross-site", 403), ("same-origin", 200), ("none", 200)):
+        answer = client.get("/api/state", headers={**H, "Sec-Fetch-Site": site})
+        assert answer.status_code == status, site
+
+
+def test_the_server_binds_loopback_only():
+    from acgmake.stages.studio import HOST, free_port
+
+    assert HOST == "127.0.0.1"
+    assert 0 < free_port() < 65536
+
+
+# -- which files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..%2Fsecret.txt",
+        "%2e%2e/secret.txt",
+        "%2E%2E%2Fsecret.txt",
+        "stages/..%2F..%2Fsecret.txt",
+        "%2Fetc%2Fpasswd",
+        "%2F%2Fetc%2Fpasswd",
+        "..%5Csecret.txt",
+        ".lock",
+        ".hashes.json",
+        "link-out.txt",
+        "linked-folder/secret.txt",
+        "stages",
+        "nothing-here.png",
+    ],
+)
+def test_no_file_outside_the_run_folder_is_served(client, studio, name):
+    outside = studio.folder.parent / "secret.txt"
+    for link, target in (("link-out.txt", outside), ("linked-folder", outside.parent)):
+        if not (studio.folder / link).is_symlink():
+            (studio.folder / link).symlink_to(target)
+    (studio.folder / "stages").mkdir(exist_ok=True)
+    answer = client.get(f"/api/files/{name}", headers=H)
+    assert answer.status_code in (400, 404), answer.status_code
+    assert SECRET not in answer.text and "root:" not in answer.text
+    assert client.get("/api/files/lyrics.txt", headers=H).status_code == 200
+
+
+def test_run_file_refuses_names_that_lead_out(studio, tmp_path):
+    folder = studio.folder
+    for name in ["../secret.txt", "/etc/passwd", "a/../../secret.txt", "", ".", "x\\..\\y"]:
+        with pytest.raises(UserError):
+            run_file(folder, name)
+    assert run_file(folder, "character.png") == (folder / "character.png").resolve()
+
+
+def test_files_are_served_with_their_types_and_ranges(client):
+    picture = client.get("/api/files/character.png", headers=H)
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    assert picture.headers["x-content-type-options"] == "nosniff"
+    part = client.get("/api/files/character.png", headers={**H, "Range": "bytes=0-7"})
+    assert part.status_code == 206 and part.content == b"\x89PNG\r\n\x1a\n"
+    lyrics = client.get("/api/files/lyrics.txt", headers=H)
+    assert lyrics.headers["content-type"].startswith("text/plain")
+
+
+def test_the_state_lists_the_run_folders_files_and_stages(client):
+    state = client.get("/api/state", headers=H).json()
+    assert state["seed"] == SEED
+    assert {"lyrics", "character", "face"} <= set(state["files"])
+    assert state["files"]["character"]["file"] == "character.png"
+    assert "character" in state["stages"] and "upscale" in state["stages"]
+    assert state["busy"] is False
+
+
+# -- uploads ---------------------------------------------------------------------------------------
+
+
+def _size(studio: Studio) -> tuple[int, int]:
+    with Image.open(studio.file("character")) as picture:
+        return picture.size
+
+
+@pytest.mark.parametrize(
+    "what, body, status",
+    [
+        ("text", b"not a picture", 400),
+        ("jpeg", "jpeg", 400),
+        ("png without alpha", "rgb", 400),
+        ("wrong size", "small", 400),
+        ("a PNG declaring 36 megapixels", "bomb", 400),
+        ("PNG magic, broken body", b"\x89PNG\r\n\x1a\n" + b"\0" * 64, 400),
+    ],
+)
+def test_a_bad_hints_upload_is_refused_and_changes_nothing(client, studio, what, body, status):
+    width, height = _size(studio)
+    if body == "jpeg":
+        buffer = io.BytesIO()
+        Image.new("RGB", (width, height)).save(buffer, format="JPEG")
+        body = buffer.getvalue()
+    elif body == "rgb":
+        body = png_of(np.zeros((height, width, 3), np.uint8))
+    elif body == "small":
+        body = hints_png((width // 2, height // 2), (255, 0, 0))
+    elif body == "bomb":
+        buffer = io.BytesIO()
+        Image.new("1", (6000, 6000)).save(buffer, format="PNG")  # a few KB
+        body = buffer.getvalue()
+    hints = studio.file("hints")
+    before = hints.read_bytes() if hints.is_file() else None
+    answer = client.put("/api/hints", content=body, headers={**H, "Content-Type": "image/png"})
+    assert answer.status_code == status, (what, answer.text)
+    assert "\n" not in answer.json()["error"]
+    assert (hints.read_bytes() if hints.is_file() else None) == before
+
+
+def test_an_oversized_upload_is_refused_before_it_is_read(client):
+    big = b"\x89PNG\r\n\x1a\n" + b"\0" * (17 * 1024 * 1024)
+    answer = client.put("/api/hints", content=big, headers={**H, "Content-Type": "image/png"})
+    assert answer.status_code == 413
+    answer = client.put("/api/lyrics", content=b"a" * 70_000, headers=H)
+    assert answer.status_code == 413
+
+
+def test_painted_hints_are_saved_as_the_cli_reads_them_and_change_colored_where_painted(
+    client, studio
+):
+    from acgmake.image.hints import read_hints
+
+    size = _size(studio)
+    width, height = size
+    x, y, r = int(0.5 * width), int(0.24 * height), max(4, width // 50)
+    means = {}
+    for name, colour in (("blue", (20, 40, 230)), ("red", (230, 30, 30))):
+        upload = hints_png(size, colour)
+        started = time.monotonic()
+        answer = client.put(
+            "/api/hints", content=upload, headers={**H, "Content-Type": "image/png"}
+        )
+        seconds = time.monotonic() - started
+        assert answer.status_code == 200, answer.text
+        print(f"stroke -> colored.png ({width} px, {name}): {seconds:.2f} s")
+        assert studio.file("hints").read_bytes() == upload
+        assert read_hints(studio.file("hints"), size).mask[y, x]
+        colored = np.asarray(Image.open(studio.file("colored")).convert("RGB")).astype(float)
+        means[name] = colored[y - r : y + r, x - r : x + r].mean(axis=(0, 1))
+    assert means["blue"][2] - means["blue"][0] > 60, means
+    assert means["red"][0] - means["red"][2] > 60, means
+    # Erasing every stroke takes the hints file away (colorize goes back to its palette).
+    empty = png_of(np.zeros((height, width, 4), np.uint8))
+    answer = client.put("/api/hints", content=empty, headers={**H, "Content-Type": "image/png"})
+    assert answer.status_code == 200 and not studio.file("hints").exists()
+
+
+# -- one run at a time ---------------------------------------------------------------------------
+
+
+def test_a_second_change_while_one_runs_is_answered_busy(client, studio):
+    with studio.working():
+        answer = client.put("/api/lyrics", content=LYRICS.encode(), headers=H)
+        assert answer.status_code == 409 and "another run" in answer.json()["error"]
+        assert client.post("/api/compose", headers=H).status_code == 409
+        assert client.get("/api/state", headers=H).json()["busy"] is True
+    assert client.put("/api/lyrics", content=LYRICS.encode(), headers=H).status_code == 200
+
+
+def test_two_tabs_composing_at_once_one_runs_one_is_told(client, studio):
+    answers = []
+    barrier = threading.Barrier(2)
+
+    def tab():
+        barrier.wait()
+        answers.append(client.post("/api/compose", headers=H).status_code)
+
+    threads = [threading.Thread(target=tab) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 200 in answers and set(answers) <= {200, 409}
+    assert RunFolder(studio.folder, studio.registry).manifest()["stages"]["compose"]
+
+
+def test_a_command_line_run_in_the_folder_keeps_the_studio_out(client, studio):
+    with RunFolder(studio.folder, studio.registry).lock():
+        answer = client.post("/api/compose", headers=H)
+    assert answer.status_code == 400 and "another acgmake" in answer.json()["error"]
+
+
+# -- lyrics, compose, score ----------------------------------------------------------------------
+
+
+def test_lyrics_are_saved_where_the_cli_reads_them_with_their_readings(client, studio):
+    text = "かえるのうたが\n待てど暮らせど 来ぬ人を\n"
+    answer = client.put("/api/lyrics", content=text.encode(), headers=H).json()
+    assert studio.file("lyrics").read_text(encoding="utf-8") == text
+    assert client.get("/api/lyrics", headers=H).json()["text"] == text
+    first, second = answer["readings"]
+    assert "".join(first["morae"]) == "かえるのうたが" and not any(first["guessed"])
+    assert any(second["guessed"]) and "来" in second["guesses"][0]
+    bad = client.put("/api/lyrics", content="\ud55c\uad6d\uc5b4\n".encode(), headers=H).json()
+    assert bad["problem"] and bad["readings"] == []
+    assert client.put("/api/lyrics", content=b"\xff\xfe", headers=H).status_code == 400
+    client.put("/api/lyrics", content=LYRICS.encode(), headers=H)
+
+
+def test_compose_makes_the_score_and_the_page_shows_it(client, studio):
+    assert client.post("/api/compose", headers=H).status_code == 200
+    assert studio.file("score").is_file()
+    svg = client.get("/api/score.svg", headers=H)
+    if svg.status_code == 400:
+        pytest.skip(svg.json()["error"])  # Verovio not installed
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in svg.content
+
+
+# -- characters ----------------------------------------------------------------------------------
+
+
+def test_character_previews_are_what_acgmake_characters_draws(client):
+    answer = client.get("/api/characters/5.png?truncation=0.5", headers=H)
+    assert answer.status_code == 200 and answer.content.startswith(b"\x89PNG")
+    assert client.get("/api/characters/5.png?truncation=9", headers=H).status_code == 400
+    assert client.get("/api/characters/-1.png", headers=H).status_code == 400
+
+
+def test_a_bad_character_choice_is_one_line(client):
+    for given in ({"seed": "x"}, {"seed": 1.5}, {"seed": 2**32}, {"seed": 1, "truncation": 3}):
+        answer = client.post("/api/character", json=given, headers=H)
+        assert answer.status_code == 400 and "\n" not in answer.json()["error"]
+
+
+# -- background runs -----------------------------------------------------------------------------
+
+
+def test_the_job_reporter_records_stages_and_stops_the_run_when_asked():
+    from acgmake.pipeline import Stage
+
+    stage = Stage("compose", ("lyrics",), ("score",), lambda ctx: None)
+    job, stop = Job(["clip"]), threading.Event()
+    reporter = JobReporter(job, threading.Lock(), stop)
+    reporter.stage_started(1, 3, stage)
+    reporter.stage_progress(stage, 2, 4, "bars")
+    assert job.as_dict()["stages"][0] | {"done": 2, "total": 4} == job.as_dict()["stages"][0]
+    reporter.stage_finished(stage, 1.0, cached=False)
+    assert job.stages[0]["state"] == "done"
+    stop.set()
+    with pytest.raises(Stopped):
+        reporter.stage_progress(stage, 3, 4, "")
+
+
+@pytest.mark.slow
+def test_the_page_renders_the_clip_with_progress_and_serves_it(client, studio):
+    started = client.post("/api/render", json={"target": "clip"}, headers=H)
+    assert started.status_code == 202
+    assert client.post("/api/render", json={"target": "clip"}, headers=H).status_code == 409
+    seen = set()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job = client.get("/api/job", headers=H).json()["job"]
+        seen |= {stage["name"] for stage in job["stages"]}
+        if job["state"] != "running":
+            break
+        time.sleep(0.5)
+    assert job["state"] == "done", job
+    assert {"sing", "mix", "animate"} <= seen
+    video = client.get("/api/files/clip.mp4", headers={**H, "Range": "bytes=0-99"})
+    assert video.status_code == 206 and video.headers["content-type"] == "video/mp4"
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def test_acgmake_starts_without_loading_the_web_server():
+    code = "import sys, acgmake.cli; acgmake.cli.get_plugins(); print('starlette' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def _start(folder: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "acgmake", "studio", str(folder), "--no-browser", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "ACGMAKE_PLUGINS": ""},
+    )
+    line = process.stdout.readline()
+    address = line[line.index("http://") :].strip()
+    return process, address
+
+
+def test_the_command_serves_the_page_and_stops_cleanly_on_ctrl_c(tmp_path):
+    lyrics = tmp_path / "song.txt"
+    lyrics.write_text(LYRICS, encoding="utf-8")
+    process, address = _start(lyrics)
+    try:
+        assert address.startswith("http://127.0.0.1:")
+        base, token = address.split("/?token=")
+        request = urllib.request.Request(base + "/api/state", headers={"X-Studio-Token": token})
+        for _ in range(50):
+            try:
+                with urllib.request.urlopen(request) as answer:
+                    state = __import__("json").load(answer)
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert state["folder"].endswith("song.acgmake")
+        assert (tmp_path / "song.acgmake" / "lyrics.txt").read_text(encoding="utf-8") == LYRICS
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=20)
+    assert process.returncode == 0, out
+    assert "studio stopped" in out and "Traceback" not in out
+
+
+# -- in a real browser ---------------------------------------------------------------------------
+
+
+def _chromium() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.mark.skipif(
+    _chromium() is None, reason="needs Debian's chromium and chromium-driver (apt-get install)"
+)
+def test_painting_in_chromium_changes_the_colored_picture_where_painted(studio, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser, driver_path = _chromium()
+    if studio.file("hints").exists():
+        studio.write("hints", None, then=("colored",))
+    process, address = _start(studio.folder)
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path=driver_path)
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        before = studio.file("colored").read_bytes()
+        driver.get(address)
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.execute_script("return document.getElementById('hints').width") > 0)
+        canvas = driver.find_element(By.ID, "hints")
+        driver.execute_script("arguments[0].scrollIntoView()", canvas)
+        driver.execute_script("document.getElementById('brush-colour').value = '#1030e0'")
+        box = canvas.rect
+        # A short stroke across the hair (face.json's hair point is at 50%, 24%).
+        actions = ActionChains(driver)
+        actions.move_to_element_with_offset(canvas, -12, -int(box["height"] * 0.26))
+        actions.click_and_hold().move_by_offset(8, 0).move_by_offset(8, 0).move_by_offset(8, 2)
+        actions.release().perform()
+        wait.until(lambda d: "stroke" in d.find_element(By.ID, "colour-time").text)
+        driver.save_screenshot(str(tmp_path / "studio.png"))  # to look at when it fails
+        after = studio.file("colored").read_bytes()
+        assert after != before
+        width, height = _size(studio)
+        colored = np.asarray(Image.open(io.BytesIO(after)).convert("RGB")).astype(float)
+        x, y = width // 2, int(0.24 * height)
+        blue = colored[y - 6 : y + 6, x - 6 : x + 6].mean(axis=(0, 1))
+        assert blue[2] - blue[0] > 60, blue
+    finally:
+        driver.quit()
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
