@@ -149,3 +149,21 @@ def test_a_pale_backdrop_and_a_strand_of_hair_are_found(seed):
     assert strand[3] == 255 and np.abs(strand[:3] - palette["hair"]).max() < 60, strand
     cheek = at(0.5, 0.5)
     assert cheek[3] == 255 and np.abs(cheek[:3] - palette["skin"]).max() < 30, cheek
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_stroke_painted_on_the_hair_asks_for_the_hair_in_its_colour(characters, seed):
+    from acgmake.image.hints import Hints
+    from acgmake.image.recolor import hinted_palette
+
+    picture, face = characters[seed]
+    labels = region_masks(picture, face).argmax(axis=0)
+    seeds = np.zeros(labels.shape, np.int32)
+    x, y = Face.pixel_point(face.points["hair"][0], 512, 512)
+    seeds[y - 3 : y + 3, x - 20 : x + 20] = 1  # a short stroke through the hair point
+    bx, by = Face.pixel_point(face.points["background"][0], 512, 512)
+    seeds[by : by + 5, bx : bx + 5] = 2  # a dab on the backdrop asks for nothing
+    colours = np.array([[30, 60, 230], [240, 200, 0]], np.uint8)
+    hints = Hints(seeds, colours, np.asarray(colours)[np.maximum(seeds - 1, 0)])
+    assert np.mean(labels[seeds == 1] == LABELS.index("hair")) > 0.5
+    assert hinted_palette(picture, face, hints) == {"hair": (30, 60, 230)}

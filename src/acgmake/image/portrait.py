@@ -264,8 +264,8 @@ def separate_background(rgb: np.ndarray, face: Box) -> np.ndarray | None:
 
     The picture is cut into areas by its lines (gaps sealed, as colorize fills them). The
     background is the areas that touch the picture's border and whose colour is one of the
-    border's main colours (along the top and the upper sides, where a bust picture shows
-    its backdrop), never an area that reaches into the middle of the face.
+    border's main colours (in the top corners and along the upper sides, where a bust
+    picture shows its backdrop), never an area that reaches into the middle of the face.
     """
     from acgmake.image.colorize import character_alpha
     from acgmake.image.fill import areas, border_areas
@@ -281,8 +281,11 @@ def separate_background(rgb: np.ndarray, face: Box) -> np.ndarray | None:
     area_map = areas(ink, gap_px=4.0)
     lab = _lab(working)
     h, w = area_map.shape
+    # The backdrop's colours are read where a portrait shows its backdrop: the top corners
+    # and the upper sides (a head cut by the top edge is in the middle of it, not there).
     ring = np.zeros((h, w), bool)
-    ring[0, :] = True
+    ring[0, : max(1, w // 5)] = True
+    ring[0, -max(1, w // 5) :] = True
     ring[: h // 2, 0] = True
     ring[: h // 2, -1] = True
     ring &= ~ink

@@ -332,6 +332,27 @@ class Recolored:
         return result
 
 
+def hinted_palette(picture: np.ndarray, face: Face, hints) -> dict[str, RGB]:
+    """The regions (hair, eyes, skin, clothes) a hints image (:class:`acgmake.image.hints.Hints`
+    at the picture's size) paints, and the colour it paints each: a stroke of one colour counts
+    for the region most of its pixels lie on. A stroke on the background, and a clear (black)
+    one, ask for nothing. What a painter means by a dab of blue on a character's hair: the hair
+    in blue, the rest as it was."""
+    rgb = np.ascontiguousarray(np.asarray(picture)[..., :3])
+    labels = region_masks(rgb, face).argmax(axis=0)
+    asked: dict[str, RGB] = {}
+    for index, colour in enumerate(hints.colours, start=1):
+        if hints.clear[index - 1]:
+            continue
+        under = labels[hints.seeds == index]
+        if not under.size:
+            continue
+        region = LABELS[int(np.bincount(under, minlength=len(LABELS)).argmax())]
+        if region in REGIONS:
+            asked[region] = tuple(int(v) for v in colour)
+    return asked
+
+
 def recolor_character(
     picture: np.ndarray, face: Face, palette: Mapping[str, RGB] | None = None
 ) -> Recolored:

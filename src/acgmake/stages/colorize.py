@@ -123,7 +123,16 @@ def colorize(ctx) -> None:
     face, hints, palette = _settings(ctx, picture.shape[1], picture.shape[0])
     line_art = _is_line_art(picture, info, face)
     own = face is not None and face.picture is not None
-    if own and not line_art and hints is None and not ctx.params["palette"]:
+    if face is not None and hints is not None and not line_art and ctx.params["line_art"] == "auto":
+        # Hints on a finished character (generated, or the user's own): the regions they are
+        # painted on take their colours, in place; the rest keeps the colours it had.
+        from acgmake.image.recolor import hinted_palette
+
+        asked = hinted_palette(picture, face, hints)
+        if asked:
+            base = {} if own else default_palette(ctx.seed)
+            palette, hints = {**base, **palette, **asked}, None
+    if own and not line_art and hints is None and not palette:
         # The user's own character keeps its own colours unless asked for others.
         rgba = (
             picture
@@ -231,7 +240,8 @@ def register_stages(register):
             # 5: line art: the exterior stays clear through any gap, layers at its own size,
             # neural shade only, outlines tinted by the character on both sides.
             # 6: the user's own character (--character) keeps its colours; line art with a
-            # face.json (acgmake:line-art, or a grey picture of the user's) coloured as line art
+            # face.json (acgmake:line-art, or a grey picture of the user's) coloured as line art;
+            # hints on a character with face.json recolour the regions they are painted on
             version="6",
             params=_params(),
             help="Colour line art or the character from colour hints (--hints hints.png, or "
