@@ -28,12 +28,7 @@ TINY = {4: 16, 8: 16, 16: 8}  # a 16 px model: a step takes milliseconds
 TINY_ARGS = ["--size", "16", "--channels", "4:16,8:16,16:8", "--style-dim", "16", "--n-mlp", "2"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def invoke(*args: str):
