@@ -21,17 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from starlette.testclient import TestClient  # needs httpx2 (the test extra)
 
-pytest.importorskip("starlette")
-pytest.importorskip("httpx")
-
-from starlette.testclient import TestClient  # noqa: E402
-
-from acgmake.errors import UserError  # noqa: E402
-from acgmake.pipeline import RunFolder  # noqa: E402
-from acgmake.studio.app import create_app  # noqa: E402
-from acgmake.studio.security import cookie_name, run_file  # noqa: E402
-from acgmake.studio.work import Job, JobReporter, Stopped, Studio  # noqa: E402
+from acgmake.errors import UserError
+from acgmake.pipeline import RunFolder
+from acgmake.studio.app import create_app
+from acgmake.studio.security import cookie_name, run_file
+from acgmake.studio.work import Job, JobReporter, Stopped, Studio
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
