@@ -136,6 +136,7 @@ function showGrid() {
     img.onclick = () =>
       busy(`Drawing character ${seed}`, async () => {
         await api("POST", "/api/character", { seed, truncation: Number(truncation) });
+        if (state) state.seed = seed; // the run's seed now: the grid marks it
         hints.strokes = [];
         hints.resize = true;
         showGrid();
