@@ -354,8 +354,26 @@ def test_character_previews_are_what_acgmake_characters_draws(client):
     assert client.get("/api/characters/-1.png", headers=H).status_code == 400
 
 
+def test_the_learned_edits_go_to_the_character_stage_as_its_edit_option(client, studio):
+    import json
+
+    seed = client.get("/api/state", headers=H).json()["seed"]
+    manifest = studio.folder / "manifest.json"
+    try:
+        answer = client.post(
+            "/api/character", json={"seed": seed, "edit": {"mouth": 1, "eyes": 0}}, headers=H
+        )
+        assert answer.status_code == 200 and answer.json()["edit"] == "mouth=1.00"
+        record = json.loads(manifest.read_text())["stages"]["character"]
+        assert record["params"]["edit"] == "mouth=1.00"
+    finally:  # the other tests' character again
+        assert client.post("/api/character", json={"seed": seed}, headers=H).status_code == 200
+    assert json.loads(manifest.read_text())["stages"]["character"]["params"]["edit"] == ""
+
+
 def test_a_bad_character_choice_is_one_line(client):
-    for given in ({"seed": "x"}, {"seed": 1.5}, {"seed": 2**32}, {"seed": 1, "truncation": 3}):
+    for given in ({"seed": "x"}, {"seed": 1.5}, {"seed": 2**32}, {"seed": 1, "truncation": 3},
+                  {"seed": 1, "edit": {"hair": 1}}, {"seed": 1, "edit": {"mouth": 5}}):  # fmt: skip
         answer = client.post("/api/character", json=given, headers=H)
         assert answer.status_code == 400 and "\n" not in answer.json()["error"]
 

@@ -299,8 +299,16 @@ def create_app(studio: Studio, *, token: str, port: int) -> Guard:
         given = await _json(request)
         seed = _number(given.get("seed"), "seed", 0, 2**32 - 1, whole=True)
         truncation = _number(given.get("truncation", 0.7), "truncation", 0, 1.5)
-        await run_in_threadpool(studio.choose_character, seed, truncation)
-        return JSONResponse({"seed": seed})
+        asked = given.get("edit") or {}
+        if not isinstance(asked, dict) or set(asked) - {"mouth", "eyes"}:
+            raise UserError('edit must be {"mouth": number, "eyes": number}')
+        edit = ",".join(
+            f"{name}={_number(value, name, -2, 2):.2f}"
+            for name, value in sorted(asked.items())
+            if abs(_number(value, name, -2, 2)) >= 0.005
+        )
+        await run_in_threadpool(studio.choose_character, seed, truncation, edit)
+        return JSONResponse({"seed": seed, "edit": edit})
 
     @_handled
     async def score_svg(request: Request) -> Response:

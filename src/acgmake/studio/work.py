@@ -241,12 +241,18 @@ class Studio:
         with self.working():
             return self._run(list(targets))
 
-    def choose_character(self, seed: int, truncation: float) -> RunResult:
-        """Use ``seed`` (the run's seed, as `acgmake song --seed`) and ``truncation`` from now
-        on, and draw that character (enlarged to the clip's size)."""
+    def choose_character(self, seed: int, truncation: float, edit: str = "") -> RunResult:
+        """Use ``seed`` (the run's seed, as `acgmake song --seed`), ``truncation`` and the
+        learned ``edit`` (`acgmake song --edit mouth=0.5,eyes=-1`) from now on, and draw that
+        character (enlarged to the clip's size)."""
         with self.working():
             self.seed = seed
-            self.options.setdefault("character", {})["truncation"] = truncation
+            options = self.options.setdefault("character", {})
+            options["truncation"] = truncation
+            if edit:
+                options["edit"] = edit
+            else:
+                options.pop("edit", None)
             return self._run(["character"])
 
     def start(self, *targets: str) -> Job:

@@ -51,6 +51,11 @@ async function refresh() {
     $("song").src = song;
     $("song").dataset.url = song;
   }
+  const strip = fileUrl("colored_expressions");
+  if (strip && $("expressions").dataset.url !== strip) {
+    $("expressions").src = strip;
+    $("expressions").dataset.url = strip;
+  }
   const clip = fileUrl("clip");
   if (clip && $("clip").dataset.url !== clip) {
     $("clip").src = clip;
@@ -135,7 +140,7 @@ function showGrid() {
     if (state && state.seed === seed) img.className = "chosen";
     img.onclick = () =>
       busy(`Drawing character ${seed}`, async () => {
-        await api("POST", "/api/character", { seed, truncation: Number(truncation) });
+        await api("POST", "/api/character", { seed, truncation: Number(truncation), edit: edits() });
         if (state) state.seed = seed; // the run's seed now: the grid marks it
         hints.strokes = [];
         hints.resize = true;
@@ -143,6 +148,16 @@ function showGrid() {
       });
     grid.append(img);
   }
+}
+
+// The learned edits (acgmake character --edit): mouth opens (+) or closes (-), eyes likewise.
+function edits() {
+  return { mouth: Number($("edit-mouth").value), eyes: Number($("edit-eyes").value) };
+}
+
+function showEdits() {
+  $("edit-mouth-value").textContent = $("edit-mouth").value;
+  $("edit-eyes-value").textContent = $("edit-eyes").value;
 }
 
 // -- hints painting -----------------------------------------------------------------------------
@@ -301,6 +316,18 @@ window.addEventListener("DOMContentLoaded", async () => {
   $("render").onclick = () => render("clip");
   $("grid-seed").onchange = showGrid;
   $("truncation").onchange = showGrid;
+  $("edit-mouth").oninput = showEdits;
+  $("edit-eyes").oninput = showEdits;
+  $("apply-edits").onclick = () =>
+    busy("Drawing the character with its edits", async () => {
+      await api("POST", "/api/character", {
+        seed: state ? state.seed : 0,
+        truncation: Number($("truncation").value),
+        edit: edits(),
+      });
+      hints.strokes = [];
+      hints.resize = true;
+    });
   $("grid-prev").onclick = () => {
     $("grid-seed").value = Math.max(0, Number($("grid-seed").value) - GRID);
     showGrid();
