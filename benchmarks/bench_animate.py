@@ -71,7 +71,7 @@ def main() -> None:
             "colored": folder / "colored.png",
             "face": folder / "face.json",
         }
-        registry = load_stages("acgmake.stages.animate")
+        registry = load_stages("acgmake.stages.compose", "acgmake.stages.animate")
         params = {"animate": {"size": args.size, "fps": args.fps}}
 
         # 1. The animate stage, with the expressions strip and with drawn mouths.
