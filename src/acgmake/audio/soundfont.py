@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,8 @@ PERCUSSION_BANK = 128
 _SILENT_DB = 90.0
 #: A cut voice (exclusive class, the end of the song) fades over this long, without a click.
 _CUT_FADE_S = 0.005
+#: At most this many samples of played voices are kept for playing again (64 MB).
+VOICE_CACHE_SAMPLES = 16_000_000
 #: The longest a release may ring, whatever the zone asks for.
 _MAX_RELEASE_S = 4.0
 
@@ -175,6 +177,9 @@ class SoundFont:
         self._presets: dict[tuple[int, int], tuple[str, list[tuple[_Zone, list[_Zone]]]]] = {}
         self._samples: list[_Sample] = []
         self._pcm: np.ndarray = np.zeros(0, np.int16)
+        #: Voices played already, at full loudness (see :meth:`play`).
+        self._voices: dict[tuple, np.ndarray] = {}
+        self._cached_samples = 0
         self._read()
 
     # -- reading --------------------------------------------------------------------------
@@ -436,8 +441,24 @@ class SoundFont:
         """One voice as float32 mono at ``sample_rate``: held ``held_s``, then released.
 
         ``cut_s`` stops the voice early (a fade of a few ms), e.g. when an exclusive class
-        cuts it off.
+        cuts it off. A band plays the same few voices over and over (a drum kit, a chord a
+        bar), only louder or softer: each is played once, up to :data:`VOICE_CACHE_SAMPLES`
+        samples of them kept, and scaled to each note's loudness (the same samples as playing
+        it again; a backing plays about a quarter of its voices' samples).
         """
+        held = max(1, int(round(held_s * sample_rate)))
+        key = (replace(region, gain=1.0), held, sample_rate, cut_s)
+        voice = self._voices.get(key)
+        if voice is None:
+            voice = self._play(key[0], held_s, sample_rate, cut_s)
+            if self._cached_samples + len(voice) <= VOICE_CACHE_SAMPLES:
+                self._voices[key] = voice
+                self._cached_samples += len(voice)
+        return voice * np.float32(region.gain)
+
+    def _play(
+        self, region: Region, held_s: float, sample_rate: int, cut_s: float | None
+    ) -> np.ndarray:
         ratio = 2 ** (region.pitch_cents / 1200.0) * region.rate / sample_rate
         held = max(1, int(round(held_s * sample_rate)))
         length = self.voice_length(region, held_s, sample_rate, cut_s)
@@ -457,19 +478,21 @@ class SoundFont:
         local = index - low
         after = np.minimum(local + 1, len(pcm) - 1)
         voice = pcm[local] * (1 - fraction) + pcm[after] * fraction
-        voice *= _envelope(region, held, length, sample_rate)
+        # The envelopes and the cutoff at the control rate (see _CONTROL_SAMPLES).
+        times = np.arange(-(-length // _CONTROL_SAMPLES) + 1) * (_CONTROL_SAMPLES / sample_rate)
+        voice *= _ramp(_envelope(region, held, times, sample_rate), length)
         if cut_s is not None and int(cut_s * sample_rate) < length:
             cut = int(cut_s * sample_rate)
             voice[cut:] *= np.linspace(1.0, 0.0, length - cut, dtype=np.float32)
-        cutoff_cents = np.full(length, region.cutoff_cents)
+        cutoff_cents = np.full(len(times), region.cutoff_cents)
         if region.filter_sweep_cents:
             cutoff_cents += region.filter_sweep_cents * _modulation(
-                region, held, length, sample_rate
+                region, held, times, sample_rate
             )
         cutoff_hz = 8.176 * np.exp2(cutoff_cents / 1200.0)
         if cutoff_hz.min() < min(0.45 * sample_rate, 19000.0):
             voice = _low_pass(voice, cutoff_hz, region.resonance_db, sample_rate)
-        return voice * np.float32(region.gain)
+        return voice  # at full loudness: play() scales it
 
 
 def _seconds(timecents: int) -> float:
@@ -483,44 +506,75 @@ def _db_down(db: np.ndarray) -> np.ndarray:
     return np.exp2(db * (-math.log2(10.0) / 20.0))
 
 
-def _envelope(region: Region, held: int, length: int, sample_rate: int) -> np.ndarray:
-    """The volume envelope as an amplitude factor for each output sample."""
-    t = np.arange(length, dtype=np.float64) / sample_rate
-    attack_from = region.delay_s
-    decay_from = attack_from + region.attack_s + region.hold_s
-    if region.decay_s > 0:
-        fallen = np.minimum(
-            region.sustain_db, np.maximum(t - decay_from, 0.0) * 100.0 / region.decay_s
-        )
-    else:
-        fallen = np.where(t >= decay_from, region.sustain_db, 0.0)
-    level = _db_down(fallen)
-    if region.attack_s > 0:
-        level = np.where(t < decay_from - region.hold_s, (t - attack_from) / region.attack_s, level)
-    level = np.where(t < attack_from, 0.0, np.minimum(level, 1.0))
-    if held < length:
-        at_release = level[held - 1] if held > 0 else 0.0
-        after = t[held:] - t[held - 1 if held > 0 else 0]
+#: The volume and modulation envelopes and the filter's cutoff are worked out every this many
+#: samples and drawn as straight lines in between, as FluidSynth does (its control rate is
+#: 64 samples too): 1.3 ms at 48 kHz, far shorter than any envelope stage a soundfont asks
+#: for. Per sample they were over half of the band's time.
+_CONTROL_SAMPLES = 64
+_CONTROL_STEPS = np.arange(_CONTROL_SAMPLES, dtype=np.float32) / _CONTROL_SAMPLES
+
+
+def _ramp(values: np.ndarray, length: int) -> np.ndarray:
+    """``values`` at samples 0, 64, 128, ... (one more than ``length`` needs) as ``length``
+    samples, float32, a straight line between each two."""
+    blocks = -(-length // _CONTROL_SAMPLES)
+    points = np.asarray(values[: blocks + 1], dtype=np.float32)
+    lines = points[:-1, None] + (points[1:] - points[:-1])[:, None] * _CONTROL_STEPS
+    return lines.reshape(-1)[:length]
+
+
+def _envelope(region: Region, held: int, t: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The volume envelope as an amplitude factor at the times ``t`` (seconds, rising) of a
+    voice held ``held`` samples."""
+
+    def holding(t: np.ndarray) -> np.ndarray:
+        attack_from = region.delay_s
+        decay_from = attack_from + region.attack_s + region.hold_s
+        if region.decay_s > 0:
+            fallen = np.minimum(
+                region.sustain_db, np.maximum(t - decay_from, 0.0) * 100.0 / region.decay_s
+            )
+        else:
+            fallen = np.where(t >= decay_from, region.sustain_db, 0.0)
+        level = _db_down(fallen)
+        if region.attack_s > 0:
+            rising = (t - attack_from) / region.attack_s
+            level = np.where(t < decay_from - region.hold_s, rising, level)
+        return np.where(t < attack_from, 0.0, np.minimum(level, 1.0))
+
+    level = holding(t)
+    last = max(held - 1, 0) / sample_rate  # the last sample held
+    released = t > last
+    if released.any():
+        at_release = float(holding(np.array([last]))[0]) if held > 0 else 0.0
+        after = t[released] - last
         release_db = after * (100.0 / region.release_s) if region.release_s > 0 else np.inf * after
-        level[held:] = at_release * _db_down(np.minimum(release_db, 200.0))
-    return level.astype(np.float32)
+        level[released] = at_release * _db_down(np.minimum(release_db, 200.0))
+    return level
 
 
-def _modulation(region: Region, held: int, length: int, sample_rate: int) -> np.ndarray:
-    """The modulation envelope (0..1): linear attack, hold, decay to sustain, release."""
+def _modulation(region: Region, held: int, t: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The modulation envelope (0..1) at the times ``t`` (seconds, rising): linear attack,
+    hold, decay to sustain, release once the ``held`` samples are over."""
     delay, attack, hold, decay, sustain, release = region.modulation
-    t = np.arange(length, dtype=np.float64) / sample_rate
-    decay_from = delay + attack + hold
-    if decay > 0:
-        level = np.maximum(sustain, 1.0 - np.maximum(t - decay_from, 0.0) / decay)
-    else:
-        level = np.where(t >= decay_from, sustain, 1.0)
-    if attack > 0:
-        level = np.where(t < delay + attack, (t - delay) / attack, level)
-    level = np.where(t < delay, 0.0, level)
-    if 0 < held < length:
-        fall = (t[held:] - t[held - 1]) / release if release > 0 else np.inf
-        level[held:] = np.maximum(level[held - 1] * (1.0 - fall), 0.0)
+
+    def holding(t: np.ndarray) -> np.ndarray:
+        decay_from = delay + attack + hold
+        if decay > 0:
+            level = np.maximum(sustain, 1.0 - np.maximum(t - decay_from, 0.0) / decay)
+        else:
+            level = np.where(t >= decay_from, sustain, 1.0)
+        if attack > 0:
+            level = np.where(t < delay + attack, (t - delay) / attack, level)
+        return np.where(t < delay, 0.0, level)
+
+    level = holding(t)
+    last = (held - 1) / sample_rate
+    released = t > last
+    if held > 0 and released.any():
+        at_release = float(holding(np.array([last]))[0])
+        fall = (t[released] - last) / release if release > 0 else np.inf
+        level[released] = np.maximum(at_release * (1.0 - fall), 0.0)
     return level
 
 
@@ -531,7 +585,8 @@ _FILTER_STEP_CENTS = 600.0
 def _low_pass(
     voice: np.ndarray, cutoff_hz: np.ndarray, resonance_db: float, rate: int
 ) -> np.ndarray:
-    """A second-order low-pass (RBJ biquad) whose cutoff follows ``cutoff_hz`` (per sample).
+    """A second-order low-pass (RBJ biquad) whose cutoff follows ``cutoff_hz`` (at the
+    control rate: every :data:`_CONTROL_SAMPLES` samples of ``voice``, one more than it needs).
 
     A swept cutoff is rendered as a blend of the voice through fixed filters a half octave
     apart, weighted by where the cutoff lies between them: a few filter runs per voice
@@ -545,21 +600,25 @@ def _low_pass(
     count = 1 if high - low < 1.0 else int(math.ceil((high - low) / _FILTER_STEP_CENTS)) + 1
     anchors = np.linspace(low, high, count)
 
-    def through(anchor_cents: float) -> np.ndarray:
+    def through(anchor_cents: float, until: int) -> np.ndarray:
         w0 = 2 * math.pi * 8.176 * 2 ** (anchor_cents / 1200.0) / rate
         alpha, cos = math.sin(w0) / (2 * q), math.cos(w0)
         b = np.array([(1 - cos) / 2, 1 - cos, (1 - cos) / 2]) / (1 + alpha)
         a = np.array([1 + alpha, -2 * cos, 1 - alpha]) / (1 + alpha)
-        return lfilter(b, a, voice).astype(np.float32)
+        return lfilter(b, a, voice[:until]).astype(np.float32)
 
     if count == 1:
-        return through(low)
+        return through(low, len(voice))
     position = (cents - low) / (anchors[1] - anchors[0])  # 0 .. count-1
     out = np.zeros_like(voice)
     for index, anchor in enumerate(anchors):
-        weight = np.clip(1.0 - np.abs(position - index), 0.0, 1.0).astype(np.float32)
-        if weight.any():
-            out += through(anchor) * weight
+        weight = np.clip(1.0 - np.abs(position - index), 0.0, 1.0)
+        used = np.flatnonzero(weight)
+        if len(used):
+            # A filter the cutoff has left for good (the bright start of a plucked note)
+            # runs only as far as it is heard.
+            until = min(len(voice), int(used[-1]) * _CONTROL_SAMPLES + 1)
+            out[:until] += through(anchor, until) * _ramp(weight, len(voice))[:until]
     return out
 
 
@@ -609,6 +668,11 @@ def render_notes(
             cut = until_end if cut is None else min(cut, until_end)
             if cut <= 0:
                 continue
+        held_s = note.end_s - note.start_s
+        if cut is not None and int(cut * sample_rate) >= soundfont.voice_length(
+            region, held_s, sample_rate
+        ):
+            cut = None  # it has rung out by then: a cut would change nothing
         playing.append((int(round(note.start_s * sample_rate)), note, region, cut))
     if duration_s is not None:
         end = int(round(duration_s * sample_rate))
