@@ -122,3 +122,30 @@ def test_the_stage_writes_the_strip_in_the_colours_of_colored_png(tmp_path, pict
     with Image.open(result.files["colored"]) as image:
         colored = np.asarray(image)
     assert np.array_equal(strip[:, :512], colored)
+
+
+def test_a_large_picture_is_coloured_in_crops_as_it_would_be_whole():
+    """At the colorizer's size each expression is worked on in a crop around what changed
+    (a tenth of the picture); the crop must reach as far as every step looks, so the result
+    is the whole picture's, pixel for pixel."""
+    from acgmake.image.expressions import _colorize_part
+
+    pictures = draw_expressions(99, 3, 512)
+    face = Face.from_dict(face_info(pictures[0]))
+    rest = colorize_layers(pictures[0], face=face, palette=PALETTE, method="flat").composite()
+    reference = (pictures[0], rest)
+    cropped = colorize_expressions(pictures, reference=reference)
+    for index, picture in enumerate(pictures):
+        whole = _colorize_part(
+            np.ascontiguousarray(picture[..., :3]),
+            np.ascontiguousarray(pictures[0][..., :3]),
+            rest,
+            size_px=512,
+            scale=1.0,
+            origin=(0, 0),
+            feather_px=2.0,
+        )
+        assert np.array_equal(cropped[index], whole), EXPRESSIONS[index]
+    # and the crops are crops: the mouth frames leave most of the picture untouched
+    changed = np.any(cropped[EXPRESSIONS.index("a")] != rest, axis=2)
+    assert 0 < changed.mean() < 0.1
