@@ -259,3 +259,39 @@ def test_a_stage_takes_the_cores_of_one_that_finished_beside_it(
     )
     run(registry, tmp_path / "run", ["left", "right"], inputs={"words": words}, jobs=2)
     assert seen[0] == 1 and seen[-1] == 2, seen  # started beside "left", ended alone
+
+
+PLUGIN = "acgmake-test-plugin"
+
+
+def _copy(into: str, source: str):
+    def run_it(ctx):
+        _record(into, "start")
+        ctx.output(into).write_text(ctx.input(source).read_text() + into[0])
+
+    return run_it
+
+
+@pytest.mark.parametrize("short_cost, first", [(0.1, "right"), (5.0, "left")])
+def test_of_the_stages_ready_the_head_of_the_longest_chain_of_work_starts_first(
+    tmp_path: Path, words: Path, short_cost: float, first: str
+):
+    """One slot, two stages ready: ``left`` (a short stage nothing waits for) comes first in
+    the plan, ``right`` heads a chain (right, then both) of more work; it starts first, as
+    a critical-path scheduler starts it, unless left is said to cost more than the chain.
+    (A third-party plugin's stages go through the scheduler even one at a time: it keeps
+    their time limits.)"""
+    registry = registry_with(
+        Stage("left", needs=("words",), makes=("left",), run=_copy("left", "words"),
+              plugin=PLUGIN, cost_s=short_cost),
+        Stage("right", needs=("words",), makes=("right",), run=_copy("right", "words"),
+              plugin=PLUGIN, cost_s=1.0),
+        Stage("both", needs=("right",), makes=("both",), run=_copy("both", "right"),
+              plugin=PLUGIN, cost_s=1.0),
+    )  # fmt: skip
+    run(registry, tmp_path / "run", ["left", "both"], inputs={"words": words}, jobs=1)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["order"][0] == "left"  # the plan's order is the registration's
+    started = [name for name, what, _ in events if what == "start"]
+    assert started[0] == first
+    assert sorted(started) == ["both", "left", "right"]

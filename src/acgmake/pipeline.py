@@ -145,6 +145,10 @@ class Stage:
     #: command line and the Python API (the upscale stage takes the clip's size from animate's
     #: ``size`` when animate runs).
     derive: Derive | None = None
+    #: About how many seconds of one core the stage takes for a short song on a laptop. Only
+    #: the order matters: of the stages ready to run side by side, those at the head of the
+    #: longest chain of work still to do start first (see ``_chain_lengths``).
+    cost_s: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("needs", "makes", "uses", "params", "replaces"):
@@ -1166,6 +1170,7 @@ class _Build:
             }
             current.update(self.outputs[stage.name])
         self.after = _waits_for(stages)
+        self.priority = _chain_lengths(stages, self.after)
         # Credits of files made by stages of earlier runs that this run reads (a re-run of
         # one stage must not drop the credits of the models and sounds behind its inputs).
         running = {stage.name for stage in stages}
@@ -1328,6 +1333,19 @@ def _waits_for(stages: list[Stage]) -> dict[str, set[str]]:
     return after
 
 
+def _chain_lengths(stages: list[Stage], after: Mapping[str, set[str]]) -> dict[str, float]:
+    """Stage name -> the work (``cost_s``) of the longest chain of stages each waiting for
+    the one before that starts at it, itself included. Of the stages ready to start, the one
+    with the longest chain goes first, as a critical-path scheduler does: the picture's long
+    branch (character, expressions, upscaling, colour, then animate) is not held up by a short
+    stage that can as well run beside it later."""
+    length: dict[str, float] = {}
+    for stage in reversed(stages):  # whatever waits for a stage comes after it in the plan
+        waiting = [length[s.name] for s in stages if stage.name in after[s.name]]
+        length[stage.name] = stage.cost_s + max(waiting, default=0.0)
+    return length
+
+
 def _run_parallel(build: _Build, jobs: int) -> None:
     """Run ``build``'s stages, up to ``jobs`` at once, each as soon as what it waits for is
     settled (made, cached, skipped or not available)."""
@@ -1376,9 +1394,11 @@ def _run_parallel(build: _Build, jobs: int) -> None:
         while pending or running:
             batch: list[_Job] = []
             while failure is None and len(running) + len(batch) < jobs:
-                ready = next((s for s in pending if build.after[s.name] <= settled), None)
-                if ready is None:
+                startable = [s for s in pending if build.after[s.name] <= settled]
+                if not startable:
                     break
+                # max keeps the first of equals: ties go in the plan's order
+                ready = max(startable, key=lambda s: build.priority[s.name])
                 pending.remove(ready)
                 job = build.prepare(ready)
                 if job is None:

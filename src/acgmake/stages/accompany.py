@@ -113,6 +113,7 @@ def register_stages(register):
     register(
         Stage(
             "accompany",
+            cost_s=1.2,
             needs=("score",),
             makes=("backing", "backing_midi"),
             uses=("timing",),

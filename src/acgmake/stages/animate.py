@@ -144,6 +144,7 @@ def register_stages(register):
     register(
         Stage(
             "animate",
+            cost_s=3.2,
             needs=("colored", "face", "song", "phonemes", "timing"),
             makes=("clip",),
             uses=("colored_expressions", "lyrics_shown"),

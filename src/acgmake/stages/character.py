@@ -247,6 +247,7 @@ def register_stages(register):
     register(
         Stage(
             "character",
+            cost_s=1.0,
             needs=(),
             makes=("character", "face"),
             run=make_character,
@@ -324,6 +325,7 @@ def register_stages(register):
     register(
         Stage(
             "expressions",
+            cost_s=2.4,
             needs=("face",),
             makes=("expressions",),
             run=make_expressions,

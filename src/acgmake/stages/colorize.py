@@ -230,6 +230,7 @@ def register_stages(register):
     register(
         Stage(
             "colorize",
+            cost_s=0.9,
             needs=("character",),
             uses=("face", "hints"),
             makes=("colored", "layers"),
@@ -252,6 +253,7 @@ def register_stages(register):
     register(
         Stage(
             "colorize_expressions",
+            cost_s=1.2,
             needs=("expressions", "face"),
             # character.png and colored.png give the colours; without them the rest
             # expression is colorized with the seed's palette (and hints.png if there).

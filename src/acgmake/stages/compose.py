@@ -100,6 +100,7 @@ def register_stages(register):
     register(
         Stage(
             "compose",
+            cost_s=0.5,
             needs=("lyrics",),
             makes=("score",),
             run=compose,
@@ -150,6 +151,7 @@ def register_stages(register):
     register(
         Stage(
             "midi",
+            cost_s=0.1,
             needs=("score",),
             makes=("midi",),
             run=midi,
@@ -161,6 +163,7 @@ def register_stages(register):
     register(
         Stage(
             "karaoke",
+            cost_s=0.2,
             needs=("lyrics",),
             makes=("lyrics_shown",),
             run=karaoke,

@@ -157,6 +157,7 @@ def register_stages(register):
     register(
         Stage(
             "mix",
+            cost_s=0.5,
             needs=("vocals", "backing"),
             makes=("song", "vocals_stem", "backing_stem", "mix_report"),
             run=mix,

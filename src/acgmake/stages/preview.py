@@ -56,6 +56,7 @@ def register_stages(register):
     register(
         Stage(
             "preview",
+            cost_s=1.0,
             needs=("clip",),
             makes=("preview_gif", "preview_webm"),
             uses=("timing",),

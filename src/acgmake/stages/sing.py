@@ -247,6 +247,7 @@ def register_stages(register):
     register(
         Stage(
             "sing",
+            cost_s=2.5,
             needs=("score",),
             makes=("vocals", "phonemes", "timing", "phoneme_labels"),
             run=sing,

@@ -36,6 +36,7 @@ def register_stages(register):
     register(
         Stage(
             "subtitles",
+            cost_s=0.05,
             needs=("timing",),
             makes=("subtitles_ass", "subtitles_srt"),
             uses=("lyrics_shown",),

@@ -152,6 +152,7 @@ def register_stages(register):
     register(
         Stage(
             "upscale",
+            cost_s=0.4,
             needs=("character",),
             makes=("character",),
             run=upscale_character,
@@ -183,6 +184,7 @@ def register_stages(register):
     register(
         Stage(
             "upscale_expressions",
+            cost_s=1.3,
             needs=("expressions",),
             uses=("character",),
             makes=("expressions",),

@@ -154,6 +154,7 @@ def register_stages(register):
     register(
         Stage(
             "haircolor",
+            cost_s=0.1,
             needs=("colored", "layers"),
             makes=("colored", "layers"),
             run=haircolor,

@@ -98,6 +98,7 @@ def register_stages(register):
     register(
         Stage(
             "simplify",
+            cost_s=1.0,
             needs=("character",),
             makes=("character",),
             run=simplify,

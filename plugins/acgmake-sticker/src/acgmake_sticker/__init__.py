@@ -37,6 +37,7 @@ def register_stages(register):
     register(
         Stage(
             "sticker",
+            cost_s=0.5,
             needs=("colored",),
             makes=("colored",),
             run=sticker,

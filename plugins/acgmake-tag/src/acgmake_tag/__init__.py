@@ -175,6 +175,7 @@ def register_stages(register):
     register(
         Stage(
             "tag",
+            cost_s=0.1,
             # The colored character: what the clip shows (its colours, a --hair recolour).
             needs=("colored",),
             makes=("tags",),
