@@ -1,3 +1,3 @@
-from acgmake.cli import main
+from acgmake.cli import console
 
-main()
+console()

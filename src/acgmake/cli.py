@@ -6,12 +6,15 @@ declaration, so built-in and third-party stages are run by the same code path.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -843,6 +846,32 @@ def main(argv: list[str] | None = None) -> None:
         _fail(error)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
+
+
+def console() -> None:
+    """The installed ``acgmake`` command (and ``python -m acgmake``): :func:`main`, then
+    leave at once, without the interpreter's teardown of every module, which costs about
+    0.5 s once torch is loaded (measured: 16.6 s to the last file, 17.2 s to the prompt).
+    The exit handlers still run and the output is flushed first; with a thread still
+    working (a stage given up as overdue) the interpreter ends the ordinary way."""
+    try:
+        main()
+    except SystemExit as done:
+        code = done.code
+    else:
+        code = 0
+    if not isinstance(code, int):  # sys.exit("message") or sys.exit(None)
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if any(t.is_alive() and not t.daemon for t in others):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _interrupted_message() -> str:
