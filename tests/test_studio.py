@@ -342,6 +342,23 @@ def test_compose_makes_the_score_and_the_page_shows_it(client, studio):
         pytest.skip(svg.json()["error"])  # Verovio not installed
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
     assert b"<svg" in svg.content
+    # The lyrics come with their own font (a picture loads nothing from elsewhere): every
+    # kana of the song has its glyph in the font the SVG carries, which its policy allows.
+    import base64
+    import re
+
+    from fontTools.ttLib import TTFont
+
+    text = svg.content.decode()
+    assert "font-src data:" in svg.headers["content-security-policy"]
+    assert "script" not in svg.headers["content-security-policy"]
+    font = re.search(r"url\(data:font/ttf;base64,([A-Za-z0-9+/=]+)\)", text)
+    assert font, "no font in the score"
+    cmap = TTFont(io.BytesIO(base64.b64decode(font.group(1)))).getBestCmap()
+    sung = {c for c in LYRICS if not c.isspace()}
+    assert all(ord(c) in cmap for c in sung)
+    assert len(cmap) < 200  # only what the score shows, not the whole font
+    assert "g.syl text" in text
 
 
 # -- characters ----------------------------------------------------------------------------------
@@ -369,6 +386,83 @@ def test_the_learned_edits_go_to_the_character_stage_as_its_edit_option(client, 
     finally:  # the other tests' character again
         assert client.post("/api/character", json={"seed": seed}, headers=H).status_code == 200
     assert json.loads(manifest.read_text())["stages"]["character"]["params"]["edit"] == ""
+
+
+def test_the_options_of_the_clips_stages_are_listed_and_set_as_the_command_line_takes_them(
+    client,
+):
+    def listed() -> dict[tuple[str, str], dict]:
+        answer = client.get("/api/options", headers=H)
+        assert answer.status_code == 200
+        return {(o["stage"], o["name"]): o for o in answer.json()["options"]}
+
+    options = listed()
+    assert options[("compose", "style")]["kind"] == "choice"
+    assert "ballad" in options[("compose", "style")]["choices"]
+    assert options[("animate", "furigana")]["kind"] == "bool"
+    assert options[("animate", "size")]["value"] == "1280x720"
+    assert options[("upscale", "upscale_size")]["value"] == 768  # worked out from the size
+    try:
+        answer = client.put(
+            "/api/options", json={"options": {"animate": {"size": "1080p"}}}, headers=H
+        )
+        assert answer.status_code == 200
+        options = listed()
+        assert options[("animate", "size")]["value"] == "1080p"
+        assert options[("animate", "size")]["set"] is True
+        # what the command line works out from --size, the page does too
+        assert options[("upscale", "upscale_size")]["value"] == 1024
+    finally:
+        answer = client.put(
+            "/api/options", json={"options": {"animate": {"size": None}}}, headers=H
+        )
+        assert answer.status_code == 200
+    options = listed()
+    assert options[("animate", "size")]["value"] == "1280x720"
+    assert not options[("animate", "size")]["set"]
+
+
+@pytest.mark.parametrize(
+    "given, says",
+    [
+        ({"nosuch": {"x": 1}}, "no stage"),
+        ({"animate": {"nosuch": 1}}, "has no option"),
+        ({"compose": {"style": "polka"}}, "--style"),
+        ({"animate": {"fps": "fast"}}, "--fps"),
+        ({"animate": {"size": "7x7"}}, "--size"),
+        ({"accompany": {"soundfont": "/etc/passwd"}}, "names a file"),
+        ({"animate": {"background": "../secret.txt"}}, "names a file"),
+        ({"animate": "1080p"}, "must be"),
+    ],
+)
+def test_a_bad_option_is_one_line_and_sets_nothing(client, studio, given, says):
+    before = {name: dict(values) for name, values in studio.options.items()}
+    answer = client.put("/api/options", json={"options": given}, headers=H)
+    assert answer.status_code == 400
+    assert says in answer.json()["error"] and "\n" not in answer.json()["error"]
+    assert studio.options == before
+
+
+def test_a_studio_goes_on_with_the_options_the_run_folder_was_made_with(tmp_path):
+    import json
+
+    folder = tmp_path / "run.acgmake"
+    folder.mkdir()
+    record = {"key": "k", "outputs": {}, "inputs": {}}  # the shape of a stage's record
+    stages = {
+        "animate": {**record, "params": {"size": "1080p", "fps": 24}},  # fps 24: the default
+        "compose": {**record, "params": {"style": "no such style"}},  # not valid now: left out
+        # a file given on the command line is kept (the page itself names no files)
+        "accompany": {**record, "params": {"soundfont": str(tmp_path / "band.sf2")}},
+    }
+    (tmp_path / "band.sf2").write_bytes(b"RIFF")
+    (folder / "manifest.json").write_text(json.dumps({"format": 1, "seed": 5, "stages": stages}))
+    work = Studio(folder)
+    assert work.seed == 5
+    assert work.options == {
+        "animate": {"size": "1080p"},
+        "accompany": {"soundfont": str(tmp_path / "band.sf2")},
+    }
 
 
 def test_a_bad_character_choice_is_one_line(client):
@@ -517,3 +611,64 @@ def test_painting_in_chromium_changes_the_colored_picture_where_painted(studio, 
         driver.quit()
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=20)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    _chromium() is None, reason="needs Debian's chromium and chromium-driver (apt-get install)"
+)
+def test_a_clip_rendered_from_the_page_with_an_option_set_there_plays_in_chromium(tmp_path):
+    """The whole page, as a new user meets it: a lyrics file, an option changed in the options
+    table (12 frames a second), *Render the clip*, and the clip plays in the page."""
+    import json
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser, driver_path = _chromium()
+    lyrics = tmp_path / "song.txt"
+    lyrics.write_text("かえるのうたが\n", encoding="utf-8")
+    process, address = _start(lyrics)
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver_path))
+    folder = tmp_path / "song.acgmake"
+    try:
+        driver.get(address)
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.find_elements(By.ID, "option-animate-fps"))
+        driver.find_element(By.CSS_SELECTOR, "#options-part summary").click()
+        fps = driver.find_element(By.ID, "option-animate-fps")
+        fps.clear()
+        fps.send_keys("12", Keys.TAB)
+        wait.until(
+            lambda d: (
+                "set"
+                in d.find_element(By.ID, "option-animate-fps")
+                .find_element(By.XPATH, "./ancestor::tr")
+                .get_attribute("class")
+            )
+        )
+        driver.find_element(By.ID, "render").click()
+        WebDriverWait(driver, 400).until(
+            lambda d: d.execute_script("return document.getElementById('clip').readyState") >= 2
+        )
+        driver.execute_script(
+            "const v = document.getElementById('clip'); v.muted = true; v.play();"
+        )
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script("return document.getElementById('clip').currentTime") > 0.3
+        )
+        duration = driver.execute_script("return document.getElementById('clip').duration")
+        driver.save_screenshot(str(tmp_path / "studio.png"))  # to look at when it fails
+    finally:
+        driver.quit()
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["stages"]["animate"]["params"]["fps"] == 12
+    assert (folder / "clip.mp4").is_file() and duration > 5

@@ -89,7 +89,8 @@ def _handled(function):
             response = _error(400, error.message)
         except _TooLarge as large:
             response = _error(413, str(large))
-        response.headers.update(SAFETY_HEADERS)
+        for name, value in SAFETY_HEADERS.items():  # an answer may set a stricter one
+            response.headers.setdefault(name, value)
         return response
 
     endpoint.__name__ = function.__name__
@@ -311,9 +312,19 @@ def create_app(studio: Studio, *, token: str, port: int) -> Guard:
         return JSONResponse({"seed": seed, "edit": edit})
 
     @_handled
+    async def options(request: Request) -> Response:
+        if request.method == "PUT":
+            given = (await _json(request)).get("options")
+            await run_in_threadpool(studio.set_options, given)
+        return JSONResponse({"options": studio.option_list()})
+
+    @_handled
     async def score_svg(request: Request) -> Response:
         svg = await run_in_threadpool(score_picture, studio.file("score"))
-        return Response(svg, media_type="image/svg+xml")
+        # A picture: no scripts, nothing from anywhere; only its own font and style inside.
+        policy = "default-src 'none'; font-src data:; style-src 'unsafe-inline'"
+        headers = {"content-security-policy": policy}
+        return Response(svg, media_type="image/svg+xml", headers=headers)
 
     routes = [
         Route("/", index),
@@ -329,6 +340,7 @@ def create_app(studio: Studio, *, token: str, port: int) -> Guard:
         Route("/api/characters/{seed}.png", character_preview),
         Route("/api/character", character, methods=["POST"]),
         Route("/api/score.svg", score_svg),
+        Route("/api/options", options, methods=["GET", "PUT"]),
     ]
 
     @contextlib.asynccontextmanager
@@ -370,7 +382,7 @@ def score_picture(score: Path) -> bytes:
         raise UserError("Verovio could not read score.musicxml")
     pages = [toolkit.renderToSVG(page) for page in range(1, toolkit.getPageCount() + 1)]
     if len(pages) == 1:
-        return pages[0].encode("utf-8")
+        return with_lyrics_font(pages[0]).encode("utf-8")
     # One SVG holding each page's SVG below the one before.
     heights, inner = [], []
     for page in pages:
@@ -380,10 +392,46 @@ def score_picture(score: Path) -> bytes:
         heights.append(height)
     width = _attribute(pages[0][: pages[0].index(">", pages[0].index("<svg")) + 1], "width")
     body = "".join(f'<g transform="translate(0,{top})">{svg}</g>' for top, svg in inner)
-    return (
+    return with_lyrics_font(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{sum(heights)}px">'
         f"{body}</svg>"
     ).encode()
+
+
+def with_lyrics_font(svg: str) -> str:
+    """``svg`` (Verovio's) with its lyrics in the clip's own font, carried inside it: the
+    font (IPAexGothic) cut down to the characters the lyrics use, as a data URL. The score is
+    shown as a picture, which may load nothing from outside itself, so without this its kana
+    show only on a machine that has a Japanese font (and as empty boxes elsewhere)."""
+    import base64
+    import html
+    import re
+
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    from acgmake.video.text import font_path
+
+    lyrics = "".join(html.unescape(text) for text in re.findall(r">([^<>]+)<", svg))
+    characters = {ord(c) for c in lyrics if not c.isspace()}
+    if not characters:
+        return svg
+    font = TTFont(font_path(), lazy=True)
+    options = subset.Options()
+    options.name_IDs, options.notdef_outline = ["*"], True  # keep the licence's names
+    cutter = subset.Subsetter(options)
+    cutter.populate(unicodes=characters)
+    cutter.subset(font)
+    buffer = io.BytesIO()
+    font.save(buffer)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    style = (
+        "<style>@font-face{font-family:'acgmake lyrics';"
+        f"src:url(data:font/ttf;base64,{data}) format('truetype')}}"
+        "g.syl text,g.syl tspan{font-family:'acgmake lyrics',sans-serif}</style>"
+    )
+    start = svg.index(">", svg.index("<svg")) + 1
+    return svg[:start] + style + svg[start:]
 
 
 def _attribute(tag: str, name: str) -> str:

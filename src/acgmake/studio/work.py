@@ -19,11 +19,13 @@ from typing import Any
 from acgmake.errors import UserError
 from acgmake.pipeline import (
     MANIFEST,
+    Param,
     Reporter,
     RunFolder,
     RunResult,
     Stage,
     atomic_path,
+    check_param,
     derived_params,
     plan,
     run,
@@ -124,10 +126,112 @@ class Studio:
         self.seed = seed if isinstance(seed, int) and 0 <= seed < 2**32 else 0
         #: Options by stage, as `acgmake song --truncation ...` would give them. Starts from
         #: what the run folder's last run of each stage used, so a re-run is cached.
-        self.options: dict[str, dict[str, Any]] = {}
-        recorded = manifest.get("stages", {}).get("character", {}).get("params", {})
-        if isinstance(recorded, dict) and isinstance(recorded.get("truncation"), int | float):
-            self.options["character"] = {"truncation": float(recorded["truncation"])}
+        self.options: dict[str, dict[str, Any]] = self._recorded_options(manifest)
+
+    # -- the options ------------------------------------------------------------------------
+
+    def _clip_stages(self) -> list[Stage]:
+        return plan(self.registry, [CLIP_KIND], {"lyrics"})
+
+    def _recorded_options(self, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The options the run folder's last run of each stage used where they are not what
+        the stage would use anyway, so that a studio opened on a folder `acgmake song --size
+        1080p` made goes on with 1080p and finds its stages cached, and one made from your own
+        picture (`--character my_oc.png`) goes on with it. A record that is not a valid option
+        now (an older acgmake, a hand-edited manifest, a file no longer there) is left out."""
+        stages = self._clip_stages()
+        usual = derived_params(stages, {})
+        options: dict[str, dict[str, Any]] = {}
+        records = manifest.get("stages", {})
+        for stage in stages:
+            entry = records.get(stage.name) if isinstance(records, dict) else None
+            recorded = entry.get("params") if isinstance(entry, dict) else None
+            if not isinstance(recorded, dict):
+                continue
+            for param in stage.params:
+                if param.name not in recorded:
+                    continue
+                value = recorded[param.name]
+                default = usual.get(stage.name, {}).get(param.name, param.default)
+                if value == default:
+                    continue
+                try:  # a file named on the command line (--character my_oc.png) is kept
+                    value = check_param(stage, param, value)
+                except UserError:
+                    continue
+                options.setdefault(stage.name, {})[param.name] = value
+        return options
+
+    def option_list(self) -> list[dict[str, Any]]:
+        """Every option of the stages a clip runs, as the page shows it: the stage, the name,
+        its ``--option``, help, what kind of value it takes (choice, yes/no, whole number,
+        number, text) with its choices or range, the default and the value the next run uses
+        (set on the page, or worked out from the other options)."""
+        import click
+
+        stages = self._clip_stages()
+        current = derived_params(stages, self.options)
+        listed = []
+        for stage in stages:
+            for param in stage.params:
+                kind = param.type if param.type is not None else type(param.default)
+                entry: dict[str, Any] = {
+                    "stage": stage.name,
+                    "name": param.name,
+                    "option": param.option,
+                    "help": param.help,
+                    "default": param.default,
+                    "value": current.get(stage.name, {}).get(param.name, param.default),
+                    "set": param.name in self.options.get(stage.name, {}),
+                }
+                if isinstance(kind, click.Choice):
+                    entry.update(kind="choice", choices=list(kind.choices))
+                elif kind is bool or isinstance(kind, click.types.BoolParamType):
+                    entry["kind"] = "bool"
+                elif isinstance(kind, click.IntRange | click.FloatRange):
+                    entry.update(
+                        kind="int" if isinstance(kind, click.IntRange) else "float",
+                        min=kind.min,
+                        max=kind.max,
+                    )
+                elif kind in (int, float) or isinstance(kind, click.types.IntParamType):
+                    entry["kind"] = "int" if kind is int or kind == click.INT else "float"
+                else:
+                    entry["kind"] = "text"
+                listed.append(entry)
+        return listed
+
+    def set_options(self, given: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Set options by stage (``{"animate": {"size": "1080p"}}``) for every run from now on,
+        each checked as the command line checks it; ``None`` puts one back
+        to what the stage would use. Nothing is set unless all are valid. Runs nothing:
+        the next run uses them, and redoes the stages they change."""
+        stages = {stage.name: stage for stage in self._clip_stages()}
+        if not isinstance(given, dict):
+            raise UserError('options must be {"stage": {"option": value}}')
+        changed = {name: dict(values) for name, values in self.options.items()}
+        for stage_name, values in given.items():
+            stage = stages.get(stage_name)
+            if stage is None:
+                raise UserError(f"no stage {stage_name!r} runs for the clip")
+            if not isinstance(values, dict):
+                raise UserError(f"the options of {stage_name} must be {{option: value}}")
+            declared = {param.name: param for param in stage.params}
+            for name, value in values.items():
+                param = declared.get(name)
+                if param is None:
+                    known = ", ".join(declared) or "none"
+                    raise UserError(
+                        f"stage {stage_name!r} has no option {name!r} (it has: {known})"
+                    )
+                own = changed.setdefault(stage_name, {})
+                if value is None:
+                    own.pop(name, None)
+                else:
+                    own[name] = _page_value(stage, param, value)
+        with self.working():
+            self.options = {name: values for name, values in changed.items() if values}
+        return self.options
 
     # -- the files --------------------------------------------------------------------------
 
@@ -315,6 +419,24 @@ class Studio:
         buffer = io.BytesIO()
         Image.fromarray(picture).save(buffer, format="PNG")
         return buffer.getvalue()
+
+
+def _page_value(stage: Stage, param: Param, value: Any) -> Any:
+    """``value`` checked as the command line checks it (:func:`check_param`). The page names
+    no files: a text option that is a path (``--soundfont``, ``--background``, your own
+    ``--character``) is given on the command line, so a page can never make acgmake read a
+    file outside the run folder (checked first: no option's own check looks for it)."""
+    import click
+
+    kind = param.type if param.type is not None else type(param.default)
+    if isinstance(value, str) and not isinstance(kind, click.Choice):
+        looks_like_path = any(mark in value for mark in ("/", "\\", "~")) or value.startswith(".")
+        if looks_like_path or (value and Path(value).exists()):
+            raise UserError(
+                f"{param.option} (stage {stage.name}) names a file; options that name files "
+                f"are given on the command line (acgmake song ... {param.option} PATH)"
+            )
+    return check_param(stage, param, value)
 
 
 def readings(text: str) -> list[dict[str, Any]]:

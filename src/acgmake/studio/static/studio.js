@@ -144,6 +144,7 @@ function showGrid() {
         if (state) state.seed = seed; // the run's seed now: the grid marks it
         hints.strokes = [];
         hints.resize = true;
+        await loadOptions();
         showGrid();
       });
     grid.append(img);
@@ -158,6 +159,87 @@ function edits() {
 function showEdits() {
   $("edit-mouth-value").textContent = $("edit-mouth").value;
   $("edit-eyes-value").textContent = $("edit-eyes").value;
+}
+
+// -- options ------------------------------------------------------------------------------------
+
+// One input per option of the clip's stages, built from what the server says each takes.
+function optionInput(option) {
+  let input;
+  if (option.kind === "choice") {
+    input = document.createElement("select");
+    for (const choice of option.choices) {
+      const item = document.createElement("option");
+      item.value = item.textContent = choice;
+      input.append(item);
+    }
+    input.value = option.value;
+  } else if (option.kind === "bool") {
+    input = document.createElement("input");
+    input.type = "checkbox";
+    input.checked = Boolean(option.value);
+  } else {
+    input = document.createElement("input");
+    if (option.kind === "int" || option.kind === "float") {
+      input.type = "number";
+      input.step = option.kind === "int" ? "1" : "any";
+      if (option.min !== undefined && option.min !== null) input.min = option.min;
+      if (option.max !== undefined && option.max !== null) input.max = option.max;
+    }
+    input.value = option.value === null ? "" : option.value;
+  }
+  input.id = `option-${option.stage}-${option.name}`;
+  input.onchange = () => {
+    let value = input.type === "checkbox" ? input.checked : input.value;
+    if (input.type === "number") value = Number(value);
+    if (option.kind === "text" && value === "" && option.default === null) value = null;
+    setOption(option, value);
+  };
+  return input;
+}
+
+function setOption(option, value) {
+  return busy(`Setting ${option.option}`, async () => {
+    const answer = await api("PUT", "/api/options", {
+      options: { [option.stage]: { [option.name]: value } },
+    });
+    showOptions(answer.options);
+  });
+}
+
+function showOptions(options) {
+  const table = $("options");
+  table.replaceChildren();
+  let stage = null;
+  for (const option of options) {
+    if (option.stage !== stage) {
+      stage = option.stage;
+      const row = table.insertRow();
+      const head = document.createElement("th");
+      head.colSpan = 3;
+      head.textContent = stage;
+      row.append(head);
+    }
+    const row = table.insertRow();
+    row.className = option.set ? "set" : "";
+    const name = document.createElement("code");
+    name.textContent = option.option;
+    row.insertCell().append(name);
+    row.insertCell().append(optionInput(option));
+    const reset = document.createElement("button");
+    reset.textContent = "default";
+    reset.disabled = !option.set;
+    reset.onclick = () => setOption(option, null);
+    row.insertCell().append(reset);
+    const help = table.insertRow().insertCell();
+    help.colSpan = 3;
+    help.className = "help";
+    help.textContent = option.help;
+  }
+}
+
+async function loadOptions() {
+  showOptions((await api("GET", "/api/options")).options);
 }
 
 // -- hints painting -----------------------------------------------------------------------------
@@ -327,6 +409,7 @@ window.addEventListener("DOMContentLoaded", async () => {
       });
       hints.strokes = [];
       hints.resize = true;
+      await loadOptions();
     });
   $("grid-prev").onclick = () => {
     $("grid-seed").value = Math.max(0, Number($("grid-seed").value) - GRID);
@@ -340,7 +423,16 @@ window.addEventListener("DOMContentLoaded", async () => {
     await refresh();
     const lyrics = await api("GET", "/api/lyrics");
     $("lyrics").value = lyrics.text;
-    if (state.options.character) $("truncation").value = state.options.character.truncation;
+    const chosen = state.options.character || {};
+    if (chosen.truncation !== undefined) $("truncation").value = chosen.truncation;
+    for (const part of (chosen.edit || "").split(",")) {
+      const [name, value] = part.split("=");
+      if ((name === "mouth" || name === "eyes") && value !== undefined) {
+        $(`edit-${name}`).value = Number(value);
+      }
+    }
+    showEdits();
+    await loadOptions();
     $("grid-seed").value = Math.floor(state.seed / GRID) * GRID;
     showGrid();
     if (lyrics.text) showReadings(await api("POST", "/api/readings", { text: lyrics.text }));
