@@ -328,6 +328,16 @@ def test_lyrics_are_saved_where_the_cli_reads_them_with_their_readings(client, s
     first, second = answer["readings"]
     assert "".join(first["morae"]) == "かえるのうたが" and not any(first["guessed"])
     assert any(second["guessed"]) and "来" in second["guesses"][0]
+    # the furigana the page offers for the guess: keep the reading sung now, or the other
+    choice = second["choices"][0]
+    assert choice["written"] == "来" and {choice["sung"], choice["other_reading"]} == {"こ", "き"}
+    assert choice["keep"] == f"来({choice['sung']})"
+    assert choice["other"] == f"来({choice['other_reading']})"
+    # ... and written into the lyrics, the other reading is sung and no longer a guess
+    chosen = text.replace("来", choice["other"])
+    again = client.put("/api/lyrics", content=chosen.encode(), headers=H).json()["readings"][1]
+    assert not any(again["guessed"])
+    assert choice["other_reading"] + "ぬ" in "".join(again["morae"])
     bad = client.put("/api/lyrics", content="\ud55c\uad6d\uc5b4\n".encode(), headers=H).json()
     assert bad["problem"] and bad["readings"] == []
     assert client.put("/api/lyrics", content=b"\xff\xfe", headers=H).status_code == 400
@@ -672,3 +682,42 @@ def test_a_clip_rendered_from_the_page_with_an_option_set_there_plays_in_chromiu
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["stages"]["animate"]["params"]["fps"] == 12
     assert (folder / "clip.mp4").is_file() and duration > 5
+
+
+@pytest.mark.skipif(
+    _chromium() is None, reason="needs Debian's chromium and chromium-driver (apt-get install)"
+)
+def test_a_guessed_reading_is_chosen_by_a_click_that_writes_its_furigana(tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser, driver_path = _chromium()
+    lyrics = tmp_path / "song.txt"
+    lyrics.write_text("待てど暮らせど 来ぬ人を\n", encoding="utf-8")
+    process, address = _start(lyrics)
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver_path))
+    saved = tmp_path / "song.acgmake" / "lyrics.txt"
+    try:
+        driver.get(address)
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#readings button.furigana"))
+        buttons = driver.find_elements(By.CSS_SELECTOR, "#readings button.furigana")
+        assert len(buttons) == 2  # keep the reading sung now, or sing the other
+        other = buttons[1].text.split(": ")[1]  # 来(き) or 来(こ)
+        buttons[1].click()
+        wait.until(lambda d: other in saved.read_text(encoding="utf-8"))
+        assert (
+            driver.find_element(By.ID, "lyrics")
+            .get_attribute("value")
+            .startswith(f"待てど暮らせど {other}ぬ人を")
+        )
+        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#readings .guessed"))
+    finally:
+        driver.quit()
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)

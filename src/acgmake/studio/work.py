@@ -466,6 +466,29 @@ def readings(text: str) -> list[dict[str, Any]]:
                 "morae": list(phrase.morae),
                 "guessed": guessed,
                 "guesses": [guess.message(phrase.line) for guess in phrase.guesses],
+                "choices": [_furigana_choice(guess) for guess in phrase.guesses],
             }
         )
     return result
+
+
+def _furigana_choice(guess: Any) -> dict[str, str]:
+    """What the page offers for a guess: the words as written (``written``) and the same with
+    furigana that set each reading, the one sung now (``keep``: no longer a guess) and the
+    other (``other``); "" where the stretch takes no furigana (digits read as a numeral)."""
+    import re
+
+    keep = guess.override
+    if not keep:
+        return {"written": guess.written, "keep": "", "other": "", "sung": guess.sung,
+                "other_reading": guess.other}  # fmt: skip
+    other = ""
+    brackets = re.findall(r"\(([^()]*)\)", keep)
+    if len(brackets) == 1 and brackets[0].count(guess.sung) == 1:
+        # one run of kanji: its reading with the guessed stretch's part read the other way
+        # (夕焼小焼(ゆうやけこやけ) -> 夕焼小焼(ゆうやけしょうやき))
+        reading = brackets[0].replace(guess.sung, guess.other)
+        other = keep.replace(f"({brackets[0]})", f"({reading})")
+    written = re.sub(r"\([^()]*\)", "", keep)
+    return {"written": written, "keep": keep, "other": other, "sung": guess.sung,
+            "other_reading": guess.other}  # fmt: skip

@@ -107,13 +107,36 @@ function showReadings(answer) {
       line.append(span);
     });
     box.append(line);
-    for (const guess of phrase.guesses) {
+    phrase.guesses.forEach((guess, i) => {
       const p = document.createElement("div");
       p.className = "guess";
       p.textContent = guess;
+      const choice = (phrase.choices || [])[i];
+      for (const [furigana, reading] of choice
+        ? [[choice.keep, choice.sung], [choice.other, choice.other_reading]]
+        : []) {
+        if (!furigana) continue;
+        const button = document.createElement("button");
+        button.className = "furigana";
+        button.textContent = `sing ${reading}: ${furigana}`;
+        button.onclick = () =>
+          busy("Writing the furigana", () => useFurigana(phrase.line, choice.written, furigana));
+        p.append(" ", button);
+      }
       box.append(p);
-    }
+    });
   }
+}
+
+// Put furigana into the lyrics, on the line the reading was guessed on, then save and read them.
+async function useFurigana(lineNumber, written, furigana) {
+  const lines = $("lyrics").value.split("\n");
+  const line = lines[lineNumber - 1];
+  const at = line === undefined ? -1 : line.indexOf(written);
+  if (at < 0) throw new Error(`line ${lineNumber} no longer has ${written}; read the lyrics again`);
+  lines[lineNumber - 1] = line.slice(0, at) + furigana + line.slice(at + written.length);
+  $("lyrics").value = lines.join("\n");
+  await saveLyrics();
 }
 
 async function saveLyrics() {
