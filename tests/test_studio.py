@@ -375,8 +375,20 @@ def test_compose_makes_the_score_and_the_page_shows_it(client, studio):
 
 
 def test_character_previews_are_what_acgmake_characters_draws(client):
+    from acgmake.image.upscale import upscale
+    from acgmake.models.character import one_thread
+    from acgmake.stages.character import _generator_and_edits, _styles
+    from acgmake.studio.work import PREVIEW_PX
+
     answer = client.get("/api/characters/5.png?truncation=0.5", headers=H)
     assert answer.status_code == 200 and answer.content.startswith(b"\x89PNG")
+    preview = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGB"))
+    generator, draw = _generator_and_edits("", "")
+    with one_thread():
+        drawn = draw(_styles(generator, [5], 0.5)[0])  # as `acgmake characters` draws seed 5
+        expected = upscale(drawn, size_px=PREVIEW_PX)
+    assert preview.shape == (PREVIEW_PX, PREVIEW_PX, 3) and drawn.shape[0] < PREVIEW_PX
+    assert np.array_equal(preview, expected)
     assert client.get("/api/characters/5.png?truncation=9", headers=H).status_code == 400
     assert client.get("/api/characters/-1.png", headers=H).status_code == 400
 

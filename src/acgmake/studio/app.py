@@ -428,6 +428,8 @@ def with_lyrics_font(svg: str) -> str:
     style = (
         "<style>@font-face{font-family:'acgmake lyrics';"
         f"src:url(data:font/ttf;base64,{data}) format('truetype')}}"
+        # the title and labels in their own font, kana and kanji from this one
+        "text:not([font-family='Leipzig']){font-family:Times,serif,'acgmake lyrics'}"
         "g.syl text,g.syl tspan{font-family:'acgmake lyrics',sans-serif}</style>"
     )
     start = svg.index(">", svg.index("<svg")) + 1
