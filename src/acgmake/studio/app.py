@@ -407,8 +407,11 @@ def with_lyrics_font(svg: str) -> str:
     import html
     import re
 
-    from fontTools import subset
-    from fontTools.ttLib import TTFont
+    try:
+        from fontTools import subset
+        from fontTools.ttLib import TTFont
+    except ImportError:  # the studio extra brings it; without, a system font shows the kana
+        return svg
 
     from acgmake.video.text import font_path
 
