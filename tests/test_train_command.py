@@ -278,3 +278,89 @@ def test_train_export_and_draw_the_character_with_it(tmp_path):
     result = invoke(*args[:5], "4", *args[6:], "--resume", "--sample-every", "4")
     assert result.exit_code == 0, result.output
     assert torch.load(run / "checkpoint.pt", weights_only=True)["iteration"] == 4
+
+
+def test_partial_labels_say_only_what_each_row_says():
+    from acgmake.models.attributes import label_counts, partial_labels, taught
+
+    rows = [
+        {"mouth": "o", "eyes_open": True},  # the drawn set's own fields
+        {"mouth": "closed", "eyes_open": 0.0},
+        {"mouth": "open"},  # open, vowel unknown; eyes unknown
+        {"tags": ["1girl", "open_mouth", "smile"]},  # tags: open; no closed_eyes, so open
+        {"tags": ["closed_mouth", "closed_eyes"]},
+        {"tags": ["open_mouth", "closed_mouth", "one_eye_closed"]},  # they disagree: unknown
+        {"tags": [":o"]},
+        {"file": "x.png", "mood": 3},  # nothing about the face
+    ]
+    labels = partial_labels(rows)
+    assert labels["mouth"].tolist() == [5, 0, -1, -1, 0, -1, 5, -1]
+    assert labels["mouth_opened"].tolist() == [0, 0, 1, 1, 0, 0, 0, 0]
+    eyes = labels["eyes_open"]
+    assert eyes[:2].tolist() == [1.0, 0.0] and np.isnan(eyes[2])
+    assert eyes[3:5].tolist() == [1.0, 0.0] and np.isnan(eyes[5])
+    assert eyes[6] == 1.0 and np.isnan(eyes[7])
+    counts = label_counts(labels)
+    assert counts == {
+        "mouth_closed": 2, "mouth_open": 4, "vowels": 2, "eyes_open": 3, "eyes_closed": 2,
+    }  # fmt: skip
+    assert taught(labels) == {"mouth": False, "vowels": False, "eyes": False}  # too few
+
+
+@pytest.mark.slow
+def test_directions_learned_with_a_classifier_taught_by_the_users_own_partial_labels(tmp_path):
+    """A set where a third of the pictures have tag lists, a third the mouth (open or closed,
+    no vowel) and eyes in attributes.jsonl, a third nothing: the classifier they teach reads
+    held-out pictures' mouths and eyes, keeps the five vowels equal (it was told none), and
+    guides the directions beside the shipped classifiers."""
+    from acgmake.models.attributes import MOUTHS, load_classifier
+    from acgmake.models.character import shipped_checkpoint
+    from acgmake.models.directions import load_directions
+
+    data = tmp_path / "mine"
+    write_set(data, 300, 64, 0, holdout=80)
+    rows = [json.loads(line) for line in (data / "attributes.jsonl").read_text().splitlines()]
+    kept = []
+    for index, row in enumerate(rows):
+        mouth = "closed" if row["mouth"] == "closed" else "open"
+        if index % 3 == 0:
+            tags = ["1girl", f"{mouth}_mouth"] + ([] if row["eyes_open"] else ["closed_eyes"])
+            (data / row["file"]).with_suffix(".txt").write_text(", ".join(tags))
+            kept.append({"file": row["file"]})
+        elif index % 3 == 1:
+            kept.append({"file": row["file"], "mouth": mouth, "eyes_open": row["eyes_open"]})
+        else:
+            kept.append({"file": row["file"]})
+    (data / "attributes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    model = tmp_path / "mine.safetensors"
+    model.write_bytes(shipped_checkpoint().read_bytes())
+    result = invoke("train", "directions", str(model), "--data", str(data), "--steps", "500",
+                    "--count", "2")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    own = tmp_path / "mine.attributes.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(own), "pt") as handle:
+        figures = json.loads(handle.metadata()["figures"])
+    assert figures["taught"] == {"mouth": True, "vowels": False, "eyes": True}
+    labelled = sum(1 for index in range(len(rows)) if index % 3 != 2)  # tag lists read too
+    assert figures["labels"]["mouth_closed"] + figures["labels"]["mouth_open"] == labelled
+    assert figures["held_out"]["mouth_open_or_closed"] >= 0.85, figures
+    assert figures["held_out"]["eyes"] >= 0.85, figures
+    weight = load_classifier(own).mouth.weight
+    assert all(torch.equal(weight[i], weight[1]) for i in range(2, len(MOUTHS)))
+    directions = load_directions(model)
+    guides = json.loads(directions.metadata["classifiers"])
+    assert set(guides) == {"attributes64.safetensors", "attributes64-b.safetensors", own.name}
+
+
+def test_too_few_labels_to_teach_a_classifier_is_one_line(tmp_path):
+    data = tmp_path / "mine"
+    write_set(data, 12, 64, 0)
+    (data / "attributes.jsonl").write_text("")
+    model = tmp_path / "mine.safetensors"
+    model.write_bytes(b"not read: the labels are checked first")
+    result = invoke("train", "directions", str(model), "--data", str(data))
+    assert result.exit_code == 1
+    assert "too few labelled pictures" in result.output
+    assert len(result.output.strip().splitlines()) == 1

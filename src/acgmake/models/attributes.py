@@ -226,6 +226,168 @@ def train(
     return net.eval()
 
 
+# ---------------------------------------------------------------------------------------------
+# A classifier taught by a user's own labels, some pictures labelled, some not
+
+#: Danbooru-style tags that say something about the mouth or the eyes.
+MOUTH_TAGS = {"closed_mouth": "closed", ":o": "o", "open_mouth": "open", ":d": "open"}
+EYES_CLOSED_TAGS = {"closed_eyes"}
+#: Tags that leave the eyes unknown (one open, one closed; hidden).
+EYES_UNKNOWN_TAGS = {"one_eye_closed", "covered_eyes", "eyes_visible_through_hair"}
+#: A head is taught only with at least this many pictures on each side of it.
+MIN_EACH = 8
+
+
+def partial_labels(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Labels for pictures whose attribute rows (``attributes.jsonl`` as acgmake reads it, and
+    ``tags``) say only some things, as arrays with "unknown" marked: ``mouth`` (index into
+    :data:`MOUTHS`, -1 unknown), ``mouth_opened`` (1 where the mouth is known open but not
+    which vowel, as the tag ``open_mouth`` says), ``eyes_open`` (1, 0, or NaN unknown).
+
+    From a row: ``mouth`` (one of MOUTHS, or ``open``) and ``eyes_open`` (true/false or 0..1)
+    as the drawn set writes them; else its tags: ``closed_mouth``, ``open_mouth``, ``:d``,
+    ``:o``; ``closed_eyes`` (closed), any tag list without it and without ``one_eye_closed``
+    (open: taggers tag closed eyes, not open ones). Anything else is unknown."""
+    mouth = np.full(len(rows), -1, np.int64)
+    opened = np.zeros(len(rows), np.float32)
+    eyes = np.full(len(rows), np.nan, np.float32)
+    for index, row in enumerate(rows):
+        tags = {str(t).strip().lower().replace(" ", "_") for t in row.get("tags") or []}
+        said = row.get("mouth")
+        if not isinstance(said, str):
+            meanings = {MOUTH_TAGS[t] for t in tags if t in MOUTH_TAGS}
+            vowels = meanings & set(MOUTHS[1:])
+            if "closed" in meanings:
+                said = "closed" if meanings == {"closed"} else None  # None: they disagree
+            else:
+                said = min(vowels) if len(vowels) == 1 else ("open" if meanings else None)
+        if said in MOUTHS:
+            mouth[index] = MOUTHS.index(said)
+        elif said == "open":
+            opened[index] = 1.0
+        value = row.get("eyes_open")
+        if isinstance(value, bool | int | float) and 0 <= float(value) <= 1:
+            eyes[index] = float(value)
+        elif tags and not tags & EYES_UNKNOWN_TAGS:
+            eyes[index] = 0.0 if tags & EYES_CLOSED_TAGS else 1.0
+    return {"mouth": mouth, "mouth_opened": opened, "eyes_open": eyes}
+
+
+def label_counts(labels: dict[str, np.ndarray]) -> dict[str, int]:
+    """How many pictures are labelled each way (what the report and :func:`taught` read)."""
+    mouth, eyes = labels["mouth"], labels["eyes_open"]
+    return {
+        "mouth_closed": int((mouth == 0).sum()),
+        "mouth_open": int(((mouth > 0) | (labels["mouth_opened"] > 0)).sum()),
+        "vowels": int((mouth > 0).sum()),
+        "eyes_open": int((eyes >= 0.5).sum()),
+        "eyes_closed": int((eyes < 0.5).sum()),
+    }
+
+
+def taught(labels: dict[str, np.ndarray]) -> dict[str, bool]:
+    """Which heads the labels can teach: ``mouth`` (open or closed), ``vowels`` (which
+    vowel: every vowel labelled at least :data:`MIN_EACH` times) and ``eyes``."""
+    counts = label_counts(labels)
+    vowels = [int((labels["mouth"] == i).sum()) for i in range(1, len(MOUTHS))]
+    return {
+        "mouth": min(counts["mouth_closed"], counts["mouth_open"]) >= MIN_EACH,
+        "vowels": min(vowels) >= MIN_EACH,
+        "eyes": min(counts["eyes_open"], counts["eyes_closed"]) >= MIN_EACH,
+    }
+
+
+def train_partial(
+    images: np.ndarray,
+    labels: dict[str, np.ndarray],
+    *,
+    steps: int = 1500,
+    batch: int = 32,
+    seed: int = 0,
+    width: int = 24,
+    log=print,
+) -> AttributeNet:
+    """A classifier taught by :func:`partial_labels` in ``steps`` steps of ``batch`` pictures
+    (a few hundred labelled pictures are seen many times, shifted and blurred): each picture teaches only what its row
+    says. A mouth known open but not which vowel teaches "not closed" (the log of the five
+    vowels' summed probability). Without vowel labels the five vowel outputs start equal and
+    so stay equal (the same gradient each step): the classifier then reads open or closed,
+    and an edit toward one vowel asks it only for an open mouth, the shipped classifiers for
+    the shape. The hair head is not taught."""
+    torch.manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
+    net = AttributeNet(width)
+    can = taught(labels)
+    if not can["vowels"]:
+        with torch.no_grad():
+            net.mouth.weight[2:] = net.mouth.weight[1]
+            net.mouth.bias[2:] = net.mouth.bias[1]
+    x_all = to_tensor(images)
+    mouth = torch.from_numpy(labels["mouth"])
+    opened = torch.from_numpy(labels["mouth_opened"]) > 0
+    eyes = torch.from_numpy(labels["eyes_open"])
+    if not can["vowels"]:  # vowels named too rarely to learn: each is just "open"
+        opened = opened | (mouth > 0)
+        mouth = torch.where(mouth > 0, -1, mouth)
+    batch = max(1, min(batch, len(images)))
+    per_epoch = max(1, len(images) // batch)
+    epochs = -(-steps // per_epoch)
+    steps = epochs * per_epoch
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
+    zero = torch.zeros(())
+    step = 0
+    started = time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.randperm(len(images), generator=rng)
+        for start in range(0, len(images) - batch + 1, batch):
+            idx = order[start : start + batch]
+            out = net(_augment(x_all[idx], rng))
+            loss = zero
+            known = mouth[idx] >= 0
+            if can["mouth"] and known.any():
+                loss = loss + F.cross_entropy(out["mouth"][known], mouth[idx][known])
+            some = opened[idx]
+            if can["mouth"] and some.any():
+                logits = out["mouth"][some]
+                loss = loss + (logits.logsumexp(1) - logits[:, 1:].logsumexp(1)).mean()
+            seen = ~torch.isnan(eyes[idx])
+            if can["eyes"] and seen.any():
+                loss = loss + F.binary_cross_entropy_with_logits(
+                    out["eyes_open"][seen], eyes[idx][seen]
+                )
+            if loss.requires_grad:
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            schedule.step()
+            step += 1
+            if step % 50 == 0:
+                log(
+                    f"epoch {epoch + 1}/{epochs} step {step}/{steps} loss {loss.item():.3f} "
+                    f"({time.perf_counter() - started:.0f} s)"
+                )
+    return net.eval()
+
+
+def partial_accuracy(net: AttributeNet, images: np.ndarray, labels: dict) -> dict[str, float]:
+    """Held-out figures for :func:`train_partial`: open-or-closed mouth and eyes accuracy
+    over the pictures labelled so (NaN where none is)."""
+    got = read_attributes(net, images)
+    closed_read = got.mouth_probs[:, 0] > 0.5
+    mouth_known = (labels["mouth"] >= 0) | (labels["mouth_opened"] > 0)
+    mouth_closed = labels["mouth"] == 0
+    eyes_known = ~np.isnan(labels["eyes_open"])
+    return {
+        "mouth_open_or_closed": float((closed_read == mouth_closed)[mouth_known].mean())
+        if mouth_known.any()
+        else float("nan"),
+        "eyes": float(((got.eyes_open > 0.5) == (labels["eyes_open"] > 0.5))[eyes_known].mean())
+        if eyes_known.any()
+        else float("nan"),
+    }
+
+
 def save_classifier(net: AttributeNet, path: Path, metadata: dict[str, str]) -> None:
     """Write the weights as float16 safetensors (small; no pickle) with ``metadata``."""
     from safetensors.torch import save_file

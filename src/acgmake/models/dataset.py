@@ -678,7 +678,13 @@ def _folder_split(data: Path, size: int, *, held: bool) -> PictureSet | None:
         except (OSError, SyntaxError, Image.DecompressionBombError):
             continue
         names.append(name)
-    rows = [{**_attributes_for(n, tables), "file": n} for n in names]
+    rows = []
+    for name in names:
+        row = {**_attributes_for(name, tables), "file": name}
+        tags = (root / name).with_suffix(".txt")  # a tag list beside the picture, as prepare reads
+        if tags.is_file() and tags.stat().st_size <= 1 << 20:
+            row["tags"] = parse_tags(tags.read_bytes().decode("utf-8", "replace"))
+        rows.append(row)
     if not names:
         if held:
             return None
