@@ -309,11 +309,11 @@ def train_partial(
 ) -> AttributeNet:
     """A classifier taught by :func:`partial_labels` in ``steps`` steps of ``batch`` pictures
     (a few hundred labelled pictures are seen many times, shifted and blurred): each picture
-    teaches only what its row says. A mouth known open but not which vowel teaches "not closed" (the log of the five
-    vowels' summed probability). Without vowel labels the five vowel outputs start equal and
-    so stay equal (the same gradient each step): the classifier then reads open or closed,
-    and an edit toward one vowel asks it only for an open mouth, the shipped classifiers for
-    the shape. The hair head is not taught."""
+    teaches only what its row says. A mouth known open but not which vowel teaches "not
+    closed" (the log of the five vowels' summed probability). Without vowel labels the five
+    vowel outputs start equal and so stay equal (the same gradient each step): the classifier
+    then reads open or closed, and an edit toward one vowel asks it only for an open mouth,
+    the shipped classifiers for the shape. The hair head is not taught."""
     torch.manual_seed(seed)
     rng = torch.Generator().manual_seed(seed)
     net = AttributeNet(width)
