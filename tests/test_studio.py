@@ -587,25 +587,31 @@ def _chromium() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-@pytest.mark.skipif(
-    _chromium() is None, reason="needs Debian's chromium and chromium-driver (apt-get install)"
-)
-def test_painting_in_chromium_changes_the_colored_picture_where_painted(studio, tmp_path):
+def _headless_chromium():
+    """Debian's chromium, headless, through its chromedriver (a Selenium driver)."""
     webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     browser, driver_path = _chromium()
-    if studio.file("hints").exists():
-        studio.write("hints", None, then=("colored",))
-    process, address = _start(studio.folder)
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
         options.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=driver_path)
-    driver = webdriver.Chrome(options=options, service=service)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(driver_path))
+
+
+@pytest.mark.skipif(
+    _chromium() is None, reason="needs Debian's chromium and chromium-driver (apt-get install)"
+)
+def test_painting_in_chromium_changes_the_colored_picture_where_painted(studio, tmp_path):
+    pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if studio.file("hints").exists():
+        studio.write("hints", None, then=("colored",))
+    studio.make("colored")  # run alone, no test before it has coloured the character
+    process, address = _start(studio.folder)
+    driver = _headless_chromium()
     try:
         before = studio.file("colored").read_bytes()
         driver.get(address)
@@ -644,20 +650,15 @@ def test_a_clip_rendered_from_the_page_with_an_option_set_there_plays_in_chromiu
     table (12 frames a second), *Render the clip*, and the clip plays in the page."""
     import json
 
-    webdriver = pytest.importorskip("selenium.webdriver")
+    pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser, driver_path = _chromium()
     lyrics = tmp_path / "song.txt"
     lyrics.write_text("かえるのうたが\n", encoding="utf-8")
     process, address = _start(lyrics)
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver_path))
+    driver = _headless_chromium()
     folder = tmp_path / "song.acgmake"
     try:
         driver.get(address)
@@ -700,19 +701,14 @@ def test_a_clip_rendered_from_the_page_with_an_option_set_there_plays_in_chromiu
     _chromium() is None, reason="needs Debian's chromium and chromium-driver (apt-get install)"
 )
 def test_a_guessed_reading_is_chosen_by_a_click_that_writes_its_furigana(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
+    pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser, driver_path = _chromium()
     lyrics = tmp_path / "song.txt"
     lyrics.write_text("待てど暮らせど 来ぬ人を\n", encoding="utf-8")
     process, address = _start(lyrics)
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver_path))
+    driver = _headless_chromium()
     saved = tmp_path / "song.acgmake" / "lyrics.txt"
     try:
         driver.get(address)
