@@ -455,6 +455,10 @@ def test_the_options_of_the_clips_stages_are_listed_and_set_as_the_command_line_
         ({"accompany": {"soundfont": "/etc/passwd"}}, "names a file"),
         ({"animate": {"background": "../secret.txt"}}, "names a file"),
         ({"animate": "1080p"}, "must be"),
+        ({"colorize": {"palette": ["sky"]}}, "number or text"),
+        ({"colorize": {"palette": {"hair": "#fff"}}}, "number or text"),
+        ({"animate": {"fps": True}}, "number or text"),
+        ({"compose": {"tempo": "9" * 5000}}, "at most"),
     ],
 )
 def test_a_bad_option_is_one_line_and_sets_nothing(client, studio, given, says):

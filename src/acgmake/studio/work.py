@@ -36,6 +36,8 @@ from acgmake.plugins import Plugins, get_plugins
 CLIP_KIND = "clip"
 #: The character grid's pictures are enlarged to this many pixels.
 PREVIEW_PX = 256
+#: The longest text an option may be given on the page (a palette is some 60).
+MAX_OPTION_CHARS = 500
 
 
 class Busy(UserError):
@@ -436,11 +438,17 @@ def _page_value(stage: Stage, param: Param, value: Any) -> Any:
     import click
 
     kind = param.type if param.type is not None else type(param.default)
+    where = f"{param.option} (stage {stage.name})"
+    is_bool = kind is bool or isinstance(kind, click.types.BoolParamType)
+    if not isinstance(value, str | int | float) or (isinstance(value, bool) and not is_bool):
+        raise UserError(f"{where}: give a {'yes or no' if is_bool else 'number or text'}")
+    if isinstance(value, str) and len(value) > MAX_OPTION_CHARS:
+        raise UserError(f"{where}: at most {MAX_OPTION_CHARS} characters")
     if isinstance(value, str) and not isinstance(kind, click.Choice):
         looks_like_path = any(mark in value for mark in ("/", "\\", "~")) or value.startswith(".")
         if looks_like_path or (value and Path(value).exists()):
             raise UserError(
-                f"{param.option} (stage {stage.name}) names a file; options that name files "
+                f"{where} names a file; options that name files "
                 f"are given on the command line (acgmake song ... {param.option} PATH)"
             )
     return check_param(stage, param, value)
