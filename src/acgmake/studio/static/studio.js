@@ -214,7 +214,7 @@ function optionInput(option) {
   input.id = `option-${option.stage}-${option.name}`;
   input.onchange = () => {
     let value = input.type === "checkbox" ? input.checked : input.value;
-    if (input.type === "number") value = Number(value);
+    if (input.type === "number") value = value === "" ? null : Number(value); // empty: default
     if (option.kind === "text" && value === "" && option.default === null) value = null;
     setOption(option, value);
   };
