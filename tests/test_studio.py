@@ -655,6 +655,7 @@ def test_a_clip_rendered_from_the_page_with_an_option_set_there_plays_in_chromiu
     import json
 
     pytest.importorskip("selenium.webdriver")
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -666,11 +667,14 @@ def test_a_clip_rendered_from_the_page_with_an_option_set_there_plays_in_chromiu
     folder = tmp_path / "song.acgmake"
     try:
         driver.get(address)
-        wait = WebDriverWait(driver, 60)
+        # The options table is built again whenever an option changes: a cell found before
+        # may be gone by the time it is read.
+        wait = WebDriverWait(driver, 60, ignored_exceptions=[StaleElementReferenceException])
         wait.until(lambda d: d.find_elements(By.ID, "option-animate-fps"))
         driver.find_element(By.CSS_SELECTOR, "#options-part summary").click()
         fps = driver.find_element(By.ID, "option-animate-fps")
-        fps.clear()
+        # One change: select what is there and type over it (clear() would be a change too).
+        fps.send_keys(Keys.CONTROL, "a")
         fps.send_keys("12", Keys.TAB)
         wait.until(
             lambda d: (
