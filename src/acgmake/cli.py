@@ -852,8 +852,10 @@ def console() -> None:
     """The installed ``acgmake`` command (and ``python -m acgmake``): :func:`main`, then
     leave at once, without the interpreter's teardown of every module, which costs about
     0.5 s once torch is loaded (measured: 16.6 s to the last file, 17.2 s to the prompt).
-    The exit handlers still run and the output is flushed first; with a thread still
-    working (a stage given up as overdue) the interpreter ends the ordinary way."""
+    The exit handlers still run and the output is flushed first. A stage given up as
+    overdue runs on a daemon thread and ends with the process, as it would anyway; with a
+    non-daemon thread still working (a pool a plugin left open) the interpreter ends the
+    ordinary way, waiting for it."""
     try:
         main()
     except SystemExit as done:
