@@ -153,6 +153,9 @@ def register_stages(register):
             run=make_cover,
             # Bump it whenever the same inputs would now give a different picture.
             version="1",
+            # About how many seconds of one core it takes: stages heading the longest chain
+            # of work start first when more are ready than may run at once.
+            cost_s=0.2,
             # Options named after the stage: `acgmake song` offers every stage's options, and
             # two stages sharing a name would both become --<stage>-<name> there.
             params=(
