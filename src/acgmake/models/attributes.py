@@ -195,30 +195,51 @@ def train(
     torch.manual_seed(seed)
     rng = torch.Generator().manual_seed(seed)
     net = AttributeNet(width)
+    y = {k: torch.from_numpy(v) for k, v in labels.items()}
+
+    def loss_of(out: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+        return (
+            F.cross_entropy(out["mouth"], y["mouth"][idx])
+            + 4 * F.mse_loss(out["mouth_open"], y["mouth_open"][idx])
+            + F.binary_cross_entropy_with_logits(out["eyes_open"], y["eyes_open"][idx])
+            + 4 * F.mse_loss(out["hair_rgb"], y["hair_rgb"][idx] / 255)
+        )
+
+    return _fit(net, images, loss_of, epochs=epochs, batch=batch, rng=rng, log=log)
+
+
+def _fit(
+    net: AttributeNet,
+    images: np.ndarray,
+    loss_of,
+    *,
+    epochs: int,
+    batch: int,
+    rng: torch.Generator,
+    log=print,
+    log_every: int = 100,
+) -> AttributeNet:
+    """``epochs`` passes over ``images`` in shuffled batches of ``batch`` (shifted and
+    blurred), Adam on a one-cycle schedule; ``loss_of(outputs, indices)`` is the batch's loss
+    (one that nothing in the batch can teach, without a gradient, is skipped)."""
     steps = epochs * (len(images) // batch)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
     x_all = to_tensor(images)
-    y = {k: torch.from_numpy(v) for k, v in labels.items()}
     started = time.perf_counter()
     step = 0
     for epoch in range(epochs):
         order = torch.randperm(len(images), generator=rng)
         for start in range(0, len(images) - batch + 1, batch):
             idx = order[start : start + batch]
-            out = net(_augment(x_all[idx], rng))
-            loss = (
-                F.cross_entropy(out["mouth"], y["mouth"][idx])
-                + 4 * F.mse_loss(out["mouth_open"], y["mouth_open"][idx])
-                + F.binary_cross_entropy_with_logits(out["eyes_open"], y["eyes_open"][idx])
-                + 4 * F.mse_loss(out["hair_rgb"], y["hair_rgb"][idx] / 255)
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss = loss_of(net(_augment(x_all[idx], rng)), idx)
+            if loss.requires_grad:
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
             schedule.step()
             step += 1
-            if step % 100 == 0:
+            if step % log_every == 0:
                 log(
                     f"epoch {epoch + 1}/{epochs} step {step}/{steps} loss {loss.item():.3f} "
                     f"({time.perf_counter() - started:.0f} s)"
@@ -322,52 +343,33 @@ def train_partial(
         with torch.no_grad():
             net.mouth.weight[2:] = net.mouth.weight[1]
             net.mouth.bias[2:] = net.mouth.bias[1]
-    x_all = to_tensor(images)
     mouth = torch.from_numpy(labels["mouth"])
     opened = torch.from_numpy(labels["mouth_opened"]) > 0
     eyes = torch.from_numpy(labels["eyes_open"])
     if not can["vowels"]:  # vowels named too rarely to learn: each is just "open"
         opened = opened | (mouth > 0)
         mouth = torch.where(mouth > 0, -1, mouth)
-    batch = max(1, min(batch, len(images)))
-    per_epoch = max(1, len(images) // batch)
-    epochs = -(-steps // per_epoch)
-    steps = epochs * per_epoch
-    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
     zero = torch.zeros(())
-    step = 0
-    started = time.perf_counter()
-    for epoch in range(epochs):
-        order = torch.randperm(len(images), generator=rng)
-        for start in range(0, len(images) - batch + 1, batch):
-            idx = order[start : start + batch]
-            out = net(_augment(x_all[idx], rng))
-            loss = zero
-            known = mouth[idx] >= 0
-            if can["mouth"] and known.any():
-                loss = loss + F.cross_entropy(out["mouth"][known], mouth[idx][known])
-            some = opened[idx]
-            if can["mouth"] and some.any():
-                logits = out["mouth"][some]
-                loss = loss + (logits.logsumexp(1) - logits[:, 1:].logsumexp(1)).mean()
-            seen = ~torch.isnan(eyes[idx])
-            if can["eyes"] and seen.any():
-                loss = loss + F.binary_cross_entropy_with_logits(
-                    out["eyes_open"][seen], eyes[idx][seen]
-                )
-            if loss.requires_grad:
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            schedule.step()
-            step += 1
-            if step % 50 == 0:
-                log(
-                    f"epoch {epoch + 1}/{epochs} step {step}/{steps} loss {loss.item():.3f} "
-                    f"({time.perf_counter() - started:.0f} s)"
-                )
-    return net.eval()
+
+    def loss_of(out: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+        loss = zero
+        known = mouth[idx] >= 0
+        if can["mouth"] and known.any():
+            loss = loss + F.cross_entropy(out["mouth"][known], mouth[idx][known])
+        some = opened[idx]
+        if can["mouth"] and some.any():
+            logits = out["mouth"][some]
+            loss = loss + (logits.logsumexp(1) - logits[:, 1:].logsumexp(1)).mean()
+        seen = ~torch.isnan(eyes[idx])
+        if can["eyes"] and seen.any():
+            loss = loss + F.binary_cross_entropy_with_logits(
+                out["eyes_open"][seen], eyes[idx][seen]
+            )
+        return loss
+
+    batch = max(1, min(batch, len(images)))
+    epochs = -(-steps // max(1, len(images) // batch))
+    return _fit(net, images, loss_of, epochs=epochs, batch=batch, rng=rng, log=log, log_every=50)
 
 
 def partial_accuracy(net: AttributeNet, images: np.ndarray, labels: dict) -> dict[str, float]:
@@ -386,6 +388,65 @@ def partial_accuracy(net: AttributeNet, images: np.ndarray, labels: dict) -> dic
         if eyes_known.any()
         else float("nan"),
     }
+
+
+#: At most this many labelled pictures teach the classifier (read at 64 px: 50 MB).
+MAX_LABELLED = 4000
+
+
+def labelled_pictures(pictures, limit: int = MAX_LABELLED) -> tuple[np.ndarray, dict]:
+    """The pictures of a training set (:class:`acgmake.models.dataset.PictureSet`) that say
+    something about the mouth or eyes (the first ``limit``), at 64 px, with their
+    :func:`partial_labels`."""
+    from PIL import Image
+
+    labels = partial_labels(pictures.rows)
+    useful = (labels["mouth"] >= 0) | (labels["mouth_opened"] > 0) | ~np.isnan(labels["eyes_open"])
+    chosen = np.flatnonzero(useful)[:limit]
+    images = np.zeros((len(chosen), 64, 64, 3), np.uint8)
+    for place, index in enumerate(chosen):
+        picture = pictures.picture(int(index))
+        if picture.shape[0] != 64:
+            picture = np.asarray(Image.fromarray(picture).resize((64, 64), Image.BOX))
+        images[place] = picture
+    return images, {name: values[chosen] for name, values in labels.items()}
+
+
+def teach(data: Path, out: Path, *, steps: int = 1500, log=print) -> dict:
+    """Teach a classifier the labels of the training set ``data`` (a folder of pictures or
+    prepared shards; :func:`partial_labels`) and write it to ``out``, with the label counts,
+    the parts taught and, when ``data`` has labelled held-out pictures, their accuracy in its
+    metadata (returned too). UserError when too few pictures are labelled."""
+    from acgmake.models.dataset import is_shard_folder, open_training_set, read_index
+
+    size = int(read_index(data)["size"]) if is_shard_folder(data) else 64
+    train_set, holdout = open_training_set(data, size)
+    images, labels = labelled_pictures(train_set)
+    counts, can = label_counts(labels), taught(labels)
+    said = ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in counts.items())
+    if not (can["mouth"] or can["eyes"]):
+        raise UserError(
+            f"{data} has too few labelled pictures to teach a classifier ({said}); label at "
+            f"least {MIN_EACH} of each of open and closed mouths or eyes, in "
+            "attributes.jsonl (mouth, eyes_open) or tag lists (closed_mouth, open_mouth, "
+            "closed_eyes)"
+        )
+    log(f"Teaching a classifier your labels ({said})")
+    started = time.perf_counter()
+    net = train_partial(images, labels, steps=steps, log=log)
+    figures: dict = {"labels": counts, "taught": can}
+    if holdout is not None:
+        held_images, held_labels = labelled_pictures(holdout)
+        if len(held_images):
+            figures["held_out"] = partial_accuracy(net, held_images, held_labels)
+    save_classifier(
+        net, out, {"taught_by": str(data), "figures": json.dumps(figures), "license": "yours"}
+    )
+    log(
+        f"Wrote {out} in {time.perf_counter() - started:.0f} s; held out: "
+        f"{figures.get('held_out', 'no labelled held-out pictures')}"
+    )
+    return figures
 
 
 def save_classifier(net: AttributeNet, path: Path, metadata: dict[str, str]) -> None:

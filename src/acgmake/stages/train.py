@@ -330,7 +330,9 @@ def register_commands(cli):
         guides: list[str] = []
         if data is not None:
             own = ckpt.with_name(ckpt.name.removesuffix(".safetensors") + ".attributes.safetensors")
-            _teach_classifier(data, own, steps=steps)
+            from acgmake.models.attributes import teach
+
+            teach(data, own, steps=steps, log=lambda line: click.echo(line, err=True))
             guides = [str(path) for path in learn.guide_paths()] + [str(own)]
         learn.main([str(ckpt), "--count", str(count), *(f"--classifier={g}" for g in guides)])
 
@@ -347,72 +349,6 @@ def _train(training, config, data, out, progress, pictures, holdout, **options) 
         progress=progress,
         **options,
     )
-
-
-#: At most this many labelled pictures teach the classifier (read at 64 px: 50 MB).
-MAX_LABELLED = 4000
-
-
-def _labelled_pictures(pictures, limit: int = MAX_LABELLED):
-    """The pictures of a set that say something about the mouth or eyes (the first
-    ``limit``), at 64 px, with their labels."""
-    import numpy as np
-    from PIL import Image
-
-    from acgmake.models.attributes import partial_labels
-
-    labels = partial_labels(pictures.rows)
-    useful = (labels["mouth"] >= 0) | (labels["mouth_opened"] > 0) | ~np.isnan(labels["eyes_open"])
-    chosen = np.flatnonzero(useful)[:limit]
-    images = np.zeros((len(chosen), 64, 64, 3), np.uint8)
-    for place, index in enumerate(chosen):
-        picture = pictures.picture(int(index))
-        if picture.shape[0] != 64:
-            picture = np.asarray(Image.fromarray(picture).resize((64, 64), Image.BOX))
-        images[place] = picture
-    return images, {name: values[chosen] for name, values in labels.items()}
-
-
-def _teach_classifier(data: Path, out: Path, *, steps: int) -> Path:
-    """Teach an attribute classifier the labels of ``data``; write it to ``out``."""
-    import json
-    import time
-
-    from acgmake.errors import UserError
-    from acgmake.models import attributes
-    from acgmake.models.dataset import is_shard_folder, open_training_set, read_index
-
-    size = int(read_index(data)["size"]) if is_shard_folder(data) else 64
-    train, holdout = open_training_set(data, size)
-    images, labels = _labelled_pictures(train)
-    counts, can = attributes.label_counts(labels), attributes.taught(labels)
-    said = ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in counts.items())
-    if not (can["mouth"] or can["eyes"]):
-        raise UserError(
-            f"{data} has too few labelled pictures to teach a classifier ({said}); label at "
-            f"least {attributes.MIN_EACH} of each of open and closed mouths or eyes, in "
-            "attributes.jsonl (mouth, eyes_open) or tag lists (closed_mouth, open_mouth, "
-            "closed_eyes)"
-        )
-    click.echo(f"Teaching a classifier your labels ({said})", err=True)
-    started = time.perf_counter()
-    net = attributes.train_partial(
-        images, labels, steps=steps, log=lambda line: click.echo(line, err=True)
-    )
-    figures: dict = {"labels": counts, "taught": can}
-    if holdout is not None:
-        held_images, held_labels = _labelled_pictures(holdout)
-        if len(held_images):
-            figures["held_out"] = attributes.partial_accuracy(net, held_images, held_labels)
-    attributes.save_classifier(
-        net, out, {"taught_by": str(data), "figures": json.dumps(figures), "license": "yours"}
-    )
-    click.echo(
-        f"Wrote {out} in {time.perf_counter() - started:.0f} s; held out: "
-        f"{figures.get('held_out', 'no labelled held-out pictures')}",
-        err=True,
-    )
-    return out
 
 
 def _export_run(run: Path, path: Path) -> Path:
