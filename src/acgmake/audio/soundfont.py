@@ -447,6 +447,10 @@ class SoundFont:
         it again; a backing plays about a quarter of its voices' samples).
         """
         held = max(1, int(round(held_s * sample_rate)))
+        if cut_s is not None and int(cut_s * sample_rate) >= self.voice_length(
+            region, held_s, sample_rate
+        ):
+            cut_s = None  # it has rung out by then: the cut changes nothing (and keys nothing)
         key = (replace(region, gain=1.0), held, sample_rate, cut_s)
         voice = self._voices.get(key)
         if voice is None:
@@ -668,11 +672,6 @@ def render_notes(
             cut = until_end if cut is None else min(cut, until_end)
             if cut <= 0:
                 continue
-        held_s = note.end_s - note.start_s
-        if cut is not None and int(cut * sample_rate) >= soundfont.voice_length(
-            region, held_s, sample_rate
-        ):
-            cut = None  # it has rung out by then: a cut would change nothing
         playing.append((int(round(note.start_s * sample_rate)), note, region, cut))
     if duration_s is not None:
         end = int(round(duration_s * sample_rate))

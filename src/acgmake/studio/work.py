@@ -319,8 +319,7 @@ class Studio:
         """The options of every stage a clip would run, with what they work out from each
         other (the character is enlarged to the clip's size), so that a run of a part of the
         chain uses exactly the options the clip will, and the clip finds it cached."""
-        stages = plan(self.registry, [CLIP_KIND], {"lyrics"})
-        return derived_params(stages, self.options)
+        return derived_params(self._clip_stages(), self.options)
 
     def _run(self, targets: list[str], reporter: Reporter | None = None) -> RunResult:
         needs_lyrics = any(
