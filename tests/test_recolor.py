@@ -167,3 +167,31 @@ def test_a_stroke_painted_on_the_hair_asks_for_the_hair_in_its_colour(characters
     hints = Hints(seeds, colours, np.asarray(colours)[np.maximum(seeds - 1, 0)])
     assert np.mean(labels[seeds == 1] == LABELS.index("hair")) > 0.5
     assert hinted_palette(picture, face, hints) == {"hair": (30, 60, 230)}
+
+
+def test_a_speck_cut_off_by_the_edge_is_not_left_floating():
+    """Seed 11 draws the tip of a strand at the top edge, apart from the head: with the
+    backdrop cleared it floated above the character (and plugins outlined it). It is backdrop
+    now; pieces of the character that do not touch the edge, or are large, stay."""
+    from scipy import ndimage
+
+    from acgmake.image.colorize import edge_specks
+    from acgmake.models.character import face_info, generate_character, shipped_checkpoint
+    from acgmake.models.checkpoint import load_generator
+
+    small = generate_character(load_generator(shipped_checkpoint()), 11)
+    picture, face = upscale(small, size_px=768), Face.from_dict(face_info(small))
+    masks = region_masks(picture, face)
+    pieces, count = ndimage.label(masks[LABELS.index("background")] < 0.5)
+    assert count >= 2 and pieces[0].any()  # the speck is there, at the top edge
+    alpha = recolor_character(picture, face).picture[..., 3]
+    assert ndimage.label(alpha > 0)[1] == 1
+    # the rule on its own: only small pieces at the edge go
+    mask = np.zeros((400, 400), bool)
+    mask[100:380, 100:300] = True  # the character
+    mask[0:5, 200:206] = True  # a speck at the top edge: goes
+    mask[40:46, 40:46] = True  # a sparkle drawn apart, not at the edge: stays
+    mask[300:400, 0:60] = True  # a large piece at the edge (a hand): stays
+    expected = np.zeros_like(mask)
+    expected[0:5, 200:206] = True
+    assert np.array_equal(edge_specks(mask), expected)

@@ -358,8 +358,22 @@ def recolor_character(
 ) -> Recolored:
     """The character ``picture`` (uint8 RGB, any size) with each region of ``palette``
     (hair, eyes, skin, clothes) moved to its colour, the rest kept; background clear."""
+    from acgmake.image.colorize import edge_specks
+
     rgb = np.ascontiguousarray(np.asarray(picture)[..., :3])
     masks = region_masks(rgb, face)
+    background = LABELS.index(BACKGROUND)
+    character = masks[background] < 0.99  # with its soft rim
+    specks = edge_specks(character)
+    if specks.any():
+        from scipy import ndimage
+
+        # and the faint last pixels of that rim, away from the character itself
+        body = ndimage.binary_dilation(character & ~specks, iterations=2)
+        # a hair tip cut off by the top edge: backdrop, not a floating speck
+        specks = ndimage.binary_dilation(specks, iterations=6) & ~body
+        masks[:, specks] = 0.0
+        masks[background, specks] = 1.0
     lab = _lab(rgb)
     owns = own_colours(lab, masks)
     result = lab.copy()
@@ -373,6 +387,6 @@ def recolor_character(
             continue
         weight = masks[index][..., None]
         result += weight * (recolor_region(lab, owns[index], target, paint) - lab)
-    alpha = 1.0 - masks[LABELS.index(BACKGROUND)]
+    alpha = 1.0 - masks[background]
     out = np.dstack([_rgb(result), np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)])
     return Recolored(out, masks.argmax(axis=0).astype(np.int32))

@@ -243,7 +243,8 @@ def register_stages(register):
             # 6: the user's own character (--character) keeps its colours; line art with a
             # face.json (acgmake:line-art, or a grey picture of the user's) coloured as line art;
             # hints on a character with face.json recolour the regions they are painted on
-            version="6",
+            # 7: a speck cut off by the picture's edge is not kept floating (transparent)
+            version="7",
             params=_params(),
             help="Colour line art or the character from colour hints (--hints hints.png, or "
             "--palette with face.json); writes colored.png (transparent background) and "
