@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree
@@ -81,14 +82,85 @@ def write_ora(path: Path, layers: Sequence[tuple[str, np.ndarray]], merged: np.n
         entry("mergedimage.png", _png(merged), zipfile.ZIP_DEFLATED)
 
 
+#: Limits on an OpenRaster file acgmake reads (a user's, from Krita or GIMP, may be given with
+#: ``--layers``): layers, the size of stack.xml, and the pixels of the canvas and each layer.
+MAX_LAYERS, MAX_STACK_BYTES = 256, 1_000_000
+
+
 def read_ora(path: Path) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
-    """The layers (name, RGBA; bottom first) and merged image of the OpenRaster file ``path``."""
-    with zipfile.ZipFile(path) as archive:
-        root = ElementTree.fromstring(archive.read("stack.xml"))
-        layers = []
-        for layer in reversed(root.find("stack").findall("layer")):
-            with Image.open(io.BytesIO(archive.read(layer.get("src")))) as image:
-                layers.append((layer.get("name"), np.asarray(image.convert("RGBA"))))
-        with Image.open(io.BytesIO(archive.read("mergedimage.png"))) as image:
-            merged = np.asarray(image.convert("RGBA"))
+    """The layers (name, RGBA; bottom first) and merged image of the OpenRaster file ``path``,
+    each the canvas's size: a layer a paint program stored cropped to what it holds is placed
+    at its ``x``, ``y`` on a clear canvas. UserError when it is not an OpenRaster file this
+    reads, or past the limits (:data:`MAX_LAYERS`, :data:`MAX_STACK_BYTES`, the canvas at most
+    :data:`acgmake.image.picture.MAX_PICTURE_PIXELS`)."""
+    from acgmake.errors import UserError
+    from acgmake.image.picture import MAX_PICTURE_PIXELS
+
+    def refuse(why: str) -> UserError:
+        return UserError(
+            f"cannot read the layers file {path}: {why}; give the colored.ora acgmake wrote, "
+            "or one saved as OpenRaster (.ora) by Krita, GIMP or MyPaint"
+        )
+
+    def picture(archive: zipfile.ZipFile, name: str) -> np.ndarray:
+        try:
+            with archive.open(name) as member, Image.open(member) as image:
+                if image.width * image.height > MAX_PICTURE_PIXELS:
+                    raise refuse(f"{name} is {image.width}x{image.height} pixels, too large")
+                return np.asarray(image.convert("RGBA"))
+        except Image.DecompressionBombError:  # PIL's own limit, far above ours
+            raise refuse(f"{name} is over {2 * Image.MAX_IMAGE_PIXELS} pixels, too large") from None
+        except (OSError, ValueError, zlib.error) as error:
+            # (not the error's text: PIL's names the zip member's Python object)
+            raise refuse(f"{name} is not a picture ({type(error).__name__})") from None
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+            for needed in ("stack.xml", "mergedimage.png"):
+                if needed not in members:
+                    raise refuse(f"it has no {needed}")
+            if members["stack.xml"].file_size > MAX_STACK_BYTES:
+                raise refuse("its stack.xml is larger than a layer list can be")
+            try:
+                root = ElementTree.fromstring(archive.read("stack.xml"))
+                width, height = int(root.get("w", "")), int(root.get("h", ""))
+            except (ElementTree.ParseError, ValueError):
+                raise refuse("its stack.xml is not a layer list with the canvas size") from None
+            if not (0 < width and 0 < height and width * height <= MAX_PICTURE_PIXELS):
+                raise refuse(f"its canvas is {width}x{height} pixels")
+            stack = root.find("stack")
+            found = [] if stack is None else stack.iter("layer")  # those in groups as well
+            entries = [layer for layer in found if layer.get("src")]
+            if len(entries) > MAX_LAYERS:
+                raise refuse(f"it has more than {MAX_LAYERS} layers")
+            layers = []
+            for layer in reversed(entries):  # stack.xml lists the topmost first
+                source = layer.get("src", "")
+                if source not in members:
+                    raise refuse(f"its layer {source} is missing")
+                pixels = picture(archive, source)
+                try:
+                    x, y = round(float(layer.get("x", 0))), round(float(layer.get("y", 0)))
+                except ValueError:
+                    raise refuse(f"the layer {source} has no place on the canvas") from None
+                layers.append((layer.get("name", source), _on_canvas(pixels, x, y, width, height)))
+            merged = _on_canvas(picture(archive, "mergedimage.png"), 0, 0, width, height)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError) as error:
+        raise refuse(f"it is not an OpenRaster (zip) file ({error})") from None
+    except NotImplementedError as error:  # a compression zipfile does not know
+        raise refuse(str(error)) from None
     return layers, merged
+
+
+def _on_canvas(rgba: np.ndarray, x: int, y: int, width: int, height: int) -> np.ndarray:
+    """``rgba`` placed with its top-left corner at (x, y) on a clear ``width`` x ``height``
+    canvas (itself when it is that canvas already)."""
+    if (x, y) == (0, 0) and rgba.shape[:2] == (height, width):
+        return rgba
+    canvas = np.zeros((height, width, 4), np.uint8)
+    top, left = max(y, 0), max(x, 0)
+    bottom, right = min(y + rgba.shape[0], height), min(x + rgba.shape[1], width)
+    if top < bottom and left < right:
+        canvas[top:bottom, left:right] = rgba[top - y : bottom - y, left - x : right - x]
+    return canvas

@@ -112,7 +112,16 @@ def tag(ctx: StageContext) -> None:
     from acgmake.image.picture import read_picture
     from acgmake_tag.model import WEIGHTS
 
-    picture, _ = read_picture(ctx.input("colored"), "colored character")
+    layers = ctx.input("layers")
+    if layers is not None:
+        # The character as colorize coloured it (and --hair recoloured it): colored.ora's
+        # merged picture. colored.png may carry decorations besides, such as the sticker
+        # plugin's outline, which the tagger would read as hair (a pink outline: pink hair).
+        from acgmake.image.openraster import read_ora
+
+        _, picture = read_ora(layers)
+    else:
+        picture, _ = read_picture(ctx.input("colored"), "colored character")
     ctx.use_asset(WEIGHTS, name="acgmake-tag tagger", license="MIT")
     result = tag_picture(np.asarray(picture))
     ctx.output("tags").write_text(
@@ -176,11 +185,13 @@ def register_stages(register):
         Stage(
             "tag",
             cost_s=0.1,
-            # The colored character: what the clip shows (its colours, a --hair recolour).
+            # The colored character: what the clip shows (its colours, a --hair recolour),
+            # read from colored.ora's merged picture when there is one (without decorations).
             needs=("colored",),
+            uses=("layers",),
             makes=("tags",),
             run=tag,
-            version="1",
+            version="2",
             help="Tag the character (hair colour and style, eye colour, accessories, mouth, "
             "eyes), with an embedding and a description with hashtags, in tags.json. "
             "Example: acgmake tag colored.png",
