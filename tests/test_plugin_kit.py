@@ -15,7 +15,7 @@ import acgmake
 from acgmake import Artifact, Param, Stage, UserError, hookimpl
 from acgmake.cli import main
 from acgmake.plugin_template import plugin_files, write_plugin
-from acgmake.testing import PluginProblem, load_plugins, plugins_loaded, run_stage
+from acgmake.testing import PluginProblem, load_plugins, plugins_loaded, run_command, run_stage
 
 
 def _colored(path: Path) -> Path:
@@ -91,6 +91,18 @@ def test_plugins_loaded_holds_exactly_the_built_ins_and_the_named_plugins():
         assert "sticker" not in [stage.name for stage in registry.stages]
     with plugins_loaded(builtins=("acgmake.stages.compose",)) as registry:
         assert [stage.name for stage in registry.stages] == ["compose", "midi", "karaoke"]
+
+
+def test_run_command_runs_acgmake_with_exactly_the_named_installed_plugins(tmp_path):
+    with_sticker = run_command("stages", plugins=["acgmake-sticker"], cwd=tmp_path)
+    without = run_command("stages", plugins=[], cwd=tmp_path)
+    assert with_sticker.returncode == 0 == without.returncode, with_sticker.stderr
+    assert "sticker" in with_sticker.stdout and "sticker" not in without.stdout
+    assert "colorize" in without.stdout  # the built-ins always
+    # A user's error comes back as the user sees it: one line, a non-zero exit.
+    refused = run_command("sticker", "missing.png", plugins=["acgmake-sticker"], cwd=tmp_path)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "missing.png" in refused.stderr.strip().splitlines()[-1]
 
 
 def test_the_api_is_typed_and_exports_what_a_plugin_needs():

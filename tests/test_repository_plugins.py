@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from acgmake.testing import run_command
 
 #: Distribution name -> the stages and commands it adds.
 PLUGINS = {
@@ -42,15 +42,8 @@ pytestmark = pytest.mark.skipif(
 HAIR, OUTLINE = "silver", (255, 0, 255)
 
 
-def _acgmake(*arguments: str, cwd) -> subprocess.CompletedProcess:
-    """The command line as a user runs it: every installed plugin loads."""
-    environment = {k: v for k, v in os.environ.items() if k != "ACGMAKE_PLUGINS"}
-    return subprocess.run([sys.executable, "-m", "acgmake", *arguments], capture_output=True,
-                          text=True, timeout=600, cwd=cwd, env=environment)  # fmt: skip
-
-
 def test_acgmake_plugins_lists_each_with_its_version_and_what_it_adds(tmp_path):
-    listed = _acgmake("plugins", cwd=tmp_path)
+    listed = run_command("plugins", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     found = {entry["name"]: entry for entry in json.loads(listed.stdout)}
     for name, adds in PLUGINS.items():
@@ -67,7 +60,7 @@ def song(tmp_path_factory):
     outline, the character tagged, the score exported for the singing editors."""
     folder = tmp_path_factory.mktemp("plugins-song")
     (folder / "spring.txt").write_text("はるの かぜが ふく\nそらに うたう\n", encoding="utf-8")
-    ran = _acgmake("song", "spring.txt", "--hair", HAIR, "--sticker-colour", "#ff00ff",
+    ran = run_command("song", "spring.txt", "--hair", HAIR, "--sticker-colour", "#ff00ff",
                    "--also", "svs_export", "--size", "320x180", "--fps", "12", "--seed", "3",
                    cwd=folder)  # fmt: skip
     assert ran.returncode == 0, ran.stderr

@@ -19,6 +19,15 @@ unless you name it), for tests that plan or run more than one stage::
         with plugins_loaded("acgmake_sticker") as registry:
             assert "sticker" in [stage.name for stage in registry.stages]
 
+Run a command as a user does, in a process of its own with exactly the installed plugins you
+name (a command a plugin registers is there whatever other tests did to this process)::
+
+    from acgmake.testing import run_command
+
+    def test_my_command_says_what_it_wrote(tmp_path):
+        ran = run_command("sticker", "colored.png", plugins=["acgmake-sticker"], cwd=tmp_path)
+        assert ran.returncode == 0 and "Wrote" in ran.stderr
+
 A plugin is a module, an import name ("acgmake_sticker"), or any object with hook functions.
 A plugin that fails to load or to register fails the test with its own error, where
 ``acgmake`` itself would only warn and leave it out.
@@ -27,6 +36,9 @@ A plugin that fails to load or to register fails the test with its own error, wh
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -38,7 +50,7 @@ from acgmake import hookimpl
 from acgmake.pipeline import Registry, Stage, run
 from acgmake.plugins import DEFAULT_PLUGINS, Plugins
 
-__all__ = ["PluginProblem", "load_plugins", "plugins_loaded", "run_stage"]
+__all__ = ["PluginProblem", "load_plugins", "plugins_loaded", "run_command", "run_stage"]
 
 
 class PluginProblem(AssertionError):
@@ -127,3 +139,31 @@ def run_stage(
         only=[name],
     )
     return {kind: result.files[kind] for kind in found.makes if kind in result.files}
+
+
+def run_command(
+    *arguments: str,
+    plugins: Iterable[str] | None = None,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 600.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``acgmake *arguments`` as a user does, in a process of its own, and return how it
+    ended (``returncode``, ``stdout``, ``stderr`` as text).
+
+    ``plugins``: the installed plugins it loads, by the names ``ACGMAKE_PLUGINS`` takes (the
+    distribution's, "acgmake-sticker", or the entry point's); ``None`` loads every installed
+    plugin, ``[]`` none but the built-ins. ``env`` adds to the environment. A command still
+    running after ``timeout_s`` raises :class:`subprocess.TimeoutExpired`."""
+    environment = {key: value for key, value in os.environ.items() if key != "ACGMAKE_PLUGINS"}
+    if plugins is not None:
+        environment["ACGMAKE_PLUGINS"] = ",".join(plugins)
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "acgmake", *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )

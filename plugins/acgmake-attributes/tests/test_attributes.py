@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 from acgmake_attributes import HAIR, Wanted, find, hair_colour, judge
 
 from acgmake import UserError
+from acgmake.testing import run_command
 
 
 @pytest.mark.parametrize(("hair", "mouth"), [("blue", "open"), ("blonde", "closed")])
@@ -65,5 +65,4 @@ def test_bad_requests_are_one_clear_line():
 def _acgmake(*arguments: str) -> subprocess.CompletedProcess:
     """The command line as a user runs it, in a process of its own (the plugin's command is
     registered when acgmake starts, whatever other tests did to this process's CLI)."""
-    return subprocess.run([sys.executable, "-m", "acgmake", *arguments], capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    return run_command(*arguments, plugins=["acgmake-attributes"], timeout_s=300)

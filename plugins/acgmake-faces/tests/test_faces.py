@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,6 +13,7 @@ from PIL import Image
 
 from acgmake.models.drawn import BACKGROUND, draw_character
 from acgmake.models.facefind import find_faces
+from acgmake.testing import run_command
 
 PAPER = (248, 246, 240)
 
@@ -26,10 +26,7 @@ def drawn(index: int, size: int) -> np.ndarray:
 
 
 def faces(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "acgmake", "faces", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    return run_command("faces", *args, plugins=["acgmake-faces"], cwd=cwd, timeout_s=300)
 
 
 def test_two_characters_give_two_crops_largest_first(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -16,7 +15,7 @@ from PIL import Image
 
 from acgmake import UserError
 from acgmake.pipeline import plan
-from acgmake.testing import plugins_loaded, run_stage
+from acgmake.testing import plugins_loaded, run_command, run_stage
 
 #: Training drew seed 11, the trainer checked itself on seed 12 and the report uses seed 14.
 HELD_OUT_SEED = 13
@@ -143,5 +142,4 @@ def test_a_rough_sketch_of_ones_own_sings_cleaned_and_coloured(held_out, tmp_pat
 
 def _acgmake(*arguments: str, cwd=None) -> subprocess.CompletedProcess:
     """The command line as a user runs it, in a process of its own."""
-    return subprocess.run([sys.executable, "-m", "acgmake", *arguments], capture_output=True,
-                          text=True, timeout=600, cwd=cwd)  # fmt: skip
+    return run_command(*arguments, plugins=["acgmake-simplify"], cwd=cwd)

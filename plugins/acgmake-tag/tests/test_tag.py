@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 from acgmake_tag import tag_picture
@@ -12,7 +11,7 @@ from PIL import Image
 
 from acgmake.models.drawn import draw_character
 from acgmake.pipeline import plan
-from acgmake.testing import plugins_loaded, run_stage
+from acgmake.testing import plugins_loaded, run_command, run_stage
 
 #: The held-out set: the tagger was trained on seed 71 and measured on seed 72.
 HELD_OUT_SEED = 73
@@ -102,5 +101,4 @@ def test_characters_like_finds_the_seed_a_generated_character_came_from(tmp_path
 def _acgmake(*arguments: str) -> subprocess.CompletedProcess:
     """The command line as a user runs it, in a process of its own (the plugin's command is
     registered when acgmake starts, whatever other tests did to this process's CLI)."""
-    return subprocess.run([sys.executable, "-m", "acgmake", *arguments], capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    return run_command(*arguments, plugins=["acgmake-tag"], timeout_s=300)
