@@ -23,6 +23,9 @@ from acgmake.video.expressions import (
 from acgmake.video.frames import FrameRenderer, Look, blink_amounts, layout_for, plan_motion
 from acgmake.video.lipsync import (
     MOUTH_SHAPES,
+    SHAPE_OPENNESS,
+    drawn_mouths,
+    drawn_shape,
     lipsync_offsets,
     mouth_at,
     mouth_openness,
@@ -349,6 +352,56 @@ def test_a_drawn_blink_shuts_the_eyes_of_the_strips_rest_expression(tmp_path):
         return renderer.character.eyes.pixels[-1]  # the closed eyes
 
     assert not np.array_equal(blink_patch("drawn"), blink_patch("model"))
+
+
+def test_a_frame_shows_one_mouth_drawing_never_two_through_each_other(tmp_path):
+    """The lip-sync track mixes shapes (a consonant's hint of the coming vowel over the closed
+    mouth, a held ん's third of "u", a ramp's middle); a frame shows the one drawing with the
+    most weight, a whispered vowel's even mix its vowel."""
+    from acgmake.video.clip import clip_renderer
+
+    strip = write_expressions(tmp_path / "in")
+    paths = {**write_song(tmp_path / "song", duration_s=2.0), **write_colored(tmp_path / "c")}
+    renderer = clip_renderer(colored=paths["colored"], face=paths["face"],
+                             timing=paths["timing"], phonemes=paths["phonemes"], song_s=2.0,
+                             width=320, height=180, fps=FPS, expressions=strip)  # fmt: skip
+    sprite, patches = renderer.character, renderer.character.mouth
+    area = (slice(patches.top, patches.top + patches.pixels.shape[1]),
+            slice(patches.left, patches.left + patches.pixels.shape[2]))  # fmt: skip
+
+    def shown(weights) -> np.ndarray:
+        sprite._shown = None
+        return sprite.compose(np.asarray(weights, np.float32), 0.0).colour[area].copy()
+
+    one = np.eye(6, dtype=np.float32)
+    drawings = [shown(one[i]) for i in range(6)]
+    assert all(not np.array_equal(drawings[0], d) for d in drawings[1:])
+    a, u = MOUTH_SHAPES.index("a"), MOUTH_SHAPES.index("u")
+    for weights, expected in (
+        (0.85 * one[0] + 0.15 * one[a], 0),  # k before a: closed, no ghost of the a
+        (2 / 3 * one[0] + 1 / 3 * one[u], 0),  # ん
+        (0.4 * one[0] + 0.6 * one[a], a),  # past the middle of a ramp
+        (0.5 * one[0] + 0.5 * one[u], u),  # a whispered u
+    ):
+        assert np.array_equal(shown(weights), drawings[expected])
+        assert np.array_equal(drawn_shape(weights), one[expected])
+
+
+@pytest.mark.parametrize("fps", [12, 24, 30])
+def test_the_drawn_mouth_opens_within_half_a_frame_of_each_vowel(fps):
+    phonemes, t = [], 0.5
+    for vowel in "aoeiuaoeiu":
+        closer = "m" if vowel in "aei" else "k"
+        phonemes += [Phoneme(t - 0.5, t - 0.04, "pau"), Phoneme(t - 0.04, t, closer)]
+        phonemes.append(Phoneme(t, t + 0.37, vowel))
+        t += 0.8731
+    drawn = drawn_mouths(phonemes, fps, int(t * fps))
+    assert set(np.unique(drawn)) <= {0.0, 1.0} and (drawn.sum(axis=1) == 1).all()
+    offsets = lipsync_offsets(phonemes, drawn @ SHAPE_OPENNESS, fps)
+    late = lipsync_offsets(phonemes, np.roll(drawn, 2, axis=0) @ SHAPE_OPENNESS, fps)
+    assert late.max() > 1.4 / fps  # the measure sees a mouth two frames late
+    assert len(offsets) == 10
+    assert np.abs(offsets).max() <= 0.5 / fps + 1e-9, offsets * fps
 
 
 def test_a_blink_snaps_open_half_closed_closed_without_ghost_eyes(tmp_path):

@@ -154,8 +154,9 @@ def register_stages(register):
             # 5: the credits never over the face (in a wide frame the character steps aside);
             # 6: encoded superfast at CRF 22 (the same quality, 17% faster);
             # 7: the lyrics as written (lyrics_shown.json), --furigana; 8: a blink snaps
-            # through an in-between drawing (half-closed lids) instead of a cross-fade
-            version="8",
+            # through an in-between drawing (half-closed lids) instead of a cross-fade;
+            # 9: one mouth drawing a frame, changing at each sound's start (no cross-fade)
+            version="9",
             params=(
                 Param(
                     "size",

@@ -29,7 +29,7 @@ from acgmake.video.expressions import (
     split_strip,
 )
 from acgmake.video.frames import FrameRenderer, Look, layout_for
-from acgmake.video.lipsync import mouth_shapes
+from acgmake.video.lipsync import drawn_mouths
 from acgmake.voice.labels import Timing, read_lab
 
 
@@ -193,7 +193,7 @@ def clip_renderer(
             images, layout_face, half_blink=drawn_half_blink(images[0], layout_face, ink)
         ),
         sung,
-        mouth_shapes(read_lab(phonemes), fps, frame_count),
+        drawn_mouths(read_lab(phonemes), fps, frame_count),
         width=width,
         height=height,
         fps=fps,

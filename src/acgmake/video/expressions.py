@@ -22,6 +22,7 @@ import numpy as np
 
 from acgmake.image.face import EXPRESSIONS, Face, split_expressions
 from acgmake.video.layers import Layer, premultiply, unpremultiply
+from acgmake.video.lipsync import drawn_shape
 
 #: The mouth shapes among the expressions (rest and the five vowels), in strip order.
 MOUTHS = EXPRESSIONS[:6]
@@ -538,10 +539,11 @@ class CharacterSprite:
         return clip(mouth), clip(eye_region)
 
     def compose(self, mouth: np.ndarray, blink: float) -> Layer:
-        """The sprite with ``mouth`` (weights of the six mouth shapes) and eyes ``blink``
-        closed (0 open .. 1 closed): the same :class:`Layer` object every call."""
-        weights = np.asarray(mouth, np.float32)
-        key = (np.round(weights, 3).tobytes(), round(float(blink), 3))
+        """The sprite with ``mouth`` (weights of the six mouth shapes, shown as the one drawing
+        :func:`acgmake.video.lipsync.drawn_shape` picks) and eyes ``blink`` closed (0 open .. 1
+        closed): the same :class:`Layer` object every call."""
+        weights = drawn_shape(mouth)
+        key = (weights.tobytes(), round(float(blink), 3))
         if key == self._shown:
             return self.layer  # a held vowel: nothing changed since the last frame
         self._shown = key

@@ -389,7 +389,8 @@ class FrameRenderer:
 
     ``character`` is the sprite in its expressions, ``timing`` the tempo, sections and lyric
     lines, ``mouth`` the mouth of each frame (float (frames, 6), from
-    :func:`acgmake.video.lipsync.mouth_shapes`; its length is the number of frames).
+    :func:`acgmake.video.lipsync.drawn_mouths`, or a mix the sprite shows as its main shape;
+    its length is the number of frames).
     ``title`` shows at the start; ``credits`` (lines) at the end, from ``credits_from_s``.
     """
 

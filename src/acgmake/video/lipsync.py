@@ -10,7 +10,10 @@ on the boundary*, so it moves just before the sound changes, as a real mouth doe
 lags it. Openness (0 closed .. 1 wide) is the mix's weighted :data:`SHAPE_OPENNESS`.
 
 A frame is drawn as the mouth is at the *middle* of the time it is on screen, which keeps every
-mouth opening within half a frame of its vowel (:func:`lipsync_offsets` measures it).
+mouth opening within half a frame of its vowel (:func:`lipsync_offsets` measures it). The clip
+shows one drawing at a time (:func:`drawn_mouths`): each phoneme's main shape, changing at the
+phoneme's start, as limited animation draws lip flaps; the eased mix is the mouth's motion,
+for measures and for callers that draw in-betweens.
 """
 
 from __future__ import annotations
@@ -142,6 +145,26 @@ def mouth_shapes(
     """The mouth of each of ``frame_count`` frames at ``fps``: float32 (frames, 6) weights of
     :data:`MOUTH_SHAPES` (see :func:`mouth_at`)."""
     return mouth_at(phonemes, frame_times(fps, frame_count), ramp_s=ramp_s)
+
+
+def drawn_shape(weights: np.ndarray) -> np.ndarray:
+    """The one drawing a frame shows for a mix of the six mouth shapes, as one-hot weights:
+    the shape with the most weight, a tie going to the more open one (a whispered vowel, half
+    open, shows its vowel). Limited animation draws lip flaps so; two drawings mixed show both
+    mouths, one through the other (a consonant's hint of the coming vowel over the closed
+    mouth, a held ん's third of "u")."""
+    weights = np.asarray(weights, np.float32)
+    shown = np.zeros(len(MOUTH_SHAPES), np.float32)
+    shown[int(np.argmax(np.round(weights, 3) + 1e-4 * SHAPE_OPENNESS))] = 1.0
+    return shown
+
+
+def drawn_mouths(phonemes: Sequence[Phoneme], fps: float, frame_count: int) -> np.ndarray:
+    """The mouth drawing each of ``frame_count`` frames at ``fps`` shows: float32 (frames, 6)
+    one-hot rows of :data:`MOUTH_SHAPES`, each phoneme's :func:`drawn_shape` from the frame
+    whose middle is past its start (so each change shows within half a frame of the sound's)."""
+    held = mouth_at(phonemes, frame_times(fps, frame_count), ramp_s=0.0)
+    return np.array([drawn_shape(weights) for weights in held], np.float32).reshape(-1, 6)
 
 
 def mouth_openness(
