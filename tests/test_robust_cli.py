@@ -101,6 +101,8 @@ def test_non_finite_options_are_one_line_and_write_nothing(tmp_path, args, word)
         ("--background", "no-such-picture.jpg", "does not exist"),
         ("--background", "song.txt", "not a picture"),
         ("--edit", "nose=1", "--edit"),
+        ("--character", "no-such-oc.png", "--character"),
+        ("--face", "no-such-face.json", "--face"),
     ],
 )
 def test_a_bad_option_of_a_late_stage_stops_the_song_before_the_first_stage(

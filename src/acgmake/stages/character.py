@@ -126,6 +126,18 @@ def _user_file(text: str, option: str) -> Path:
     return path
 
 
+def _check_character(text: str) -> None:
+    """``--character``: a readable file, checked before anything runs (not once the song has
+    been composed and sung)."""
+    if text:
+        _user_file(text, "--character")
+
+
+def _check_face(text: str) -> None:
+    if text:
+        _user_file(text, "--face")
+
+
 def make_own_character(ctx) -> None:
     """``--character PICTURE``: the user's own picture is the character (see
     :mod:`acgmake.image.portrait`): its face found (or given with ``--face``), its background
@@ -293,6 +305,7 @@ def register_stages(register):
                     "your own character picture (PNG, JPEG or WebP, any anime-style picture "
                     "with a face) in place of a generated one: its face is found, its "
                     "background made transparent, its colours kept",
+                    check=_check_character,
                 ),
                 Param(
                     "face",
@@ -300,6 +313,7 @@ def register_stages(register):
                     "with --character: a JSON file saying where the face is, when it is not "
                     'found: {"face": [x0, y0, x1, y1], "mouth": [...], "eyes": [[...], [...]]} '
                     "in pixels of the picture (or 0..1)",
+                    check=_check_face,
                 ),
                 Param(
                     "face_index",
