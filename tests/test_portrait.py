@@ -121,6 +121,26 @@ def test_a_busy_backdrop_is_kept_rather_than_cut_wrongly():
     assert separate_background(page, tuple(truth["face"])) is None
 
 
+@pytest.mark.parametrize("framing", ["bust", "tall"])
+def test_a_face_file_of_a_cut_keeps_its_points_inside_it(framing):
+    # A small character low in a big busy picture: no backdrop found, the cut tight round the
+    # face. Its face.json must read back (the background's point was the whole picture's
+    # corner, -0.7 of the cut, and the clip stage refused the file).
+    rng = np.random.default_rng(1)
+    page, truth, drawing = drawn_on_paper(3, 256, canvas=(700, 600), at=(400, 344))
+    back = np.zeros(page.shape[:2], bool)
+    back[:] = True
+    back[344:600, 400:656] = drawing.labels == BACKGROUND
+    page[back] = rng.integers(0, 255, (int(back.sum()), 3), dtype=np.uint8)
+    layout = given_layout(truth, 700, 600, "f.json")
+    made = make_portrait(page, layout, framing=framing)
+    assert made.background == "none" and made.crop[0] > 0 and made.crop[1] > 0
+    points = made.layout["points"]
+    flat = [v for p in points.values() for v in (np.ravel(p))]
+    assert all(0.0 <= v <= 1.0 for v in flat), points
+    Face.from_dict({**made.layout, "colors": {}})  # raises for a value out of range
+
+
 def test_a_transparent_picture_keeps_its_own_transparency():
     page, truth, drawing = drawn_on_paper(4, 256)
     rgba = np.dstack([page, np.where(drawing.labels == BACKGROUND, 0, 255).astype(np.uint8)])

@@ -344,7 +344,9 @@ def framing_box(face: Box, width: int, height: int, framing: str) -> tuple[int, 
 
 
 def _reframed(layout: dict[str, Any], crop: tuple[int, int, int, int], width: int, height: int):
-    """``layout`` (normalised to the whole picture) normalised to ``crop`` of it."""
+    """``layout`` (normalised to the whole picture) normalised to ``crop`` of it. The hint
+    points are kept inside the crop (the background's, at the whole picture's corner, and the
+    clothes', below the chin, may lie outside a tight one)."""
     x0, y0, x1, y1 = crop
     cw, ch = x1 - x0, y1 - y0
 
@@ -354,8 +356,11 @@ def _reframed(layout: dict[str, Any], crop: tuple[int, int, int, int], width: in
     def box(b: list[float]) -> list[float]:
         return [*point(b[:2]), *point(b[2:])]
 
+    def inside(p: list[float]) -> list[float]:
+        return [min(max(v, 0.0), 1.0) for v in point(p)]
+
     points = {
-        name: [point(p) for p in value] if isinstance(value[0], list) else point(value)
+        name: [inside(p) for p in value] if isinstance(value[0], list) else inside(value)
         for name, value in layout["points"].items()
     }
     return {

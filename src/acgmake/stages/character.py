@@ -265,7 +265,8 @@ def register_stages(register):
             run=make_character,
             # 2: face.json keeps the latent; --edit, --mix-seed, --mix-layer
             # 3: --edit pasted onto its face part; face.json: latent before edits
-            version="4",  # 4: --character, --face, --face-index, --framing
+            # 4: --character, --face, --face-index, --framing
+            version="5",  # 5: a --character's hint points kept inside its crop
             params=(
                 Param(
                     "truncation",
