@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from acgmake.errors import UserError
@@ -392,3 +394,44 @@ def test_a_16_bit_or_float_grey_picture_keeps_its_greys(tmp_path, mode):
     wide.save(path)
     read, _ = read_picture(path, "picture")
     assert np.abs(read[..., 0].astype(int) - grey).max() <= 1
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.tuples(st.integers(128, 640), st.integers(128, 640)),
+    face=st.tuples(
+        st.floats(-0.3, 1.2), st.floats(-0.3, 1.2), st.floats(0.05, 0.9), st.floats(0.05, 0.9)
+    ),  # fmt: skip
+    framing=st.sampled_from(["bust", "tall", "whole"]),
+    backdrop=st.sampled_from(["paper", "noise", "clear"]),
+)
+def test_any_given_face_makes_a_face_file_the_chain_reads_or_one_clear_line(
+    size, face, framing, backdrop
+):
+    # A --face file may place the face anywhere, even partly off the picture: the portrait
+    # made from it is read back by the later stages, or the file is refused at once.
+    width, height = size
+    x0, y0, fw, fh = face
+    x1, y1 = x0 + fw, y0 + fh
+    raw = {
+        "face": [x0, y0, x1, y1],
+        "mouth": [x0 + 0.4 * fw, y0 + 0.75 * fh, x0 + 0.6 * fw, y0 + 0.85 * fh],
+        "eyes": [[x0 + 0.2 * fw, y0 + 0.45 * fh, x0 + 0.4 * fw, y0 + 0.6 * fh],
+                 [x0 + 0.6 * fw, y0 + 0.45 * fh, x0 + 0.8 * fw, y0 + 0.6 * fh]],
+    }  # fmt: skip
+    rng = np.random.default_rng(width * height)
+    picture = np.empty((height, width, 3), np.uint8)
+    picture[:] = PAPER
+    if backdrop == "noise":
+        picture[:] = rng.integers(0, 255, picture.shape, dtype=np.uint8)
+    if backdrop == "clear":
+        picture = np.dstack([picture, np.zeros((height, width), np.uint8)])
+        picture[height // 4 : height // 2, width // 4 : width // 2, 3] = 255
+    try:
+        layout = given_layout(raw, width, height, "f.json")
+    except UserError as error:
+        assert str(error).splitlines() == [str(error)] and "f.json" in str(error)
+        return
+    made = make_portrait(picture, layout, framing=framing)
+    assert made.rgba.shape[0] >= 1 and made.rgba.shape[1] >= 1
+    Face.from_dict({**made.layout, "colors": {}})

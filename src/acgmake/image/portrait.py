@@ -168,13 +168,21 @@ def found_layout(picture: np.ndarray, name: str, face_index: int | None) -> dict
         face = found[face_index - 1]
     else:
         face = found[0]
-    share = min((face.box[2] - face.box[0]) * width, (face.box[3] - face.box[1]) * height)
-    if share < MIN_FACE_SHARE * min(width, height) or share < 24:
-        raise UserError(
-            f"the face in {name} is only {share:.0f} pixels wide, too small to sing; crop the "
-            "picture closer to the character"
-        )
+    too_small = _too_small(face.box, width, height)
+    if too_small:
+        raise UserError(f"the face in {name} is {too_small}")
     return layout_from_face(face.box, face.eyes, face.mouth)
+
+
+def _too_small(face: Box, width: int, height: int) -> str:
+    """Why a face box (normalised) is too small to sing, or "" when it is not."""
+    share = min((face[2] - face[0]) * width, (face[3] - face[1]) * height)
+    if share < MIN_FACE_SHARE * min(width, height) or share < 24:
+        return (
+            f"only {share:.0f} pixels wide, too small to sing; crop the picture closer to the "
+            "character"
+        )
+    return ""
 
 
 def given_layout(raw: Any, width: int, height: int, source: str) -> dict[str, Any]:
@@ -223,6 +231,13 @@ def given_layout(raw: Any, width: int, height: int, source: str) -> dict[str, An
         ):
             if b[2] < 0 or b[3] < 0 or b[0] > 1 or b[1] > 1:
                 raise FormatProblem(f"{where} lies outside the picture")
+        inside_w = min(face[2], 1.0) - max(face[0], 0.0)
+        inside_h = min(face[3], 1.0) - max(face[1], 0.0)
+        if inside_w * inside_h < 0.5 * (face[2] - face[0]) * (face[3] - face[1]):
+            raise FormatProblem("face lies more than half outside the picture")
+        too_small = _too_small(tuple(face), width, height)
+        if too_small:
+            raise FormatProblem(f"face is {too_small}")
         return layout_from_face(tuple(face), tuple(tuple(e) for e in eyes), tuple(mouth))
 
     return checked_value(
