@@ -114,6 +114,15 @@ def _robust_memory_limit(request):
 
 
 def pytest_collection_modifyitems(config, items):
+    # Files with whole-chain (slow) tests first, most of them first, the rest in their order:
+    # pytest -n hands files to the workers in this order (--dist loadfile), and a long file
+    # handed out last keeps one core busy after the other has run out of work.
+    slow: dict[str, int] = {}
+    for item in items:
+        slow.setdefault(item.nodeid.split("::")[0], 0)
+        if item.get_closest_marker("slow") is not None:
+            slow[item.nodeid.split("::")[0]] += 1
+    items.sort(key=lambda item: -slow[item.nodeid.split("::")[0]])  # stable: order kept within
     for item in items:
         marker = item.get_closest_marker("robust")
         if marker is not None:
