@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 def sticker(ctx) -> None:
     """Draw a soft-edged outline of ``sticker_px`` pixels around the character's shape."""
+    import cv2
     import numpy as np
     from PIL import Image, ImageFilter
 
@@ -18,10 +19,13 @@ def sticker(ctx) -> None:
     colour = ctx.params["sticker_colour"]
     with Image.open(ctx.input("colored")) as image:
         character = image.convert("RGBA")
-    shape = character.getchannel("A")
-    # Grow the shape by the outline's width (a max filter is a dilation), then soften it.
-    grown = shape.filter(ImageFilter.MaxFilter(2 * width_px + 1)) if width_px else shape
-    grown = grown.filter(ImageFilter.GaussianBlur(0.6))
+    shape = np.asarray(character.getchannel("A"))
+    if width_px:
+        # Grow the shape by the outline's width with a round brush (a dilation by a disc:
+        # the outline stays as wide round corners and points, as a cut sticker's does).
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width_px + 1,) * 2)
+        shape = cv2.dilate(shape, disc)
+    grown = Image.fromarray(shape).filter(ImageFilter.GaussianBlur(0.6))  # a soft edge
     outline = Image.new("RGBA", character.size, colour)
     outline.putalpha(grown)
     outline.alpha_composite(character)
@@ -41,7 +45,7 @@ def register_stages(register):
             needs=("colored",),
             makes=("colored",),
             run=sticker,
-            version="1",
+            version="2",  # 2: a round brush
             params=(
                 Param(
                     "sticker_px",
