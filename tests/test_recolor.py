@@ -195,3 +195,22 @@ def test_a_speck_cut_off_by_the_edge_is_not_left_floating():
     expected = np.zeros_like(mask)
     expected[0:5, 200:206] = True
     assert np.array_equal(edge_specks(mask), expected)
+
+
+@pytest.mark.parametrize("seed", [1234, 8])
+def test_a_users_picture_recoloured_finds_its_hair_and_skin(seed):
+    # --palette on a user's picture (here a drawn character, which knows its parts): its
+    # regions are the picture's. Seed 1234's long hair shows between the jaw and the strands,
+    # which the skin's region took in through a gap where the lines meet (hair found: 0.60);
+    # seed 8's narrow jaw put the skin's hint point on a strand of hair (hair found: 0.76).
+    from acgmake.image.portrait import found_layout, make_portrait, sampled_colours
+    from acgmake.models.drawn import HAIR, SKIN, draw_character
+
+    drawing = draw_character(seed, 0, 640, labels=True)
+    picture = np.asarray(drawing.image.convert("RGB"))
+    portrait = make_portrait(picture, found_layout(picture, "oc.png", None), framing="whole")
+    colours = sampled_colours(portrait.rgba, portrait.layout["points"])
+    face = Face.from_dict({**portrait.layout, "colors": colours})
+    found = np.argmax(region_masks(portrait.rgba[..., :3], face), axis=0)
+    assert (found[drawing.labels == HAIR] == LABELS.index("hair")).mean() > 0.95
+    assert (found[drawing.labels == SKIN] == LABELS.index("skin")).mean() > 0.95

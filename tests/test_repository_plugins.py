@@ -61,8 +61,8 @@ def song(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plugins-song")
     (folder / "spring.txt").write_text("はるの かぜが ふく\nそらに うたう\n", encoding="utf-8")
     ran = run_command("song", "spring.txt", "--hair", HAIR, "--sticker-colour", "#ff00ff",
-                   "--also", "svs_export", "--size", "320x180", "--fps", "12", "--seed", "3", "--fit-steps", "0",
-                   cwd=folder)  # fmt: skip
+                      "--also", "svs_export", "--size", "320x180", "--fps", "12", "--seed", "3",
+                      "--fit-steps", "0", cwd=folder)  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     return folder / "spring.acgmake", folder / "spring.mp4"
 

@@ -126,8 +126,10 @@ def layout_from_face(box: Box, eyes: tuple[Box, ...], mouth: Box) -> dict[str, A
         )
     centres = [[(e[0] + e[2]) / 2, (e[1] + e[3]) / 2] for e in eyes]
     eye_bottom = max(e[3] for e in eyes) if eyes else fy0 + 0.6 * fh
-    cheek_x = centres[0][0] if centres else fx0 + 0.28 * fw
     cx = (fx0 + fx1) / 2
+    # Skin: under the inner half of an eye, between the eyes and the mouth, where a face is
+    # skin whatever its shape (under the eye's middle, a narrow jaw may already be hair).
+    cheek_x = (centres[0][0] + cx) / 2 if centres else fx0 + 0.39 * fw
 
     def clamp(point: list[float]) -> list[float]:
         return [round(min(max(v, 0.0), 1.0), 4) for v in point]

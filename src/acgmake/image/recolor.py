@@ -224,6 +224,38 @@ def _move_unlike_pieces(labels: np.ndarray, lab: np.ndarray, face: Face) -> None
                 other = min(options, key=options.get)
                 if options[other] < 0.5 * own:
                     labels[pieces == number] = LABELS.index(other)
+    _move_unlike_parts(labels, lab, references, minimum)
+
+
+def _move_unlike_parts(
+    labels: np.ndarray, lab: np.ndarray, references: dict[str, np.ndarray], minimum: float
+) -> None:
+    """The same for a part of a region that the lines leave joined to the rest: paint of the
+    region plainly unlike its colour (long hair seen between a user's drawn jaw and the
+    strands beside it, which the skin's region took in through a gap where the lines meet)
+    goes to the touching region whose colour it has."""
+    from scipy import ndimage
+
+    paint = paint_amount(lab[..., 0], LINE_WIDTH * max(labels.shape)) > 0.5
+    paint &= lab[..., 0] > INK_LIGHTNESS  # the middle of a line thicker than the model's
+    names = tuple(references)
+    for name in names:
+        index = LABELS.index(name)
+        unlike = (labels == index) & paint & (_distance(lab, references[name]) >= PIECE_DIFFERENCE)
+        pieces, _ = ndimage.label(unlike)
+        for number, where in enumerate(ndimage.find_objects(pieces), start=1):
+            piece = pieces[where] == number
+            if piece.sum() < minimum:
+                continue
+            colour = np.median(lab[where][piece], axis=0)
+            own = float(_distance(colour, references[name]))
+            ring = ndimage.binary_dilation(pieces == number, iterations=3) & (labels != index)
+            near = {LABELS[label] for label in np.unique(labels[ring])} & set(names)
+            options = {other: float(_distance(colour, references[other])) for other in near}
+            if options:
+                other = min(options, key=options.get)
+                if options[other] < min(0.5 * own, PIECE_DIFFERENCE):
+                    labels[pieces == number] = LABELS.index(other)
 
 
 def _find_irises(labels: np.ndarray, lab: np.ndarray, face: Face) -> None:

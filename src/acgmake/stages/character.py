@@ -266,7 +266,9 @@ def register_stages(register):
             # 2: face.json keeps the latent; --edit, --mix-seed, --mix-layer
             # 3: --edit pasted onto its face part; face.json: latent before edits
             # 4: --character, --face, --face-index, --framing
-            version="5",  # 5: a --character's hint points kept inside its crop
+            # 5: a --character's hint points kept inside its crop, its skin point nearer
+            # the nose (under the eye's middle, a narrow jaw may already be hair)
+            version="5",
             params=(
                 Param(
                     "truncation",

@@ -244,7 +244,8 @@ def register_stages(register):
             # face.json (acgmake:line-art, or a grey picture of the user's) coloured as line art;
             # hints on a character with face.json recolour the regions they are painted on
             # 7: a speck cut off by the picture's edge is not kept floating (transparent)
-            version="7",
+            # 8: paint of a region plainly another touching region's colour goes to it
+            version="8",
             params=_params(),
             help="Colour line art or the character from colour hints (--hints hints.png, or "
             "--palette with face.json); writes colored.png (transparent background) and "
