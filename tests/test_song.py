@@ -22,6 +22,7 @@ import pytest
 import soundfile
 from PIL import Image
 
+from acgmake.testing import run_command
 from acgmake.video.encode import ffmpeg_exe, read_media_info
 from acgmake.voice.labels import Timing, read_lab
 
@@ -31,15 +32,8 @@ LYRICS = "はるの かぜが\nさくらを ゆらす\n"
 SIZE, FPS = (320, 180), 24
 
 
-def acgmake(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "acgmake", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+def acgmake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run_command(*args, cwd=cwd)
 
 
 def stage_reports(stderr: str) -> dict[str, str]:
