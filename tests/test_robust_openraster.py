@@ -90,6 +90,8 @@ def test_the_files_acgmake_writes_read_back_as_written(tmp_path):
     read, read_merged = read_ora(tmp_path / "colored.ora")
     assert [n for n, _ in read] == ["flats", "lines"] and (read_merged == merged).all()
     assert all((a == b).all() for (_, a), (_, b) in zip(read, layers, strict=True))
+    none, merged_only = read_ora(tmp_path / "colored.ora", layers=False)
+    assert none == [] and (merged_only == merged).all()
 
 
 def _stack(*layers: str, w: str = "64", h: str = "48") -> str:

@@ -1533,7 +1533,28 @@ def _execute(
         for temporary in partials.values():
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
+        _give_back_memory()
     return time.perf_counter() - started, context.assets
+
+
+def _give_back_memory() -> None:
+    """Hand the memory a finished stage freed back to the system. glibc keeps what a thread
+    frees in that thread's own arena, where the stages running later in other threads do not
+    reuse it: measured on the 300 s song, the tag stage's 40 MB stayed counted in the run's
+    peak. Nothing happens where the C library has no ``malloc_trim``."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        import ctypes
+
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
 
 
 def _outputs_intact(entry: Mapping[str, Any], folder: Path) -> bool:

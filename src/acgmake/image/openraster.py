@@ -87,11 +87,12 @@ def write_ora(path: Path, layers: Sequence[tuple[str, np.ndarray]], merged: np.n
 MAX_LAYERS, MAX_STACK_BYTES = 256, 1_000_000
 
 
-def read_ora(path: Path) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
+def read_ora(path: Path, *, layers: bool = True) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
     """The layers (name, RGBA; bottom first) and merged image of the OpenRaster file ``path``,
     each the canvas's size: a layer a paint program stored cropped to what it holds is placed
-    at its ``x``, ``y`` on a clear canvas. UserError when it is not an OpenRaster file this
-    reads, or past the limits (:data:`MAX_LAYERS`, :data:`MAX_STACK_BYTES`, the canvas at most
+    at its ``x``, ``y`` on a clear canvas (with ``layers=False`` the merged image only, the
+    layers' list empty). UserError when it is not an OpenRaster file this reads, or past the
+    limits (:data:`MAX_LAYERS`, :data:`MAX_STACK_BYTES`, the canvas at most
     :data:`acgmake.image.picture.MAX_PICTURE_PIXELS`)."""
     from acgmake.errors import UserError
     from acgmake.image.picture import MAX_PICTURE_PIXELS
@@ -134,8 +135,8 @@ def read_ora(path: Path) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
             entries = [layer for layer in found if layer.get("src")]
             if len(entries) > MAX_LAYERS:
                 raise refuse(f"it has more than {MAX_LAYERS} layers")
-            layers = []
-            for layer in reversed(entries):  # stack.xml lists the topmost first
+            found_layers = []
+            for layer in reversed(entries if layers else []):  # topmost first in stack.xml
                 source = layer.get("src", "")
                 if source not in members:
                     raise refuse(f"its layer {source} is missing")
@@ -144,13 +145,14 @@ def read_ora(path: Path) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
                     x, y = round(float(layer.get("x", 0))), round(float(layer.get("y", 0)))
                 except ValueError:
                     raise refuse(f"the layer {source} has no place on the canvas") from None
-                layers.append((layer.get("name", source), _on_canvas(pixels, x, y, width, height)))
+                placed = _on_canvas(pixels, x, y, width, height)
+                found_layers.append((layer.get("name", source), placed))
             merged = _on_canvas(picture(archive, "mergedimage.png"), 0, 0, width, height)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError) as error:
         raise refuse(f"it is not an OpenRaster (zip) file ({error})") from None
     except NotImplementedError as error:  # a compression zipfile does not know
         raise refuse(str(error)) from None
-    return layers, merged
+    return found_layers, merged
 
 
 def _on_canvas(rgba: np.ndarray, x: int, y: int, width: int, height: int) -> np.ndarray:

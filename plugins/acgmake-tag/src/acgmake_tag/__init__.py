@@ -119,7 +119,7 @@ def tag(ctx: StageContext) -> None:
         # plugin's outline, which the tagger would read as hair (a pink outline: pink hair).
         from acgmake.image.openraster import read_ora
 
-        _, picture = read_ora(layers)
+        _, picture = read_ora(layers, layers=False)
     else:
         picture, _ = read_picture(ctx.input("colored"), "colored character")
     ctx.use_asset(WEIGHTS, name="acgmake-tag tagger", license="MIT")
