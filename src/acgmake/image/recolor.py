@@ -95,6 +95,9 @@ PALE_LIGHTNESS, PALE_CHROMA = 86.0, 16.0
 #: A piece of a region whose colour is further than this from the region's sampled colour,
 #: and less than half as far from a neighbouring region's, belongs to that neighbour.
 PIECE_DIFFERENCE = 18.0
+#: ... a part of a region joined to the rest (:func:`_move_unlike_parts`) belongs to a
+#: touching region whose colour is within PIECE_DIFFERENCE and this much nearer than its own.
+NEARER = 0.85
 
 
 def _mend_labels(labels: np.ndarray, lab: np.ndarray, face: Face) -> None:
@@ -254,7 +257,7 @@ def _move_unlike_parts(
             options = {other: float(_distance(colour, references[other])) for other in near}
             if options:
                 other = min(options, key=options.get)
-                if options[other] < min(0.5 * own, PIECE_DIFFERENCE):
+                if options[other] < min(NEARER * own, PIECE_DIFFERENCE):
                     labels[pieces == number] = LABELS.index(other)
 
 
