@@ -398,54 +398,6 @@ def _background_point(alpha: np.ndarray) -> list[float]:
     return [round((x + 0.5) / width, 4), round((y + 0.5) / height, 4)]
 
 
-#: Two samples of hair (CIELAB distance) match when closer than this; hair must be further
-#: than SKIN_APART from the skin's sample, and lighter than LINE_LIGHTNESS (not a line).
-HAIR_MATCH, SKIN_APART, LINE_LIGHTNESS = 12.0, 6.0, 15.0
-
-
-def hair_point(rgba: np.ndarray, layout: dict[str, Any]) -> list[float]:
-    """Where to sample the hair: of the places above the eyes (the bangs, or a headband
-    over them), the one whose colour is also beside the face at the eyes' height (where
-    hair, and no headband, falls), unlike the skin's and no line; the layout's own guess
-    when none matches (a short cut shows no hair beside the face)."""
-    from acgmake.models.character import color_at
-
-    height, width = rgba.shape[:2]
-    rgb = np.ascontiguousarray(rgba[..., :3])
-    fx0, fy0, fx1, fy1 = layout["face"]
-    fw, fh = fx1 - fx0, fy1 - fy0
-    eyes = layout["eyes"]
-    eye_y = sum((e[1] + e[3]) / 2 for e in eyes) / len(eyes) if eyes else fy0 + 0.55 * fh
-    cx = (fx0 + fx1) / 2
-
-    def lab_at(point: tuple[float, float]) -> np.ndarray:
-        x, y = min(max(point[0], 0.0), 1.0), min(max(point[1], 0.0), 1.0)
-        hex_colour = color_at(rgb, [x, y])
-        colour = np.array([[[int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]]], np.uint8)
-        return cv2.cvtColor(colour.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[0, 0]
-
-    skin = lab_at(tuple(layout["points"]["skin"]))
-    above = [(cx, fy0 + k * fh) for k in (0.05, 0.12, 0.2, 0.28)]
-    beside = [
-        (x, eye_y) for x in (fx0 - 0.06 * fw, fx0 + 0.04 * fw, fx1 - 0.04 * fw, fx1 + 0.06 * fw)
-    ]
-    side_colours = [lab_at(p) for p in beside if 0.0 <= p[0] <= 1.0]
-    best, best_distance = None, HAIR_MATCH
-    for point in above:
-        if not 0.0 <= point[1] <= 1.0:
-            continue
-        colour = lab_at(point)
-        if colour[0] < LINE_LIGHTNESS or np.linalg.norm(colour - skin) < SKIN_APART:
-            continue
-        for side in side_colours:
-            distance = float(np.linalg.norm(colour - side))
-            if distance < best_distance:
-                best, best_distance = point, distance
-    if best is None:
-        return layout["points"]["hair"]
-    return [round(best[0], 4), round(best[1], 4)]
-
-
 def make_portrait(
     picture: np.ndarray,
     layout: dict[str, Any],
@@ -469,7 +421,6 @@ def make_portrait(
     x0, y0, x1, y1 = crop
     cut = np.ascontiguousarray(rgba[y0:y1, x0:x1])
     reframed = _reframed(layout, crop, width, height)
-    reframed["points"]["hair"] = hair_point(cut, reframed)
     if how != "none":
         reframed["points"]["background"] = _background_point(cut[..., 3])
     return Portrait(cut, reframed, how, crop)
