@@ -8,6 +8,7 @@ import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -399,3 +400,9 @@ def test_the_character_stage_draws_with_a_community_checkpoint(tmp_path, kind):
     )
     with Image.open(result.files["character"]) as image:
         assert image.size == (32, 32) and image.mode == "RGB"
+        drawn = np.asarray(image)
+    # The picture is what the converted network draws for the seed, not merely 32 px of it.
+    from acgmake.models.character import generate_character
+
+    expected = generate_character(load_generator(path), 1)
+    assert np.abs(drawn.astype(int) - expected.astype(int)).max() <= 1

@@ -159,7 +159,7 @@ def test_the_stage_writes_the_colored_png_and_an_openraster_file(tmp_path):
     assert np.abs(alpha[..., 0] * 255 - colored[..., 3]).max() <= 1.0
 
 
-def test_the_command_line_colours_the_example(tmp_path):
+def test_the_command_line_colours_the_example(tmp_path, flat):
     from click.testing import CliRunner
 
     from acgmake.cli import cli
@@ -170,7 +170,13 @@ def test_the_command_line_colours_the_example(tmp_path):
     assert outcome.exit_code == 0, outcome.output
     with Image.open(out) as image:
         assert image.mode == "RGBA" and image.size == (512, 512)
-    assert (tmp_path / "w" / "colored.ora").is_file()
+        written = np.asarray(image)
+    # What the command wrote is the picture colorize_layers makes, hints and all.
+    assert np.abs(written.astype(int) - flat.composite().astype(int)).max() <= 1
+    for name, ((x, y), colour) in STROKES.items():
+        assert np.abs(written[y, x, :3].astype(int) - colour).max() <= 2, name
+    layers, merged = read_ora(tmp_path / "w" / "colored.ora")
+    assert layers and np.abs(merged.astype(int) - written.astype(int)).max() <= 1
 
 
 def _write(tmp_path: Path, name: str, array: np.ndarray) -> Path:

@@ -58,7 +58,8 @@ def test_held_out_character_is_found_at_every_size(size):
     faces = find_faces(image)
     assert len(faces) == 1
     _check_face(faces[0], truth)
-    assert faces[0].source == "acgmake" and 0.5 <= faces[0].score <= 1
+    # Sure of it (0.94 measured at each size), not just past find_faces' own 0.5 cut.
+    assert faces[0].source == "acgmake" and 0.8 <= faces[0].score <= 1
 
 
 def test_several_held_out_characters_at_256_px():

@@ -55,7 +55,9 @@ def test_sinsys_own_singing_is_checked_note_by_note(sung):
     assert [n.midi for n in report.notes] == [67, 69, 71, 72, 74, 72, 71, 69, 67]
     assert all(n.voiced_frames > 20 for n in report.notes)  # every note is sung, voiced
     summary = report.summary()
-    assert summary["notes"] == 9 and 0.0 <= summary["in_tune_share"] <= 1.0
+    # Sinsy's own singing is often off its notes (0.43 of frames in tune here; 26-29 % over
+    # the example songs): the check must see that, not pass everything as in tune.
+    assert summary["notes"] == 9 and 0.1 <= summary["in_tune_share"] <= 0.7
 
 
 def test_corrected_singing_is_on_the_written_notes(sung):

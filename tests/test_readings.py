@@ -254,6 +254,8 @@ def test_real_song_lyrics_are_read_as_they_are_sung():
     songs = report.load_songs()
     everything, held_out, _ = report.score(songs, report.reconciled_reader)
     openjtalk, _, _ = report.score(songs, report.openjtalk_reader)
-    assert everything.exact_share >= 0.82 and everything.mora_accuracy >= 0.96
-    assert held_out.exact_share >= 0.75
-    assert everything.exact > openjtalk.exact
+    # A few lines below the figures (a dictionary update moves a line or two), and the
+    # reconciling must beat OpenJTalk alone by a margin, not by a line.
+    assert everything.exact_share >= 0.80 and everything.mora_accuracy >= 0.95
+    assert held_out.exact_share >= 0.73
+    assert everything.exact_share >= openjtalk.exact_share + 0.03

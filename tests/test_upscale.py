@@ -93,8 +93,11 @@ def test_odd_sizes_transparency_and_large_pictures():
     picture = rng.integers(0, 255, (30, 50, 4), dtype=np.uint8)
     out = upscale(picture, size_px=200)
     assert out.shape == (120, 200, 4)  # 50 -> x4 = 200 wide, aspect kept, alpha kept
-    same = np.zeros((300, 200, 3), np.uint8)
-    assert upscale(same, size_px=256).shape == (300, 200, 3)  # already large: unchanged
+    # The alpha is the picture's own, enlarged (not made opaque, nor taken from the colour).
+    alpha = cv2.resize(picture[..., 3], (200, 120), interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(out[..., 3], alpha)
+    same = rng.integers(0, 255, (300, 200, 3), dtype=np.uint8)
+    assert np.array_equal(upscale(same, size_px=256), same)  # already large: unchanged
     with pytest.raises(UserError, match="megapixels"):
         upscale(np.zeros((5000, 4000, 3), np.uint8))
     with pytest.raises(UserError, match="unknown upscaler"):

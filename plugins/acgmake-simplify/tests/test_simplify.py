@@ -67,7 +67,10 @@ def test_grey_and_transparent_sketches_work(held_out, tmp_path):
     from_layer = simplify_picture(layer) < 128
     from_grey = simplify_picture(rough) < 128
     assert from_layer.shape == rough.shape
-    assert line_scores(from_layer, clean > 127)[1] >= MIN_RECALL - 0.1
+    # On white, the layer is the grey picture: the same lines come out of both.
+    assert np.mean(from_layer == from_grey) > 0.995
+    precision, recall = line_scores(from_layer, clean > 127)
+    assert precision >= MIN_PRECISION - 0.1 and recall >= MIN_RECALL - 0.1, (precision, recall)
     grey_file, layer_file = tmp_path / "grey.png", tmp_path / "layer.png"
     Image.fromarray(rough).save(grey_file)  # mode L
     Image.fromarray(layer).save(layer_file)
