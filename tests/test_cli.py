@@ -261,3 +261,12 @@ def test_a_run_enlarges_the_character_for_its_clip_unless_told_a_size():
         assert derived_params(song, params)["upscale"]["upscale_size"] == size
     alone = [registry.stage("upscale")]
     assert "upscale_size" not in derived_params(alone, {}).get("upscale", {})
+    # The strip's blink is fitted only for a clip that shows the model's own blink.
+    for params, fit in (
+        ({}, False),
+        ({"animate": {"blink": "model"}}, True),
+        ({"expressions": {"fit_blink": True}}, True),
+    ):
+        assert derived_params(song, params)["expressions"]["fit_blink"] is fit
+    expressions = [registry.stage("expressions")]
+    assert "fit_blink" not in derived_params(expressions, {}).get("expressions", {})

@@ -316,7 +316,7 @@ def test_the_stages_edit_mix_and_write_the_expressions_strip(tmp_path):
         made = np.asarray(strip)
     # The stage fits every expression to the character; --fit-steps 0: the directions alone.
     stage = next(s for s in _plugins().registry.stages if s.name == "expressions")
-    assert {p.name: p.default for p in stage.params} == {"fit_steps": FIT_STEPS}
+    assert {p.name: p.default for p in stage.params} == {"fit_steps": FIT_STEPS, "fit_blink": True}
     character = np.asarray(Image.open(plain.files["character"]))
     raw = json.loads(plain.files["face"].read_text("utf-8"))
     styles, face = latent_from_record(raw["latent"]), Face.from_dict(raw)
@@ -330,6 +330,16 @@ def test_the_stages_edit_mix_and_write_the_expressions_strip(tmp_path):
         unfitted, expressions_strip(generator, directions, styles, character, face)
     )
     assert not np.array_equal(unfitted, made)
+    # Without the blink's fit (a song whose animate draws its own eyelids): the six mouths
+    # as fitted with it (the blink's row leaves theirs alone), the blink as the directions
+    # draw it.
+    no_blink = _run(tmp_path / "no-blink", ["expressions"], expressions={"fit_blink": False})
+    with Image.open(no_blink.files["expressions"]) as strip:
+        mouths_only = np.asarray(strip)
+    width = mouths_only.shape[1] // 7
+    blink = EXPRESSIONS.index("blink") * width
+    assert np.abs(mouths_only[:, :blink].astype(int) - made[:, :blink].astype(int)).max() <= 2
+    assert np.array_equal(mouths_only[:, blink : blink + width], unfitted[:, blink : blink + width])
 
     with pytest.raises(UserError, match="mix-layer must be 1 to 9"):
         _run(tmp_path / "bad", ["character"], {"mix_seed": 3, "mix_layer": 10})

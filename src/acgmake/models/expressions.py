@@ -90,6 +90,7 @@ def fit_expressions(
     guides: list,
     *,
     steps: int = FIT_STEPS,
+    fitted: tuple[str, ...] = FITTED,
 ) -> Any:
     """One ``w`` per expression (len(EXPRESSIONS) x n_latent x D) for the character
     ``styles`` (n_latent x D): set by the directions, then fitted to this character by
@@ -111,14 +112,14 @@ def fit_expressions(
     size = generator.size
     mouth = torch.from_numpy(face_part_mask(face, "mouth", size, size))
     eyes = torch.from_numpy(face_part_mask(face, "eyes", size, size))
-    rows = [EXPRESSIONS.index(name) for name in FITTED]
-    regions = torch.stack([eyes if name == "blink" else mouth for name in FITTED])
+    rows = [EXPRESSIONS.index(name) for name in fitted]
+    regions = torch.stack([eyes if name == "blink" else mouth for name in fitted])
     base = styles.expand(len(rows), -1, -1).contiguous()
     edits = guided_edits(
         generator,
         guides,
         base,
-        list(FITTED),
+        list(fitted),
         regions,
         start=latents[rows] - base,
         paste=True,
@@ -137,21 +138,25 @@ def draw_expressions(
     face: Face | None = None,
     guides: list | None = None,
     steps: int = FIT_STEPS,
+    fit_blink: bool = True,
 ) -> np.ndarray:
     """The raw edited pictures, one per expression (7 x H x W x 3, model resolution).
 
     With ``face`` and attribute classifiers ``guides``, each expression is fitted to this
     character by ``steps`` steps (:func:`fit_expressions`); without, the directions alone
-    set it.
+    set it. ``fit_blink=False`` leaves the blink to the directions alone (a clip that draws
+    its own eyelids does not show it; its fit takes every step, a third of the time).
     """
     from acgmake.models.character import draw_latent
     from acgmake.models.directions import expression_latents
 
     if face is None:
         return draw_latent(generator, expression_latents(directions, styles, EXPRESSIONS))
-    return draw_latent(
-        generator, fit_expressions(generator, directions, styles, face, guides or [], steps=steps)
+    fitted = FITTED if fit_blink else tuple(name for name in FITTED if name != "blink")
+    latents = fit_expressions(
+        generator, directions, styles, face, guides or [], steps=steps, fitted=fitted
     )
+    return draw_latent(generator, latents)
 
 
 def expressions_strip(
@@ -162,16 +167,17 @@ def expressions_strip(
     face: Face,
     guides: list | None = None,
     steps: int = FIT_STEPS,
+    fit_blink: bool = True,
 ) -> np.ndarray:
     """expressions.png's pixels: the 7 expressions side by side, each the size of
     ``character`` (uint8 RGB H x 7W x 3), equal to ``character`` outside the edit mask.
 
     Every frame takes its eyes from the rest picture (the blink from the blink picture) and
     its mouth from its own picture (the blink from the rest picture), so the eyes are the
-    same in all six mouth frames and the mouth the same in rest and blink. ``guides`` and
-    ``steps``: see :func:`draw_expressions`.
+    same in all six mouth frames and the mouth the same in rest and blink. ``guides``,
+    ``steps`` and ``fit_blink``: see :func:`draw_expressions`.
     """
-    raw = draw_expressions(generator, directions, styles, face, guides, steps)
+    raw = draw_expressions(generator, directions, styles, face, guides, steps, fit_blink)
     return strip_from_pictures(raw, character, face)
 
 
