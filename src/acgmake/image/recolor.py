@@ -22,7 +22,7 @@ the colours it has gives back the same picture.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -95,7 +95,7 @@ PALE_LIGHTNESS, PALE_CHROMA = 86.0, 16.0
 #: A piece of a region whose colour is further than this from the region's sampled colour,
 #: and less than half as far from a neighbouring region's, belongs to that neighbour.
 PIECE_DIFFERENCE = 18.0
-#: ... a part of a region joined to the rest (:func:`_move_unlike_parts`) belongs to a
+#: ... a part of a region joined to the rest (:func:`_move_unlike_pieces`) belongs to a
 #: touching region whose colour is within PIECE_DIFFERENCE and this much nearer than its own.
 NEARER = 0.85
 
@@ -197,7 +197,10 @@ def _sampled(face: Face, region: str) -> np.ndarray | None:
 
 def _move_unlike_pieces(labels: np.ndarray, lab: np.ndarray, face: Face) -> None:
     """A piece of hair, skin or clothes whose colour is plainly a neighbouring region's (a
-    strand of hair the flood gave to the skin) goes to that neighbour."""
+    strand of hair the flood gave to the skin) goes to that neighbour. Then the same for a
+    part of a region that the lines leave joined to the rest: paint of the region plainly
+    unlike its colour (long hair seen between a user's drawn jaw and the strands beside it,
+    which the skin's region took in through a gap where the lines meet)."""
     from scipy import ndimage
 
     names = ("hair", "skin", "clothes")
@@ -206,59 +209,56 @@ def _move_unlike_pieces(labels: np.ndarray, lab: np.ndarray, face: Face) -> None
         return
     minimum = 0.002 * labels.size
     for name in names:
-        index = LABELS.index(name)
-        pieces, count = ndimage.label(labels == index)
-        for number, where in enumerate(ndimage.find_objects(pieces), start=1):
-            piece = pieces[where] == number
-            if piece.sum() < minimum:
-                continue
-            colours = lab[where][piece]
-            lit = colours[colours[:, 0] >= np.percentile(colours[:, 0], 33)]
-            colour = np.median(lit, axis=0)
-            own = float(_distance(colour, references[name]))
-            if own < PIECE_DIFFERENCE:
-                continue
-            ring = ndimage.binary_dilation(pieces == number, iterations=3) & (pieces != number)
-            near = {LABELS[label] for label in np.unique(labels[ring])} & set(names)
-            options = {
-                other: float(_distance(colour, references[other])) for other in near - {name}
-            }
-            if options:
-                other = min(options, key=options.get)
-                if options[other] < 0.5 * own:
-                    labels[pieces == number] = LABELS.index(other)
-    _move_unlike_parts(labels, lab, references, minimum)
-
-
-def _move_unlike_parts(
-    labels: np.ndarray, lab: np.ndarray, references: dict[str, np.ndarray], minimum: float
-) -> None:
-    """The same for a part of a region that the lines leave joined to the rest: paint of the
-    region plainly unlike its colour (long hair seen between a user's drawn jaw and the
-    strands beside it, which the skin's region took in through a gap where the lines meet)
-    goes to the touching region whose colour it has."""
-    from scipy import ndimage
-
+        pieces, _ = ndimage.label(labels == LABELS.index(name))
+        _move_pieces(
+            labels, lab, name, pieces, references, minimum, lit_only=True,
+            accept=lambda own, other: own >= PIECE_DIFFERENCE and other < 0.5 * own,
+        )  # fmt: skip
     paint = paint_amount(lab[..., 0], LINE_WIDTH * max(labels.shape)) > 0.5
     paint &= lab[..., 0] > INK_LIGHTNESS  # the middle of a line thicker than the model's
-    names = tuple(references)
     for name in names:
-        index = LABELS.index(name)
-        unlike = (labels == index) & paint & (_distance(lab, references[name]) >= PIECE_DIFFERENCE)
+        unlike = labels == LABELS.index(name)
+        unlike &= paint & (_distance(lab, references[name]) >= PIECE_DIFFERENCE)
         pieces, _ = ndimage.label(unlike)
-        for number, where in enumerate(ndimage.find_objects(pieces), start=1):
-            piece = pieces[where] == number
-            if piece.sum() < minimum:
-                continue
-            colour = np.median(lab[where][piece], axis=0)
-            own = float(_distance(colour, references[name]))
-            ring = ndimage.binary_dilation(pieces == number, iterations=3) & (labels != index)
-            near = {LABELS[label] for label in np.unique(labels[ring])} & set(names)
-            options = {other: float(_distance(colour, references[other])) for other in near}
-            if options:
-                other = min(options, key=options.get)
-                if options[other] < min(NEARER * own, PIECE_DIFFERENCE):
-                    labels[pieces == number] = LABELS.index(other)
+        _move_pieces(
+            labels, lab, name, pieces, references, minimum, lit_only=False,
+            accept=lambda own, other: other < min(NEARER * own, PIECE_DIFFERENCE),
+        )  # fmt: skip
+
+
+def _move_pieces(
+    labels: np.ndarray,
+    lab: np.ndarray,
+    name: str,
+    pieces: np.ndarray,
+    references: dict[str, np.ndarray],
+    minimum: float,
+    *,
+    lit_only: bool,
+    accept: Callable[[float, float], bool],
+) -> None:
+    """Each of ``pieces`` (numbered, all of region ``name``) of at least ``minimum`` pixels
+    goes to the touching region whose sampled colour is nearest its own median colour (of
+    its lit two thirds with ``lit_only``), when ``accept(distance to its own region's
+    colour, distance to that one's)`` says so. ``labels`` is changed in place."""
+    from scipy import ndimage
+
+    for number, where in enumerate(ndimage.find_objects(pieces), start=1):
+        piece = pieces[where] == number
+        if piece.sum() < minimum:
+            continue
+        colours = lab[where][piece]
+        if lit_only:
+            colours = colours[colours[:, 0] >= np.percentile(colours[:, 0], 33)]
+        colour = np.median(colours, axis=0)
+        own = float(_distance(colour, references[name]))
+        ring = ndimage.binary_dilation(pieces == number, iterations=3) & (pieces != number)
+        near = {LABELS[label] for label in np.unique(labels[ring])} & set(references) - {name}
+        options = {other: float(_distance(colour, references[other])) for other in near}
+        if options:
+            other = min(options, key=options.get)
+            if accept(own, options[other]):
+                labels[pieces == number] = LABELS.index(other)
 
 
 def _find_irises(labels: np.ndarray, lab: np.ndarray, face: Face) -> None:
