@@ -30,6 +30,8 @@ def register_artifacts(register):
 
 #: The clip's size when none is given.
 DEFAULT_SIZE = "1280x720"
+#: How a clip closes the eyes unless told (``--blink``): eyelids drawn over the open eyes.
+DEFAULT_BLINK = "drawn"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -176,7 +178,7 @@ def register_stages(register):
                 ),
                 Param(
                     "blink",
-                    "drawn",
+                    DEFAULT_BLINK,
                     "How the eyes close: drawn (eyelids drawn over the open eyes) or model (the "
                     "character model's own closed-eye edit, from colored_expressions.png; the "
                     "shipped model's edit often only half closes them).",

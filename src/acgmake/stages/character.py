@@ -198,7 +198,9 @@ def _blink_of_the_clip(given, stages) -> dict[str, bool]:
     it is left to the latent directions instead of fitted (1.45 s instead of 2.2 s)."""
     if "animate" not in stages:
         return {}
-    return {"fit_blink": given.get("animate", {}).get("blink", "drawn") == "model"}
+    from acgmake.stages.animate import DEFAULT_BLINK
+
+    return {"fit_blink": given.get("animate", {}).get("blink", DEFAULT_BLINK) == "model"}
 
 
 def _framing_of_the_clip(given, stages) -> dict[str, str]:
